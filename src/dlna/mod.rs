@@ -1,0 +1,1 @@
+//! DLNA/UPnP: SSDP discovery and the ContentDirectory and ConnectionManager services.

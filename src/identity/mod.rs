@@ -1,0 +1,1 @@
+//! Security-sensitive: accounts, passwords, sessions and device tokens.

@@ -1,0 +1,141 @@
+//! Hearth: a private household media appliance in one binary.
+//!
+//! [`serve`] is what `hearth serve` and the integration tests both start: it takes a
+//! config, already-bound listeners and a shutdown future, so a caller chooses its ports
+//! (port 0 in tests) and knows the real address before the first request.
+
+pub mod agent;
+pub mod config;
+pub mod disks;
+pub mod dlna;
+pub mod identity;
+pub mod library;
+pub mod net;
+pub mod ota;
+pub mod policy;
+pub mod store;
+pub mod stream;
+pub mod system;
+pub mod web;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+
+pub use config::Config;
+
+/// `X.Y.Z` of this build.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+/// The target triple this binary was built for.
+pub const TARGET: &str = env!("BUILD_TARGET_TRIPLE");
+
+/// Sockets the server answers on, bound by the caller.
+#[derive(Debug, Default)]
+pub struct Listeners {
+    pub http: Vec<TcpListener>,
+    pub https: Vec<TcpListener>,
+}
+
+impl Listeners {
+    /// Binds the addresses the config names.
+    pub async fn bind(config: &Config) -> std::io::Result<Listeners> {
+        let http = vec![bind_one(config.http).await?];
+        let https = match config.https {
+            Some(addr) => vec![bind_one(addr).await?],
+            None => Vec::new(),
+        };
+        Ok(Listeners { http, https })
+    }
+}
+
+async fn bind_one(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|e| std::io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error(transparent)]
+    Store(#[from] store::StoreError),
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    #[error("{0}")]
+    Other(String),
+}
+
+/// Time open requests get to finish after shutdown is asked for.
+const DRAIN: Duration = Duration::from_secs(10);
+
+/// Runs the server until `shutdown` completes, then drains open requests.
+pub async fn serve(
+    config: Config,
+    listeners: Listeners,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
+    let config = Arc::new(config);
+    std::fs::create_dir_all(&config.data_dir).map_err(|e| {
+        std::io::Error::new(
+            e.kind(),
+            format!(
+                "cannot create the data directory {}: {e}",
+                config.data_dir.display()
+            ),
+        )
+    })?;
+    let db_path = config.database_path();
+    let store = tokio::task::spawn_blocking(move || store::Store::open(&db_path))
+        .await
+        .map_err(|e| ServeError::Other(e.to_string()))??;
+
+    let lan = net::LanNetworks::new(net::LanNetworks::detect());
+    let system = system::SystemMonitor::new();
+    let sampler = system.spawn_sampler();
+    let state = web::AppState {
+        config: config.clone(),
+        store,
+        lan,
+        system,
+    };
+    let app = web::app(state);
+
+    let limits = net::listener::ConnLimits {
+        max_connections: config.limits.max_connections,
+        header_timeout: Duration::from_secs(10),
+        max_header_bytes: 32 * 1024,
+        handshake_timeout: Duration::from_secs(10),
+    };
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let mut tasks = tokio::task::JoinSet::new();
+    for listener in listeners.http {
+        tracing::info!("listening on http://{}", listener.local_addr()?);
+        tasks.spawn(net::listener::run(
+            listener,
+            net::listener::Plain,
+            app.clone(),
+            limits,
+            stop_rx.clone(),
+            DRAIN,
+        ));
+    }
+    if !listeners.https.is_empty() {
+        tracing::warn!("HTTPS is not available in this build yet; serving plain HTTP only");
+    }
+    shutdown.await;
+    tracing::info!("shutting down");
+    let _ = stop_tx.send(true);
+    while tasks.join_next().await.is_some() {}
+    sampler.abort();
+    Ok(())
+}
+
+/// Seconds since the Unix epoch.
+pub fn now_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}

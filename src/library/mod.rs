@@ -1,0 +1,1 @@
+//! Libraries of media: the scanner, name parsing, NFO sidecars, tags and search.

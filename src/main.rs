@@ -1,0 +1,152 @@
+//! `hearth`: parse the command line and hand over to the library.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use hearth::Config;
+
+#[derive(Parser)]
+#[command(name = "hearth", version = version(), about = "A private media appliance")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server.
+    Serve {
+        /// Config file (TOML). Default: built-in defaults plus HEARTH_* variables.
+        #[arg(long, env = "HEARTH_CONFIG")]
+        config: Option<PathBuf>,
+        /// Data directory (overrides the config).
+        #[arg(long)]
+        data: Option<PathBuf>,
+        /// HTTP listen address, e.g. 0.0.0.0:8080 (port 0 picks a free port).
+        #[arg(long)]
+        http: Option<String>,
+        /// HTTPS listen address, or `off`.
+        #[arg(long)]
+        https: Option<String>,
+    },
+    /// Print the setup code of an unclaimed device.
+    SetupCode {
+        #[arg(long, env = "HEARTH_CONFIG")]
+        config: Option<PathBuf>,
+        #[arg(long)]
+        data: Option<PathBuf>,
+    },
+    /// Return a claimed device to unclaimed (libraries, media and other users stay).
+    ResetClaim {
+        #[arg(long, env = "HEARTH_CONFIG")]
+        config: Option<PathBuf>,
+        #[arg(long)]
+        data: Option<PathBuf>,
+    },
+}
+
+fn version() -> &'static str {
+    // Leaked once at start-up: clap wants a 'static string and this is computed once.
+    Box::leak(format!("{} ({})", hearth::VERSION, hearth::TARGET).into_boxed_str())
+}
+
+fn load_config(
+    file: Option<PathBuf>,
+    data: Option<PathBuf>,
+    http: Option<String>,
+    https: Option<String>,
+) -> Result<Config, String> {
+    let mut env: Vec<(String, String)> = std::env::vars().collect();
+    // Command-line flags win over everything, so they go in as the last "variables".
+    if let Some(d) = data {
+        env.push(("HEARTH_DATA_DIR".into(), toml_string(&d.to_string_lossy())));
+    }
+    if let Some(h) = http {
+        env.push(("HEARTH_HTTP".into(), toml_string(&h)));
+    }
+    if let Some(h) = https {
+        if h == "off" {
+            env.push(("HEARTH_HTTPS_OFF".into(), String::new()));
+        } else {
+            env.push(("HEARTH_HTTPS".into(), toml_string(&h)));
+        }
+    }
+    let https_off = env.iter().any(|(k, _)| k == "HEARTH_HTTPS_OFF");
+    env.retain(|(k, _)| k != "HEARTH_HTTPS_OFF");
+    let mut config = Config::load(file.as_deref(), env).map_err(|e| e.to_string())?;
+    if https_off {
+        config.https = None;
+    }
+    Ok(config)
+}
+
+fn toml_string(s: &str) -> String {
+    toml::Value::String(s.to_owned()).to_string()
+}
+
+fn init_logging(filter: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_new(filter)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .init();
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Serve {
+            config,
+            data,
+            http,
+            https,
+        } => load_config(config, data, http, https).and_then(run_serve),
+        Command::SetupCode { config, data } => load_config(config, data, None, None)
+            .and_then(|_| Err("claiming is not built yet: there is no setup code to print".into())),
+        Command::ResetClaim { config, data } => load_config(config, data, None, None)
+            .and_then(|_| Err("claiming is not built yet: there is nothing to reset".into())),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("hearth: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run_serve(config: Config) -> Result<(), String> {
+    init_logging(&config.log);
+    tracing::debug!(?config, "configuration");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the runtime: {e}"))?;
+    runtime.block_on(async move {
+        let listeners = hearth::Listeners::bind(&config)
+            .await
+            .map_err(|e| e.to_string())?;
+        hearth::serve(config, listeners, shutdown_signal())
+            .await
+            .map_err(|e| e.to_string())
+    })
+}
+
+/// Completes on SIGTERM (systemd stop) or SIGINT (ctrl-c).
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot watch SIGTERM; only ctrl-c will stop the server");
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = term.recv() => {},
+        _ = tokio::signal::ctrl_c() => {},
+    }
+}

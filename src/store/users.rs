@@ -1,0 +1,130 @@
+//! Accounts. Usernames are unique case-insensitively through the `usernames` index, which
+//! is written in the same transaction as the user record.
+
+use redb::{ReadableTable, TableDefinition};
+use serde::{Deserialize, Serialize};
+
+use super::{JsonTable, Rx, StoreError, Tx, all_json, encode, get_json, next_id};
+
+const USERS: JsonTable<u64> = TableDefinition::new("users");
+const USERNAMES: TableDefinition<&str, u64> = TableDefinition::new("usernames");
+
+pub(super) fn create_tables(tx: &redb::WriteTransaction) -> Result<(), StoreError> {
+    tx.open_table(USERS)?;
+    tx.open_table(USERNAMES)?;
+    Ok(())
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// Claimed the device; may do everything.
+    Owner,
+    /// A household profile without a password, used on a signed-in home device.
+    Managed,
+    /// The guest profile: a managed user the owner turns on or off.
+    Guest,
+    /// Someone outside the household with their own password, invited to some libraries.
+    Friend,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct UserRecord {
+    pub id: u64,
+    pub username: String,
+    pub role: Role,
+    /// argon2id PHC string; `None` for profiles that cannot sign in with a password.
+    pub password_hash: Option<String>,
+    /// Unix seconds.
+    pub created_at: u64,
+}
+
+fn username_key(name: &str) -> String {
+    name.to_lowercase()
+}
+
+impl Tx<'_> {
+    /// Creates a user; `Ok(None)` if the username is taken.
+    pub fn create_user(
+        &self,
+        username: &str,
+        role: Role,
+        password_hash: Option<String>,
+        now: u64,
+    ) -> Result<Option<UserRecord>, StoreError> {
+        let mut names = self.tx.open_table(USERNAMES)?;
+        let key = username_key(username);
+        if names.get(key.as_str())?.is_some() {
+            return Ok(None);
+        }
+        let id = next_id(self.tx, "next_user_id")?;
+        let user = UserRecord {
+            id,
+            username: username.to_owned(),
+            role,
+            password_hash,
+            created_at: now,
+        };
+        names.insert(key.as_str(), id)?;
+        self.tx
+            .open_table(USERS)?
+            .insert(id, encode(&user)?.as_slice())?;
+        Ok(Some(user))
+    }
+
+    pub fn update_user(&self, user: &UserRecord) -> Result<(), StoreError> {
+        let mut users = self.tx.open_table(USERS)?;
+        let old: Option<UserRecord> = get_json(&users, user.id)?;
+        let Some(old) = old else {
+            return Err(StoreError::Corrupt(format!("no user {}", user.id)));
+        };
+        if username_key(&old.username) != username_key(&user.username) {
+            let mut names = self.tx.open_table(USERNAMES)?;
+            names.remove(username_key(&old.username).as_str())?;
+            names.insert(username_key(&user.username).as_str(), user.id)?;
+        }
+        users.insert(user.id, encode(user)?.as_slice())?;
+        Ok(())
+    }
+
+    pub fn delete_user(&self, id: u64) -> Result<Option<UserRecord>, StoreError> {
+        let mut users = self.tx.open_table(USERS)?;
+        let old: Option<UserRecord> = get_json(&users, id)?;
+        if let Some(old) = &old {
+            users.remove(id)?;
+            self.tx
+                .open_table(USERNAMES)?
+                .remove(username_key(&old.username).as_str())?;
+        }
+        Ok(old)
+    }
+
+    pub fn user(&self, id: u64) -> Result<Option<UserRecord>, StoreError> {
+        get_json(&self.tx.open_table(USERS)?, id)
+    }
+
+    pub fn users(&self) -> Result<Vec<UserRecord>, StoreError> {
+        all_json(&self.tx.open_table(USERS)?)
+    }
+}
+
+impl Rx {
+    pub fn user(&self, id: u64) -> Result<Option<UserRecord>, StoreError> {
+        get_json(&self.tx.open_table(USERS)?, id)
+    }
+
+    pub fn user_by_name(&self, username: &str) -> Result<Option<UserRecord>, StoreError> {
+        let names = self.tx.open_table(USERNAMES)?;
+        let id = names
+            .get(username_key(username).as_str())?
+            .map(|v| v.value());
+        match id {
+            Some(id) => self.user(id),
+            None => Ok(None),
+        }
+    }
+
+    pub fn users(&self) -> Result<Vec<UserRecord>, StoreError> {
+        all_json(&self.tx.open_table(USERS)?)
+    }
+}

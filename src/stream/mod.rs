@@ -1,0 +1,1 @@
+//! Serving media bytes: byte ranges, signed media URLs, subtitles.

@@ -1,0 +1,137 @@
+//! HTTP: one router per feature, merged into groups by the security policy each needs.
+//!
+//! - public: health, the OpenAPI document, setup status, static UI assets;
+//! - owner: everything that changes or reveals the device's state.
+//!
+//! Every request first passes [`client_info`] (who is this, from where) and gets the
+//! security headers; handlers stay thin and call into the domain modules.
+
+pub mod error;
+mod health;
+pub mod state;
+mod system;
+
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::{HeaderName, HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+
+pub use error::ApiError;
+pub use state::AppState;
+
+use crate::net::{ClientInfo, ConnInfo, NetClass};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Hearth", description = "The private media appliance's API."),
+    tags(
+        (name = "system", description = "Health and device status"),
+    )
+)]
+struct ApiDoc;
+
+/// Content-Security-Policy for every answer: our own scripts and styles only, nothing inline.
+pub const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; media-src 'self' blob:; connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
+
+/// Builds the whole application.
+pub fn app(state: AppState) -> Router {
+    let (router, openapi) = api(state.clone()).split_for_parts();
+    let openapi_json = openapi.to_pretty_json().unwrap_or_else(|_| "{}".into());
+    let timeout = Duration::from_secs(state.config.limits.request_timeout_secs);
+    router
+        .route(
+            "/api/v1/openapi.json",
+            axum::routing::get(move || async move {
+                ([(header::CONTENT_TYPE, "application/json")], openapi_json)
+            }),
+        )
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(state.config.limits.body_bytes))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            timeout,
+        ))
+        .layer(middleware::from_fn_with_state(state.clone(), client_info))
+        .layer(middleware::map_response(security_headers))
+        .layer(
+            TraceLayer::new_for_http().make_span_with(|req: &Request| {
+                let peer = req
+                    .extensions()
+                    .get::<ConnInfo>()
+                    .map(|c| c.peer.ip().to_string())
+                    .unwrap_or_default();
+                tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), client = %peer)
+            }),
+        )
+}
+
+/// The API routes and their OpenAPI description, grouped by policy.
+pub fn api(state: AppState) -> OpenApiRouter {
+    let public = OpenApiRouter::new().merge(health::router());
+    let owner = OpenApiRouter::new()
+        .merge(system::router())
+        .route_layer(middleware::from_fn_with_state(state.clone(), owner_only));
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(public)
+        .merge(owner)
+        .with_state(state)
+}
+
+/// Adds the security headers to every answer (unless a handler set its own).
+async fn security_headers(mut resp: Response) -> Response {
+    let h = resp.headers_mut();
+    let set = [
+        (header::CONTENT_SECURITY_POLICY, CSP),
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (header::X_FRAME_OPTIONS, "DENY"),
+        (header::REFERRER_POLICY, "no-referrer"),
+        (
+            HeaderName::from_static("cross-origin-opener-policy"),
+            "same-origin",
+        ),
+    ];
+    for (name, value) in set {
+        h.entry(name).or_insert(HeaderValue::from_static(value));
+    }
+    resp
+}
+
+/// Works out who the client is and puts a [`ClientInfo`] on the request.
+async fn client_info(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+    let Some(conn) = req.extensions().get::<ConnInfo>().copied() else {
+        // Only our accept loop builds requests; anything else is a programming error, and
+        // treating it as remote is the safe side.
+        return ApiError::forbidden("no_client", "The client address is unknown.").into_response();
+    };
+    let addr = crate::net::client::canonical(conn.peer.ip());
+    let info = ClientInfo {
+        addr,
+        class: state.lan.classify(addr),
+        secure: conn.secure,
+    };
+    req.extensions_mut().insert(info);
+    next.run(req).await
+}
+
+/// Owner routes. Until sign-in exists these answer only to someone on the device itself.
+async fn owner_only(req: Request, next: Next) -> Response {
+    match req.extensions().get::<ClientInfo>() {
+        Some(c) if c.class == NetClass::Local => next.run(req).await,
+        _ => ApiError::forbidden(
+            "owner_only",
+            "Only the owner may see this, from the device itself until it is claimed.",
+        )
+        .into_response(),
+    }
+}
+
+async fn not_found() -> ApiError {
+    ApiError::not_found()
+}

@@ -1,0 +1,16 @@
+//! The state every handler sees: cheap-to-clone handles, never a lock held across `.await`.
+
+use std::sync::Arc;
+
+use crate::config::Config;
+use crate::net::LanNetworks;
+use crate::store::Store;
+use crate::system::SystemMonitor;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub config: Arc<Config>,
+    pub store: Store,
+    pub lan: LanNetworks,
+    pub system: SystemMonitor,
+}

@@ -140,10 +140,11 @@ impl LanNetworks {
                 } else {
                     None
                 };
-                if let Some(net) = net {
-                    if !net.addr.is_loopback() && !nets.contains(&net) {
-                        nets.push(net);
-                    }
+                if let Some(net) = net
+                    && !net.addr.is_loopback()
+                    && !nets.contains(&net)
+                {
+                    nets.push(net);
                 }
             }
         }

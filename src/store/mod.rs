@@ -25,7 +25,7 @@ const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 const SCHEMA_KEY: &str = "schema_version";
 
 /// One migration step: from version `index + 1` to `index + 2`, inside the open transaction.
-type Migration = fn(&redb::WriteTransaction) -> Result<(), redb::Error>;
+type Migration = fn(&redb::WriteTransaction) -> Result<(), StoreError>;
 const MIGRATIONS: &[Migration] = &[];
 
 #[derive(Debug, thiserror::Error)]
@@ -39,7 +39,7 @@ pub enum StoreError {
     )]
     TooNew { found: u64 },
     #[error("database error: {0}")]
-    Db(#[from] redb::Error),
+    Db(Box<redb::Error>),
     #[error("a stored record could not be read: {0}")]
     Corrupt(String),
     #[error("{0}")]
@@ -49,11 +49,13 @@ pub enum StoreError {
 macro_rules! from_redb {
     ($($t:ty),*) => {$(
         impl From<$t> for StoreError {
-            fn from(e: $t) -> Self { StoreError::Db(e.into()) }
+            fn from(e: $t) -> Self { StoreError::Db(Box::new(e.into())) }
         }
     )*};
 }
 from_redb!(
+    redb::Error,
+    redb::DatabaseError,
     redb::TransactionError,
     redb::TableError,
     redb::StorageError,
@@ -75,10 +77,10 @@ impl std::fmt::Debug for Store {
 impl Store {
     /// Opens (creating if needed) the database and brings its schema up to date.
     pub fn open(path: &Path) -> Result<Store, StoreError> {
-        if let Some(parent) = path.parent() {
-            if !parent.as_os_str().is_empty() {
-                std::fs::create_dir_all(parent)?;
-            }
+        if let Some(parent) = path.parent()
+            && !parent.as_os_str().is_empty()
+        {
+            std::fs::create_dir_all(parent)?;
         }
         let db = match Database::create(path) {
             Ok(db) => db,
@@ -87,7 +89,7 @@ impl Store {
                     path: path.display().to_string(),
                 });
             }
-            Err(e) => return Err(StoreError::Db(e.into())),
+            Err(e) => return Err(e.into()),
         };
         let store = Store { db: Arc::new(db) };
         store.migrate()?;

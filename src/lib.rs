@@ -91,6 +91,24 @@ pub async fn serve(
         .await
         .map_err(|e| ServeError::Other(e.to_string()))??;
 
+    let claim = {
+        let (store, data, esp) = (
+            store.clone(),
+            config.data_dir.clone(),
+            config.esp_dir.clone(),
+        );
+        tokio::task::spawn_blocking(move || {
+            identity::prepare_at_start(&store, &data, esp.as_deref())
+        })
+        .await
+        .map_err(|e| ServeError::Other(e.to_string()))?
+        .map_err(|e| ServeError::Other(e.to_string()))?
+    };
+    let identity = Arc::new(identity::Identity::new(
+        store.clone(),
+        config.data_dir.clone(),
+        config.esp_dir.clone(),
+    ));
     let lan = net::LanNetworks::new(net::LanNetworks::detect());
     let system = system::SystemMonitor::new();
     let sampler = system.spawn_sampler();
@@ -99,6 +117,7 @@ pub async fn serve(
         store,
         lan,
         system,
+        identity,
     };
     let app = web::app(state);
 
@@ -110,8 +129,11 @@ pub async fn serve(
     };
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut tasks = tokio::task::JoinSet::new();
+    let mut http_urls = Vec::new();
     for listener in listeners.http {
-        tracing::info!("listening on http://{}", listener.local_addr()?);
+        let addr = listener.local_addr()?;
+        tracing::info!("listening on http://{addr}");
+        http_urls.push(browser_url(addr));
         tasks.spawn(net::listener::run(
             listener,
             net::listener::Plain,
@@ -124,12 +146,47 @@ pub async fn serve(
     if !listeners.https.is_empty() {
         tracing::warn!("HTTPS is not available in this build yet; serving plain HTTP only");
     }
+    if let identity::ClaimState::Unclaimed { setup_code } = &claim {
+        announce_setup_code(setup_code, &http_urls);
+    }
     shutdown.await;
     tracing::info!("shutting down");
     let _ = stop_tx.send(true);
     while tasks.join_next().await.is_some() {}
     sampler.abort();
     Ok(())
+}
+
+/// The address a person would type: the wildcard address becomes localhost.
+fn browser_url(addr: SocketAddr) -> String {
+    let host = if addr.ip().is_unspecified() || addr.ip().is_loopback() {
+        "localhost".to_owned()
+    } else if addr.is_ipv6() {
+        format!("[{}]", addr.ip())
+    } else {
+        addr.ip().to_string()
+    };
+    if addr.port() == 80 {
+        format!("http://{host}/")
+    } else {
+        format!("http://{host}:{}/", addr.port())
+    }
+}
+
+/// Tells whoever watches the console how to claim the device; also goes to the log.
+fn announce_setup_code(code: &str, urls: &[String]) {
+    let url = urls
+        .first()
+        .map(String::as_str)
+        .unwrap_or("http://hearth.local/");
+    tracing::info!(setup_code = %code, "this device is not claimed yet: open {url} and enter the setup code");
+    eprintln!();
+    eprintln!("  ┌──────────────────────────────────────────────┐");
+    eprintln!("  │ Hearth is ready to be claimed.               │");
+    eprintln!("  │ Open   {url:<38}│");
+    eprintln!("  │ Code   {code:<38}│");
+    eprintln!("  └──────────────────────────────────────────────┘");
+    eprintln!();
 }
 
 /// Seconds since the Unix epoch.

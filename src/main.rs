@@ -103,10 +103,12 @@ fn main() -> ExitCode {
             http,
             https,
         } => load_config(config, data, http, https).and_then(run_serve),
-        Command::SetupCode { config, data } => load_config(config, data, None, None)
-            .and_then(|_| Err("claiming is not built yet: there is no setup code to print".into())),
-        Command::ResetClaim { config, data } => load_config(config, data, None, None)
-            .and_then(|_| Err("claiming is not built yet: there is nothing to reset".into())),
+        Command::SetupCode { config, data } => {
+            load_config(config, data, None, None).and_then(|c| setup_code(&c))
+        }
+        Command::ResetClaim { config, data } => {
+            load_config(config, data, None, None).and_then(|c| reset_claim(&c))
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -115,6 +117,61 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Prints the setup code. The code file exists exactly while the device is unclaimed, so
+/// this works while the server runs (and holds the database).
+fn setup_code(config: &Config) -> Result<(), String> {
+    use hearth::identity::{self, ClaimState, setup_code};
+    let read = |c: &Config| {
+        setup_code::read(&c.data_dir).map_err(|e| {
+            format!(
+                "cannot read the setup code in {}: {e}",
+                c.data_dir.display()
+            )
+        })
+    };
+    if let Some(code) = read(config)? {
+        println!("{code}");
+        return Ok(());
+    }
+    // No code file: either claimed, or never started. The database tells which.
+    let store = match hearth::store::Store::open(&config.database_path()) {
+        Ok(s) => s,
+        Err(hearth::store::StoreError::Busy { .. }) => {
+            return Err("this device is already claimed; sign in, or run `hearth reset-claim` (with the server stopped) if you are locked out".into());
+        }
+        Err(e) => return Err(e.to_string()),
+    };
+    match identity::prepare_at_start(&store, &config.data_dir, config.esp_dir.as_deref())
+        .map_err(|e| e.to_string())?
+    {
+        ClaimState::Unclaimed { setup_code } => {
+            println!("{setup_code}");
+            Ok(())
+        }
+        ClaimState::Claimed => Err("this device is already claimed; sign in, or run `hearth reset-claim` if you are locked out".into()),
+    }
+}
+
+/// Returns the device to unclaimed. Needs the database, so the server must be stopped.
+fn reset_claim(config: &Config) -> Result<(), String> {
+    let store = hearth::store::Store::open(&config.database_path()).map_err(|e| match e {
+        hearth::store::StoreError::Busy { .. } => "the server is running and holds the database; stop it first (systemctl stop hearth), then run `hearth reset-claim` again".to_owned(),
+        e => e.to_string(),
+    })?;
+    let code = hearth::identity::reset_claim(
+        &store,
+        &config.data_dir,
+        config.esp_dir.as_deref(),
+        "hearth reset-claim on the console",
+    )
+    .map_err(|e| e.to_string())?;
+    println!(
+        "This Hearth is unclaimed again. Libraries, media, other users and their history are kept."
+    );
+    println!("Start the server and claim it with the new setup code: {code}");
+    Ok(())
 }
 
 fn run_serve(config: Config) -> Result<(), String> {

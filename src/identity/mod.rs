@@ -1,1 +1,691 @@
-//! Security-sensitive: accounts, passwords, sessions and device tokens.
+//! Security-sensitive: accounts, passwords, sessions and device tokens, the claim of an
+//! unclaimed device and its reset. Guards who may act on the appliance at all.
+
+pub mod password;
+pub mod setup_code;
+pub mod throttle;
+pub mod token;
+
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::Semaphore;
+
+use crate::net::{ClientInfo, NetClass};
+use crate::store::devices::DeviceRecord;
+use crate::store::users::{Role, UserRecord};
+use crate::store::{Store, StoreError};
+use throttle::{Policy, Throttle};
+
+/// Settings keys owned by this module.
+pub const CLAIMED_KEY: &str = "claimed";
+pub const SERVER_NAME_KEY: &str = "server_name";
+/// The name shown before the owner picks one.
+pub const DEFAULT_SERVER_NAME: &str = "Hearth";
+/// File on the ESP whose presence at start returns the device to unclaimed.
+pub const RESET_FILE: &str = "reset-claim";
+
+/// last_seen is written at most this often per device, to keep reads read-only.
+const LAST_SEEN_EVERY: Duration = Duration::from_secs(60);
+
+#[derive(Debug, thiserror::Error)]
+pub enum IdentityError {
+    #[error(
+        "The device can only be claimed from the home network or the device itself, and this request comes from the internet."
+    )]
+    ClaimNeedsLan,
+    #[error(
+        "The setup code is wrong. Check the code printed on the device's console and try again."
+    )]
+    WrongSetupCode,
+    #[error("This device has already been claimed. Sign in instead.")]
+    AlreadyClaimed,
+    #[error("{0}")]
+    WeakPassword(String),
+    #[error("{message}")]
+    Invalid { code: &'static str, message: String },
+    #[error("Too many attempts. Wait {0} seconds and try again.")]
+    Throttled(u64),
+    #[error("The username or password is wrong.")]
+    BadCredentials,
+    #[error("There is nothing here.")]
+    NotFound,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl IdentityError {
+    fn invalid(code: &'static str, message: impl Into<String>) -> Self {
+        IdentityError::Invalid {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+/// How a client describes itself at sign-in; each sign-in is a device the owner can revoke.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DeviceInfo {
+    #[serde(default)]
+    pub name: String,
+    #[serde(default)]
+    pub platform: String,
+    #[serde(default)]
+    pub client_id: String,
+}
+
+impl DeviceInfo {
+    fn cleaned(&self) -> Result<DeviceInfo, IdentityError> {
+        let clean = |s: &str, what: &str, default: &str| -> Result<String, IdentityError> {
+            let s = s.trim();
+            if s.chars().count() > 100 || s.chars().any(char::is_control) {
+                return Err(IdentityError::invalid(
+                    "invalid_device",
+                    format!("The device {what} must be at most 100 plain characters."),
+                ));
+            }
+            Ok(if s.is_empty() {
+                default.to_owned()
+            } else {
+                s.to_owned()
+            })
+        };
+        Ok(DeviceInfo {
+            name: clean(&self.name, "name", "Unnamed device")?,
+            platform: clean(&self.platform, "platform", "unknown")?,
+            client_id: clean(&self.client_id, "client id", "")?,
+        })
+    }
+}
+
+/// What a valid token resolves to.
+#[derive(Debug, Clone)]
+pub struct Session {
+    /// The profile acting on this device (after a profile switch, not the account that signed in).
+    pub user: UserRecord,
+    pub device: DeviceRecord,
+}
+
+/// A new sign-in: the token is shown to the client exactly once.
+#[derive(Debug, Clone)]
+pub struct SignedIn {
+    pub token: String,
+    pub user: UserRecord,
+    pub device: DeviceRecord,
+}
+
+pub struct ClaimRequest {
+    pub setup_code: String,
+    pub server_name: String,
+    pub username: String,
+    pub password: String,
+    pub device: DeviceInfo,
+}
+
+/// Accounts and sessions; one per server, shared by handlers.
+pub struct Identity {
+    store: Store,
+    data_dir: PathBuf,
+    esp_dir: Option<PathBuf>,
+    /// Sign-in failures per client address.
+    login_by_addr: Throttle<IpAddr>,
+    /// Sign-in failures per account. Capped short, so attacking the owner's name from many
+    /// addresses slows the owner down by seconds, never locks them out.
+    login_by_account: Throttle<String>,
+    /// Wrong setup codes per address.
+    claim_by_addr: Throttle<IpAddr>,
+    /// Wrong setup codes from anywhere: a LAN full of addresses still gets one slow lane.
+    claim_global: Throttle<()>,
+    /// Argon2 uses 19 MiB and a core each; bound how many run at once.
+    hashing: Semaphore,
+    last_seen: Mutex<std::collections::HashMap<u64, Instant>>,
+}
+
+fn login_addr_policy() -> Policy {
+    Policy {
+        free: 5,
+        base: Duration::from_secs(1),
+        max: Duration::from_secs(15 * 60),
+        forget_after: Duration::from_secs(3600),
+    }
+}
+
+fn login_account_policy() -> Policy {
+    Policy {
+        free: 10,
+        base: Duration::from_secs(1),
+        max: Duration::from_secs(30),
+        forget_after: Duration::from_secs(3600),
+    }
+}
+
+fn claim_addr_policy() -> Policy {
+    Policy {
+        free: 5,
+        base: Duration::from_secs(2),
+        max: Duration::from_secs(15 * 60),
+        forget_after: Duration::from_secs(3600),
+    }
+}
+
+/// At most ~one guess per second across the whole LAN after 20 misses: 54 bits of code
+/// would take far longer than the universe has to guess.
+fn claim_global_policy() -> Policy {
+    Policy {
+        free: 20,
+        base: Duration::from_secs(1),
+        max: Duration::from_secs(60),
+        forget_after: Duration::from_secs(3600),
+    }
+}
+
+pub fn validate_username(name: &str) -> Result<(), IdentityError> {
+    let n = name.chars().count();
+    if n == 0 || n > 64 {
+        return Err(IdentityError::invalid(
+            "invalid_username",
+            "The username must be 1 to 64 characters long.",
+        ));
+    }
+    if !name
+        .chars()
+        .all(|c| c.is_alphanumeric() || matches!(c, '.' | '_' | '-' | '@' | '+'))
+    {
+        return Err(IdentityError::invalid(
+            "invalid_username",
+            "The username may contain letters, digits and . _ - @ + only (no spaces).",
+        ));
+    }
+    Ok(())
+}
+
+pub fn validate_server_name(name: &str) -> Result<String, IdentityError> {
+    let name = name.trim();
+    let n = name.chars().count();
+    if n == 0 || n > 63 || name.chars().any(char::is_control) {
+        return Err(IdentityError::invalid(
+            "invalid_server_name",
+            "The server name must be 1 to 63 characters long.",
+        ));
+    }
+    Ok(name.to_owned())
+}
+
+impl Identity {
+    pub fn new(store: Store, data_dir: PathBuf, esp_dir: Option<PathBuf>) -> Self {
+        Identity {
+            store,
+            data_dir,
+            esp_dir,
+            login_by_addr: Throttle::new(login_addr_policy()),
+            login_by_account: Throttle::new(login_account_policy()),
+            claim_by_addr: Throttle::new(claim_addr_policy()),
+            claim_global: Throttle::new(claim_global_policy()),
+            hashing: Semaphore::new(2),
+            last_seen: Mutex::new(Default::default()),
+        }
+    }
+
+    pub fn is_claimed(&self) -> Result<bool, StoreError> {
+        is_claimed(&self.store)
+    }
+
+    pub fn server_name(&self) -> Result<String, StoreError> {
+        Ok(self
+            .store
+            .read(|r| r.setting::<String>(SERVER_NAME_KEY))?
+            .unwrap_or_else(|| DEFAULT_SERVER_NAME.to_owned()))
+    }
+
+    /// Checks a setup code: the network rule, the throttles, then the code itself.
+    /// A wrong code counts against this address and against everyone.
+    pub fn check_code(&self, input: &str, client: ClientInfo) -> Result<(), IdentityError> {
+        if client.class == NetClass::Remote {
+            return Err(IdentityError::ClaimNeedsLan);
+        }
+        let now = Instant::now();
+        for wait in [
+            self.claim_by_addr.check(&client.addr, now),
+            self.claim_global.check(&(), now),
+        ] {
+            if let Err(wait) = wait {
+                return Err(IdentityError::Throttled(wait.as_secs().max(1)));
+            }
+        }
+        if self.is_claimed()? {
+            return Err(IdentityError::AlreadyClaimed);
+        }
+        let code = setup_code::read(&self.data_dir)
+            .map_err(|e| IdentityError::Internal(format!("cannot read the setup code: {e}")))?;
+        let right = code
+            .as_deref()
+            .is_some_and(|c| setup_code::matches(input, c));
+        if !right {
+            self.claim_by_addr.fail(&client.addr, now);
+            self.claim_global.fail(&(), now);
+            let addr = client.addr.to_string();
+            self.store.write(|tx| {
+                tx.audit(
+                    crate::now_secs(),
+                    "claim_failed",
+                    None,
+                    Some(addr),
+                    "wrong setup code",
+                )
+            })?;
+            return Err(IdentityError::WrongSetupCode);
+        }
+        Ok(())
+    }
+
+    /// Claims the device for its owner and signs the claiming client in.
+    pub async fn claim(
+        self: &Arc<Self>,
+        req: ClaimRequest,
+        client: ClientInfo,
+    ) -> Result<SignedIn, IdentityError> {
+        if client.class == NetClass::Remote {
+            return Err(IdentityError::ClaimNeedsLan);
+        }
+        self.check_code(&req.setup_code, client)?;
+        validate_username(&req.username)?;
+        let server_name = validate_server_name(&req.server_name)?;
+        if let Some(why) = password::weakness(&req.password, &req.username) {
+            return Err(IdentityError::WeakPassword(why));
+        }
+        let device = req.device.cleaned()?;
+        let hash = self.hash_password(req.password).await?;
+        let (token, token_hash) = token::generate().map_err(IdentityError::Internal)?;
+        let now_s = crate::now_secs();
+        let addr = client.addr.to_string();
+        let username = req.username.clone();
+        let signed = self.store.write(|tx| {
+            // Checked again inside the transaction: write transactions are serialised, so
+            // of two racing claims exactly one sees "unclaimed" here.
+            if tx.setting::<bool>(CLAIMED_KEY)?.unwrap_or(false) {
+                return Err(IdentityError::AlreadyClaimed);
+            }
+            // A reset keeps the old owner's record (and so their history); the new claim
+            // takes it over.
+            let existing = tx.users()?.into_iter().find(|u| u.role == Role::Owner);
+            let user = match existing {
+                Some(mut owner) => {
+                    let clash = tx
+                        .users()?
+                        .into_iter()
+                        .any(|u| u.id != owner.id && u.username.eq_ignore_ascii_case(&username));
+                    if clash {
+                        return Err(IdentityError::invalid(
+                            "username_taken",
+                            "That username belongs to another account on this device.",
+                        ));
+                    }
+                    owner.username = username.clone();
+                    owner.password_hash = Some(hash);
+                    tx.update_user(&owner)?;
+                    owner
+                }
+                None => tx
+                    .create_user(&username, Role::Owner, Some(hash), now_s)?
+                    .ok_or_else(|| {
+                        IdentityError::invalid("username_taken", "That username is taken.")
+                    })?,
+            };
+            tx.set_setting(CLAIMED_KEY, &true)?;
+            tx.set_setting(SERVER_NAME_KEY, &server_name)?;
+            let device = tx.create_device(DeviceRecord {
+                id: 0,
+                user_id: user.id,
+                active_user_id: user.id,
+                name: device.name,
+                platform: device.platform,
+                client_id: device.client_id,
+                token_hash,
+                first_seen: now_s,
+                last_seen: now_s,
+                last_address: addr.clone(),
+            })?;
+            tx.audit(
+                now_s,
+                "claim",
+                Some(user.id),
+                Some(addr),
+                format!("claimed by {} as \"{server_name}\"", user.username),
+            )?;
+            Ok(SignedIn {
+                token,
+                user,
+                device,
+            })
+        })?;
+        self.claim_by_addr.succeed(&client.addr);
+        if let Err(e) = setup_code::remove(&self.data_dir, self.esp_dir.as_deref()) {
+            // The claim stands; the stale file is removed at the next start.
+            tracing::warn!(error = %e, "could not remove the setup code file");
+        }
+        tracing::info!(user = %signed.user.username, "device claimed");
+        Ok(signed)
+    }
+
+    /// Signs in with username and password, creating a device for this client.
+    pub async fn login(
+        self: &Arc<Self>,
+        username: &str,
+        password: String,
+        device: DeviceInfo,
+        client: ClientInfo,
+    ) -> Result<SignedIn, IdentityError> {
+        let account = username.trim().to_lowercase();
+        let now = Instant::now();
+        for wait in [
+            self.login_by_addr.check(&client.addr, now),
+            self.login_by_account.check(&account, now),
+        ] {
+            if let Err(wait) = wait {
+                return Err(IdentityError::Throttled(wait.as_secs().max(1)));
+            }
+        }
+        if password.len() > password::MAX_LEN * 4 || account.len() > 256 {
+            return Err(IdentityError::BadCredentials);
+        }
+        let device = device.cleaned()?;
+        let user = self.store.read(|r| r.user_by_name(&account))?;
+        let phc = user
+            .as_ref()
+            .and_then(|u| u.password_hash.clone())
+            .unwrap_or_else(|| password::decoy_hash().to_owned());
+        let ok = self.verify_password(password, phc).await?
+            && user.as_ref().is_some_and(|u| u.password_hash.is_some());
+        let addr = client.addr.to_string();
+        let now_s = crate::now_secs();
+        let Some(user) = user.filter(|_| ok) else {
+            self.login_by_addr.fail(&client.addr, now);
+            self.login_by_account.fail(&account, now);
+            let detail = format!("failed sign-in as {:?}", truncate(&account, 64));
+            self.store
+                .write(|tx| tx.audit(now_s, "login_failed", None, Some(addr), detail))?;
+            return Err(IdentityError::BadCredentials);
+        };
+        let (token, token_hash) = token::generate().map_err(IdentityError::Internal)?;
+        let signed = self.store.write(|tx| {
+            let device = tx.create_device(DeviceRecord {
+                id: 0,
+                user_id: user.id,
+                active_user_id: user.id,
+                name: device.name,
+                platform: device.platform,
+                client_id: device.client_id,
+                token_hash,
+                first_seen: now_s,
+                last_seen: now_s,
+                last_address: addr.clone(),
+            })?;
+            tx.audit(
+                now_s,
+                "login",
+                Some(user.id),
+                Some(addr),
+                format!("signed in on \"{}\"", device.name),
+            )?;
+            Ok::<_, IdentityError>(SignedIn {
+                token,
+                user,
+                device,
+            })
+        })?;
+        self.login_by_addr.succeed(&client.addr);
+        self.login_by_account.succeed(&account);
+        Ok(signed)
+    }
+
+    /// Resolves a bearer token or session cookie. `None` for anything not currently valid:
+    /// malformed, unknown, revoked, or belonging to a removed user.
+    pub fn authenticate(
+        &self,
+        token: &str,
+        client: &ClientInfo,
+    ) -> Result<Option<Session>, StoreError> {
+        if !token::plausible(token) {
+            return Ok(None);
+        }
+        let hash = token::hash(token);
+        let found = self.store.read(|r| {
+            let Some(device) = r.device_by_token_hash(&hash)? else {
+                return Ok::<_, StoreError>(None);
+            };
+            let Some(user) = r.user(device.active_user_id)? else {
+                return Ok(None);
+            };
+            Ok(Some(Session { user, device }))
+        })?;
+        if let Some(s) = &found {
+            self.touch(&s.device, client);
+        }
+        Ok(found)
+    }
+
+    /// Records when and from where a device was last seen, at most once a minute.
+    fn touch(&self, device: &DeviceRecord, client: &ClientInfo) {
+        let now = Instant::now();
+        let addr = client.addr.to_string();
+        {
+            let mut seen = self.last_seen.lock().unwrap_or_else(|e| e.into_inner());
+            let due = seen
+                .get(&device.id)
+                .is_none_or(|t| now.duration_since(*t) >= LAST_SEEN_EVERY);
+            if !due && device.last_address == addr {
+                return;
+            }
+            if seen.len() > 10_000 {
+                seen.clear();
+            }
+            seen.insert(device.id, now);
+        }
+        let id = device.id;
+        let r: Result<(), StoreError> = self.store.write(|tx| {
+            // The device may have been revoked since it was read; then there is nothing to touch.
+            if let Some(mut d) = tx.device(id)? {
+                d.last_seen = crate::now_secs();
+                d.last_address = addr;
+                tx.update_device(&d)?;
+            }
+            Ok(())
+        });
+        if let Err(e) = r {
+            tracing::warn!(error = %e, "could not record device last-seen");
+        }
+    }
+
+    /// Ends one device's session.
+    pub fn logout(&self, session: &Session, client: &ClientInfo) -> Result<(), IdentityError> {
+        let addr = client.addr.to_string();
+        self.store.write(|tx| {
+            tx.delete_device(session.device.id)?;
+            tx.audit(
+                crate::now_secs(),
+                "logout",
+                Some(session.device.user_id),
+                Some(addr),
+                format!("signed out on \"{}\"", session.device.name),
+            )?;
+            Ok(())
+        })
+    }
+
+    /// Devices the session's user may see: all for the owner, their own for others.
+    pub fn devices_visible_to(&self, session: &Session) -> Result<Vec<DeviceRecord>, StoreError> {
+        let all = self.store.read(|r| r.devices())?;
+        Ok(all
+            .into_iter()
+            .filter(|d| {
+                session.user.role == Role::Owner
+                    || d.user_id == session.user.id
+                    || d.active_user_id == session.user.id
+            })
+            .collect())
+    }
+
+    /// Revokes a device; its token stops working with this commit.
+    pub fn revoke_device(
+        &self,
+        session: &Session,
+        device_id: u64,
+        client: &ClientInfo,
+    ) -> Result<DeviceRecord, IdentityError> {
+        let addr = client.addr.to_string();
+        self.store.write(|tx| {
+            let Some(device) = tx.device(device_id)? else {
+                return Err(IdentityError::NotFound);
+            };
+            let allowed = session.user.role == Role::Owner || device.user_id == session.user.id;
+            if !allowed {
+                // Same answer as a missing device: don't reveal other people's device ids.
+                return Err(IdentityError::NotFound);
+            }
+            tx.delete_device(device_id)?;
+            tx.audit(
+                crate::now_secs(),
+                "device_revoked",
+                Some(session.user.id),
+                Some(addr),
+                format!("revoked \"{}\" (device {device_id})", device.name),
+            )?;
+            Ok(device)
+        })
+    }
+
+    async fn hash_password(&self, password: String) -> Result<String, IdentityError> {
+        let _permit = self
+            .hashing
+            .acquire()
+            .await
+            .map_err(|e| IdentityError::Internal(e.to_string()))?;
+        tokio::task::spawn_blocking(move || password::hash(&password))
+            .await
+            .map_err(|e| IdentityError::Internal(e.to_string()))?
+            .map_err(IdentityError::Internal)
+    }
+
+    async fn verify_password(&self, password: String, phc: String) -> Result<bool, IdentityError> {
+        let _permit = self
+            .hashing
+            .acquire()
+            .await
+            .map_err(|e| IdentityError::Internal(e.to_string()))?;
+        tokio::task::spawn_blocking(move || password::verify(&password, &phc))
+            .await
+            .map_err(|e| IdentityError::Internal(e.to_string()))
+    }
+}
+
+fn truncate(s: &str, n: usize) -> String {
+    s.chars().take(n).collect()
+}
+
+pub fn is_claimed(store: &Store) -> Result<bool, StoreError> {
+    Ok(store
+        .read(|r| r.setting::<bool>(CLAIMED_KEY))?
+        .unwrap_or(false))
+}
+
+/// Returns a claimed device to unclaimed: the owner's password and devices go, a new
+/// setup code is written. Libraries, media, other users and everyone's history stay.
+/// Returns the new setup code.
+pub fn reset_claim(
+    store: &Store,
+    data_dir: &Path,
+    esp_dir: Option<&Path>,
+    how: &str,
+) -> Result<String, IdentityError> {
+    store.write(|tx| {
+        tx.set_setting(CLAIMED_KEY, &false)?;
+        let owners: Vec<UserRecord> = tx
+            .users()?
+            .into_iter()
+            .filter(|u| u.role == Role::Owner)
+            .collect();
+        for mut owner in owners {
+            owner.password_hash = None;
+            tx.update_user(&owner)?;
+            tx.delete_devices_of(owner.id)?;
+        }
+        tx.audit(
+            crate::now_secs(),
+            "reset_claim",
+            None,
+            None,
+            format!("device returned to unclaimed ({how})"),
+        )?;
+        Ok::<_, IdentityError>(())
+    })?;
+    let code = setup_code::generate().map_err(IdentityError::Internal)?;
+    setup_code::write(data_dir, esp_dir, &code)
+        .map_err(|e| IdentityError::Internal(format!("cannot write the setup code: {e}")))?;
+    Ok(code)
+}
+
+/// What start-up found about the claim, for the console message.
+#[derive(Debug, Clone)]
+pub enum ClaimState {
+    Claimed,
+    Unclaimed { setup_code: String },
+}
+
+/// Runs at start: honours a `reset-claim` file on the ESP, makes sure an unclaimed device
+/// has a setup code (and a claimed one none), and reports which it is.
+pub fn prepare_at_start(
+    store: &Store,
+    data_dir: &Path,
+    esp_dir: Option<&Path>,
+) -> Result<ClaimState, IdentityError> {
+    if let Some(esp) = esp_dir {
+        let flag = esp.join(RESET_FILE);
+        if flag.exists() {
+            tracing::warn!(
+                "found {} on the boot partition: resetting the claim",
+                flag.display()
+            );
+            reset_claim(
+                store,
+                data_dir,
+                esp_dir,
+                "reset-claim file on the boot partition",
+            )?;
+            std::fs::remove_file(&flag).map_err(|e| {
+                IdentityError::Internal(format!("cannot remove {}: {e}", flag.display()))
+            })?;
+        }
+    }
+    if is_claimed(store)? {
+        setup_code::remove(data_dir, esp_dir)
+            .map_err(|e| IdentityError::Internal(format!("cannot remove the setup code: {e}")))?;
+        return Ok(ClaimState::Claimed);
+    }
+    let code = match setup_code::read(data_dir)
+        .map_err(|e| IdentityError::Internal(format!("cannot read the setup code: {e}")))?
+    {
+        Some(c) => {
+            // Rewrite so the ESP copy exists even if the ESP was re-flashed.
+            if esp_dir.is_some() {
+                setup_code::write(data_dir, esp_dir, &c).map_err(|e| {
+                    IdentityError::Internal(format!("cannot write the setup code: {e}"))
+                })?;
+            }
+            c
+        }
+        None => {
+            let c = setup_code::generate().map_err(IdentityError::Internal)?;
+            setup_code::write(data_dir, esp_dir, &c).map_err(|e| {
+                IdentityError::Internal(format!("cannot write the setup code: {e}"))
+            })?;
+            c
+        }
+    };
+    Ok(ClaimState::Unclaimed { setup_code: code })
+}

@@ -8,6 +8,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
+use crate::identity::IdentityError;
 use crate::store::StoreError;
 
 #[derive(Debug, Clone)]
@@ -107,6 +108,26 @@ impl IntoResponse for ApiError {
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         ApiError::internal(e)
+    }
+}
+
+impl From<IdentityError> for ApiError {
+    fn from(e: IdentityError) -> Self {
+        let msg = e.to_string();
+        match e {
+            IdentityError::ClaimNeedsLan => ApiError::forbidden("claim_needs_lan", msg),
+            IdentityError::WrongSetupCode => ApiError::forbidden("wrong_setup_code", msg),
+            IdentityError::AlreadyClaimed => ApiError::conflict("already_claimed", msg),
+            IdentityError::WeakPassword(_) => ApiError::invalid("weak_password", msg),
+            IdentityError::Invalid { code, .. } => ApiError::invalid(code, msg),
+            IdentityError::Throttled(secs) => ApiError::throttled(secs),
+            IdentityError::BadCredentials => {
+                ApiError::new(StatusCode::UNAUTHORIZED, "bad_credentials", msg)
+            }
+            IdentityError::NotFound => ApiError::not_found(),
+            IdentityError::Store(e) => ApiError::internal(e),
+            IdentityError::Internal(e) => ApiError::internal(e),
+        }
     }
 }
 

@@ -1,15 +1,22 @@
 //! HTTP: one router per feature, merged into groups by the security policy each needs.
 //!
-//! - public: health, the OpenAPI document, setup status, static UI assets;
+//! - public: health, the OpenAPI document, setup status and claim, sign-in, UI assets;
+//! - signed in: any user's own things (me, own devices, sign-out);
 //! - owner: everything that changes or reveals the device's state.
 //!
 //! Every request first passes [`client_info`] (who is this, from where) and gets the
 //! security headers; handlers stay thin and call into the domain modules.
 
+mod account;
+mod audit;
+pub mod auth;
+mod devices;
 pub mod error;
 mod health;
+mod setup;
 pub mod state;
 mod system;
+mod ui;
 
 use std::time::Duration;
 
@@ -26,13 +33,16 @@ use utoipa_axum::router::OpenApiRouter;
 pub use error::ApiError;
 pub use state::AppState;
 
-use crate::net::{ClientInfo, ConnInfo, NetClass};
+use crate::net::{ClientInfo, ConnInfo};
 
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Hearth", description = "The private media appliance's API."),
     tags(
         (name = "system", description = "Health and device status"),
+        (name = "setup", description = "Claiming a new device"),
+        (name = "auth", description = "Signing in and out"),
+        (name = "devices", description = "Signed-in devices"),
     )
 )]
 struct ApiDoc;
@@ -52,6 +62,7 @@ pub fn app(state: AppState) -> Router {
                 ([(header::CONTENT_TYPE, "application/json")], openapi_json)
             }),
         )
+        .merge(ui::router())
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(state.config.limits.body_bytes))
         .layer(TimeoutLayer::with_status_code(
@@ -74,12 +85,27 @@ pub fn app(state: AppState) -> Router {
 
 /// The API routes and their OpenAPI description, grouped by policy.
 pub fn api(state: AppState) -> OpenApiRouter {
-    let public = OpenApiRouter::new().merge(health::router());
+    let public = OpenApiRouter::new()
+        .merge(health::router())
+        .merge(setup::router())
+        .merge(account::public_router());
+    let signed_in = OpenApiRouter::new()
+        .merge(account::signed_in_router())
+        .merge(devices::router())
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            auth::signed_in,
+        ));
     let owner = OpenApiRouter::new()
         .merge(system::router())
-        .route_layer(middleware::from_fn_with_state(state.clone(), owner_only));
+        .merge(audit::router())
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            auth::owner_only,
+        ));
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(public)
+        .merge(signed_in)
         .merge(owner)
         .with_state(state)
 }
@@ -118,18 +144,6 @@ async fn client_info(State(state): State<AppState>, mut req: Request, next: Next
     };
     req.extensions_mut().insert(info);
     next.run(req).await
-}
-
-/// Owner routes. Until sign-in exists these answer only to someone on the device itself.
-async fn owner_only(req: Request, next: Next) -> Response {
-    match req.extensions().get::<ClientInfo>() {
-        Some(c) if c.class == NetClass::Local => next.run(req).await,
-        _ => ApiError::forbidden(
-            "owner_only",
-            "Only the owner may see this, from the device itself until it is claimed.",
-        )
-        .into_response(),
-    }
 }
 
 async fn not_found() -> ApiError {

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use crate::config::Config;
+use crate::identity::Identity;
 use crate::net::LanNetworks;
 use crate::store::Store;
 use crate::system::SystemMonitor;
@@ -13,4 +14,5 @@ pub struct AppState {
     pub store: Store,
     pub lan: LanNetworks,
     pub system: SystemMonitor,
+    pub identity: Arc<Identity>,
 }

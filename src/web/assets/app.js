@@ -1,0 +1,341 @@
+// Hearth web app: setup wizard, sign-in, home and devices.
+// Plain JavaScript, no build step, no inline script (the CSP forbids it).
+"use strict";
+
+const main = document.getElementById("main");
+const nav = document.getElementById("nav");
+
+// ---------- small helpers ----------
+
+function h(tag, attrs, ...children) {
+  const el = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (v === false || v === null || v === undefined) continue;
+    if (k.startsWith("on")) el.addEventListener(k.slice(2), v);
+    else if (k === "text") el.textContent = v;
+    else el.setAttribute(k, v === true ? "" : v);
+  }
+  for (const c of children.flat()) {
+    if (c === null || c === undefined || c === false) continue;
+    el.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  }
+  return el;
+}
+
+async function api(method, path, body) {
+  const opts = { method, credentials: "same-origin", headers: {} };
+  if (body !== undefined) {
+    opts.headers["Content-Type"] = "application/json";
+    opts.body = JSON.stringify(body);
+  }
+  let resp;
+  try {
+    resp = await fetch(path, opts);
+  } catch (e) {
+    return { ok: false, status: 0, error: { code: "offline", message: "Hearth cannot be reached. Check that the device is on and connected." } };
+  }
+  let data = null;
+  const text = await resp.text();
+  if (text) {
+    try { data = JSON.parse(text); } catch (e) { data = null; }
+  }
+  const error = resp.ok ? null : (data && data.error) || { code: "http_" + resp.status, message: "The server answered " + resp.status + "." };
+  return { ok: resp.ok, status: resp.status, data, error };
+}
+
+function thisDevice() {
+  const ua = navigator.userAgent;
+  const browser = /Edg\//.test(ua) ? "Edge" : /Firefox\//.test(ua) ? "Firefox" : /Chrome\//.test(ua) ? "Chrome" : /Safari\//.test(ua) ? "Safari" : "Browser";
+  const os = /Android/.test(ua) ? "Android" : /iPhone|iPad/.test(ua) ? "iOS" : /Mac OS/.test(ua) ? "macOS" : /Windows/.test(ua) ? "Windows" : /Linux/.test(ua) ? "Linux" : "";
+  let id = localStorage.getItem("hearth_client_id");
+  if (!id) {
+    id = (crypto.randomUUID ? crypto.randomUUID() : String(Math.random()).slice(2));
+    localStorage.setItem("hearth_client_id", id);
+  }
+  return { name: os ? browser + " on " + os : browser, platform: "web", client_id: id };
+}
+
+function render(...nodes) {
+  main.replaceChildren(...nodes);
+  const heading = main.querySelector("h1");
+  if (heading) {
+    heading.setAttribute("tabindex", "-1");
+    heading.focus();
+  }
+}
+
+function field(id, label, attrs, hint) {
+  const input = h("input", Object.assign({ id, name: id, type: "text" }, attrs, hint ? { "aria-describedby": id + "-hint" } : {}));
+  return { input, node: h("div", {}, h("label", { for: id }, label, hint ? h("span", { class: "hint", id: id + "-hint" }, hint) : null), input) };
+}
+
+function errorBox(id) {
+  return h("p", { class: "error", id, role: "alert", "aria-live": "assertive" });
+}
+
+function showError(box, err, input) {
+  box.textContent = err ? err.message : "";
+  if (input) input.setAttribute("aria-invalid", err ? "true" : "false");
+  if (err && input) input.focus();
+}
+
+function busy(button, on) {
+  button.disabled = on;
+  button.setAttribute("aria-busy", on ? "true" : "false");
+}
+
+function formCard(title, intro, fields, actions, onsubmit, step) {
+  const form = h("form", { novalidate: true, onsubmit: (e) => { e.preventDefault(); onsubmit(); } });
+  form.append(...fields, h("div", { class: "actions" }, ...actions));
+  return h("section", { class: "card", "aria-labelledby": "title" },
+    step !== undefined ? stepsBar(step) : null,
+    h("h1", { id: "title" }, title),
+    intro ? h("p", { class: "muted" }, intro) : null,
+    form);
+}
+
+// ---------- setup wizard ----------
+
+const STEPS = ["Welcome", "Setup code", "Owner", "Name", "Network", "Libraries", "Done"];
+const wizard = { code: "", username: "", password: "", serverName: "" };
+
+function stepsBar(n) {
+  return h("ol", { class: "steps", "aria-label": "Step " + (n + 1) + " of " + STEPS.length + ": " + STEPS[n] },
+    STEPS.map((s, i) => h("li", { class: i < n ? "done" : i === n ? "now" : "", title: s })));
+}
+
+function wizardWelcome(status) {
+  const start = h("button", { class: "primary", type: "submit" }, "Get started");
+  render(formCard("Welcome to your Hearth",
+    "This device will keep your household's films, shows, music and photos at home. Setting it up takes about a minute: you will need the setup code shown on the device's screen or console.",
+    [h("p", {}, "Version " + status.version + ".")],
+    [start], () => wizardCode(), 0));
+}
+
+function wizardCode() {
+  const f = field("setup-code", "Setup code", { class: "code", autocomplete: "one-time-code", autocapitalize: "characters", spellcheck: "false", placeholder: "XXXX-XXXX-XXXX", value: wizard.code, maxlength: "20", required: true },
+    "Printed on the device's console when it starts (run `hearth setup-code` there to see it again).");
+  const err = errorBox("code-error");
+  const next = h("button", { class: "primary", type: "submit" }, "Continue");
+  const back = h("button", { type: "button", onclick: () => wizardWelcome(window.hearthStatus) }, "Back");
+  render(formCard("Enter the setup code", "The code proves you have the device in your hands, so nobody else on your network can claim it.",
+    [f.node, err], [next, back], async () => {
+      const code = f.input.value.trim();
+      if (code.replace(/[\s-]/g, "").length !== 12) {
+        showError(err, { message: "The setup code has 12 characters, like ACDE-FGHJ-KMNP." }, f.input);
+        return;
+      }
+      busy(next, true);
+      const r = await api("POST", "/api/v1/setup/check-code", { setup_code: code });
+      busy(next, false);
+      if (!r.ok) { showError(err, r.error, f.input); return; }
+      wizard.code = code;
+      wizardOwner();
+    }, 1));
+}
+
+function wizardOwner(serverError) {
+  const u = field("username", "Your username", { autocomplete: "username", value: wizard.username, required: true, maxlength: "64", autocapitalize: "none", spellcheck: "false" }, "Letters, digits and . _ - @ +");
+  const p = field("password", "Password", { type: "password", autocomplete: "new-password", required: true, maxlength: "256" }, "At least 10 characters. A few unrelated words make a strong, memorable password.");
+  const p2 = field("password2", "Password again", { type: "password", autocomplete: "new-password", required: true, maxlength: "256" });
+  const err = errorBox("owner-error");
+  const next = h("button", { class: "primary", type: "submit" }, "Continue");
+  const back = h("button", { type: "button", onclick: () => wizardCode() }, "Back");
+  render(formCard("Create the owner account", "The owner can do everything: add people, choose what they see, and change settings.",
+    [u.node, p.node, p2.node, err], [next, back], () => {
+      if (!u.input.value.trim()) { showError(err, { message: "Choose a username." }, u.input); return; }
+      if (p.input.value.length < 10) { showError(err, { message: "The password is too short: use at least 10 characters." }, p.input); return; }
+      if (p.input.value !== p2.input.value) { showError(err, { message: "The two passwords differ. Type the same password twice." }, p2.input); return; }
+      wizard.username = u.input.value.trim();
+      wizard.password = p.input.value;
+      wizardName();
+    }, 2));
+  if (serverError) showError(err, serverError, p.input);
+}
+
+function wizardName() {
+  const n = field("server-name", "Server name", { value: wizard.serverName || "Hearth", required: true, maxlength: "63" }, "How this Hearth appears to the household, on TVs and in apps.");
+  const err = errorBox("name-error");
+  const next = h("button", { class: "primary", type: "submit" }, "Claim this Hearth");
+  const back = h("button", { type: "button", onclick: () => wizardOwner() }, "Back");
+  render(formCard("Name your server", null, [n.node, err], [next, back], async () => {
+    wizard.serverName = n.input.value.trim();
+    if (!wizard.serverName) { showError(err, { message: "Give the server a name." }, n.input); return; }
+    busy(next, true);
+    const r = await api("POST", "/api/v1/setup/claim", {
+      setup_code: wizard.code, server_name: wizard.serverName,
+      owner: { username: wizard.username, password: wizard.password }, device: thisDevice(),
+    });
+    busy(next, false);
+    if (r.ok) {
+      wizard.password = "";
+      location.hash = "#/setup/network";
+      return;
+    }
+    const code = r.error.code;
+    if (code === "weak_password" || code === "invalid_username" || code === "username_taken") { wizardOwner(r.error); return; }
+    if (code === "wrong_setup_code") { wizardCode(); showError(document.getElementById("code-error"), r.error, document.getElementById("setup-code")); return; }
+    if (code === "already_claimed") { render(h("section", { class: "card" }, h("h1", {}, "Already claimed"), h("p", {}, r.error.message), h("a", { href: "#/" }, "Sign in"))); return; }
+    showError(err, r.error, n.input);
+  }, 3));
+}
+
+async function wizardNetwork() {
+  const current = await api("GET", "/api/v1/settings/network");
+  const s = current.ok ? current.data : { remote_access: false, secure_connections: "preferred" };
+  const radio = (name, value, label, hint, checked) => h("label", { class: "choice" },
+    h("input", { type: "radio", name, value, checked }), h("span", {}, label, h("span", { class: "hint" }, hint)));
+  const remote = h("fieldset", {}, h("legend", {}, "Access from outside your home"),
+    radio("remote", "off", "Off (recommended)", "Only devices on your home network can reach Hearth.", !s.remote_access),
+    radio("remote", "on", "On", "People you share with can reach Hearth over the internet, if your router forwards a port to it.", !!s.remote_access));
+  const secure = h("fieldset", {}, h("legend", {}, "Secure connections (HTTPS)"),
+    radio("secure", "preferred", "Preferred", "Both work; apps and browsers are offered the secure address.", s.secure_connections === "preferred"),
+    radio("secure", "required", "Required", "Only encrypted connections are accepted. Install the device certificate on each device first.", s.secure_connections === "required"),
+    radio("secure", "disabled", "Off", "Plain connections only. Not recommended.", s.secure_connections === "disabled"));
+  const err = errorBox("network-error");
+  const next = h("button", { class: "primary", type: "submit" }, "Save and continue");
+  const unavailable = !current.ok && current.status === 404;
+  render(formCard("Network and security", unavailable ? "Network settings are not available in this version of Hearth; the defaults apply: home network only." : "You can change these any time under Settings.",
+    unavailable ? [err] : [remote, secure, err], [next], async () => {
+      if (unavailable) { location.hash = "#/setup/libraries"; return; }
+      const body = {
+        remote_access: main.querySelector("input[name=remote]:checked").value === "on",
+        secure_connections: main.querySelector("input[name=secure]:checked").value,
+      };
+      busy(next, true);
+      const r = await api("PATCH", "/api/v1/settings/network", body);
+      busy(next, false);
+      if (!r.ok) { showError(err, r.error); return; }
+      location.hash = "#/setup/libraries";
+    }, 4));
+}
+
+async function wizardLibraries() {
+  const listed = await api("GET", "/api/v1/libraries");
+  const libs = listed.ok && Array.isArray(listed.data) ? listed.data : (listed.ok && listed.data && listed.data.libraries) || [];
+  const available = listed.status !== 404;
+  const n = field("lib-name", "Library name", { placeholder: "Films", maxlength: "64" });
+  const folder = field("lib-folder", "Folder", { placeholder: "/media/usb-disk/Films", spellcheck: "false", autocapitalize: "none" }, "The full path of a folder on this device that holds your media.");
+  const kind = h("select", { id: "lib-kind", name: "lib-kind" },
+    ["movies", "shows", "music", "photos", "videos"].map((k) => h("option", { value: k }, { movies: "Films", shows: "TV shows", music: "Music", photos: "Photos", videos: "Other videos" }[k])));
+  const err = errorBox("lib-error");
+  const list = h("ul", { class: "list folders", "aria-label": "Libraries" }, libs.map((l) => h("li", {}, h("span", {}, l.name), h("span", { class: "tag" }, l.kind))));
+  const add = h("button", { type: "submit" }, "Add library");
+  const next = h("button", { class: "primary", type: "button", onclick: () => { location.hash = "#/setup/done"; } }, libs.length ? "Continue" : "Skip for now");
+  const fields = available
+    ? [list, n.node, h("label", { for: "lib-kind" }, "Kind"), kind, folder.node, err]
+    : [h("p", {}, "Libraries can be added from Settings once this version of Hearth supports them.")];
+  render(formCard("Add your media", "Pick folders now, or skip this and add them later.", fields, available ? [add, next] : [next], async () => {
+    if (!available) { location.hash = "#/setup/done"; return; }
+    if (!n.input.value.trim()) { showError(err, { message: "Give the library a name." }, n.input); return; }
+    if (!folder.input.value.trim()) { showError(err, { message: "Enter the folder's path." }, folder.input); return; }
+    busy(add, true);
+    const r = await api("POST", "/api/v1/libraries", { name: n.input.value.trim(), kind: kind.value, folders: [folder.input.value.trim()] });
+    busy(add, false);
+    if (!r.ok) { showError(err, r.error, folder.input); return; }
+    wizardLibraries();
+  }, 5));
+}
+
+function wizardDone() {
+  const go = h("button", { class: "primary", type: "submit" }, "Go to my Hearth");
+  render(formCard("Your Hearth is ready", "You are signed in as the owner on this browser. Next, add the people in your household under Users & Sharing.",
+    [], [go], () => { location.hash = "#/"; }, 6));
+}
+
+// ---------- signed-in pages ----------
+
+function loginPage(status) {
+  nav.hidden = true;
+  const u = field("login-username", "Username", { autocomplete: "username", autocapitalize: "none", spellcheck: "false", required: true });
+  const p = field("login-password", "Password", { type: "password", autocomplete: "current-password", required: true });
+  const err = errorBox("login-error");
+  const go = h("button", { class: "primary", type: "submit" }, "Sign in");
+  render(formCard("Sign in to " + status.server_name, null, [u.node, p.node, err], [go], async () => {
+    busy(go, true);
+    const r = await api("POST", "/api/v1/auth/login", { username: u.input.value.trim(), password: p.input.value, device: thisDevice() });
+    busy(go, false);
+    if (!r.ok) { showError(err, r.error, r.error.code === "bad_credentials" ? p.input : null); return; }
+    location.hash = "#/";
+    route();
+  }));
+}
+
+async function homePage(me) {
+  const libs = await api("GET", "/api/v1/libraries");
+  const list = libs.ok ? (Array.isArray(libs.data) ? libs.data : libs.data.libraries || []) : [];
+  render(
+    h("section", { class: "card" },
+      h("h1", {}, me.server_name),
+      h("p", { class: "muted" }, "Signed in as " + me.user.username + " (" + me.user.role + ")."),
+    ),
+    h("section", { class: "card", "aria-labelledby": "libs-title" },
+      h("h2", { id: "libs-title" }, "Libraries"),
+      list.length
+        ? h("ul", { class: "list" }, list.map((l) => h("li", {}, h("span", {}, l.name), h("span", { class: "tag" }, l.kind))))
+        : h("p", { class: "muted" }, me.user.role === "owner" ? "No libraries yet. Add folders of films, shows, music or photos to start." : "Nothing has been shared with you yet."),
+    ),
+  );
+}
+
+async function devicesPage(me) {
+  const r = await api("GET", "/api/v1/devices");
+  const err = errorBox("devices-error");
+  const rows = (r.ok ? r.data : []).map((d) => {
+    const revoke = h("button", { type: "button", class: "danger", "aria-label": "Sign out " + d.name, onclick: async () => {
+      busy(revoke, true);
+      const x = await api("DELETE", "/api/v1/devices/" + d.id);
+      busy(revoke, false);
+      if (!x.ok) { showError(err, x.error); return; }
+      if (d.current) { route(); } else { devicesPage(me); }
+    } }, d.current ? "Sign out" : "Revoke");
+    return h("li", {},
+      h("span", {}, h("strong", {}, d.name), d.current ? h("span", { class: "tag" }, "this device") : null,
+        h("span", { class: "hint" }, d.platform + " · last seen " + new Date(d.last_seen * 1000).toLocaleString() + " from " + d.last_address)),
+      revoke);
+  });
+  render(h("section", { class: "card", "aria-labelledby": "title" },
+    h("h1", { id: "title" }, "Devices"),
+    h("p", { class: "muted" }, "Every browser or app signed in to this Hearth. Revoking one signs it out at once."),
+    r.ok ? h("ul", { class: "list" }, rows) : null, err));
+  if (!r.ok) showError(err, r.error);
+}
+
+// ---------- routing ----------
+
+async function route() {
+  const status = await api("GET", "/api/v1/setup");
+  if (!status.ok) { render(h("section", { class: "card" }, h("h1", {}, "Hearth is not answering"), h("p", {}, status.error.message))); return; }
+  window.hearthStatus = status.data;
+  document.getElementById("brand-name").textContent = status.data.server_name;
+  document.title = status.data.server_name;
+  const hash = location.hash || "#/";
+  if (!status.data.claimed) {
+    nav.hidden = true;
+    wizardWelcome(status.data);
+    return;
+  }
+  const me = await api("GET", "/api/v1/me");
+  if (me.status === 401) { loginPage(status.data); return; }
+  if (!me.ok) { render(h("section", { class: "card" }, h("h1", {}, "Something went wrong"), h("p", {}, me.error.message))); return; }
+  nav.hidden = false;
+  for (const a of nav.querySelectorAll("a")) {
+    if (a.getAttribute("href") === hash) a.setAttribute("aria-current", "page"); else a.removeAttribute("aria-current");
+  }
+  switch (hash) {
+    case "#/setup/network": return wizardNetwork();
+    case "#/setup/libraries": return wizardLibraries();
+    case "#/setup/done": return wizardDone();
+    case "#/devices": return devicesPage(me.data);
+    default: return homePage(me.data);
+  }
+}
+
+document.getElementById("signout").addEventListener("click", async () => {
+  await api("POST", "/api/v1/auth/logout");
+  location.hash = "#/";
+  route();
+});
+window.addEventListener("hashchange", route);
+if (window.matchMedia) document.documentElement.classList.add("auto");
+route();

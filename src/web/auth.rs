@@ -1,0 +1,196 @@
+//! Security-sensitive: who is making this request. Extractors that handlers take as
+//! arguments, so a handler that needs a signed-in user or the owner cannot run without one.
+
+use axum::extract::{FromRequestParts, Request, State};
+use axum::http::header;
+use axum::http::request::Parts;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+use super::{ApiError, AppState};
+use crate::identity::Session;
+use crate::net::{ClientInfo, NetClass};
+use crate::store::users::{Role, UserRecord};
+
+/// The web UI's session cookie.
+pub const SESSION_COOKIE: &str = "hearth_session";
+
+/// Any signed-in user (or the profile switched to on a signed-in device).
+#[derive(Debug, Clone)]
+pub struct Viewer {
+    pub user: UserRecord,
+    pub device_id: u64,
+    pub client: ClientInfo,
+    pub session: Session,
+}
+
+/// The owner, signed in. Only [`Viewer`]s whose role is `Owner` become one.
+#[derive(Debug, Clone)]
+pub struct Owner(pub Viewer);
+
+pub fn client_of(parts: &Parts) -> Result<ClientInfo, ApiError> {
+    parts
+        .extensions
+        .get::<ClientInfo>()
+        .copied()
+        .ok_or_else(|| ApiError::forbidden("no_client", "The client address is unknown."))
+}
+
+/// The bearer token, or else the session cookie.
+pub fn token_of(headers: &axum::http::HeaderMap) -> Option<String> {
+    if let Some(v) = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+    {
+        let v = v.trim();
+        if let Some(t) = v
+            .strip_prefix("Bearer ")
+            .or_else(|| v.strip_prefix("bearer "))
+        {
+            return Some(t.trim().to_owned());
+        }
+        return None;
+    }
+    for v in headers.get_all(header::COOKIE) {
+        let Ok(v) = v.to_str() else { continue };
+        for pair in v.split(';') {
+            if let Some((k, val)) = pair.trim().split_once('=')
+                && k == SESSION_COOKIE
+            {
+                return Some(val.to_owned());
+            }
+        }
+    }
+    None
+}
+
+impl FromRequestParts<AppState> for Viewer {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        if let Some(v) = parts.extensions.get::<Viewer>() {
+            return Ok(v.clone());
+        }
+        let client = client_of(parts)?;
+        let Some(token) = token_of(&parts.headers) else {
+            return Err(ApiError::unauthorized());
+        };
+        let identity = state.identity.clone();
+        let session = tokio::task::spawn_blocking(move || identity.authenticate(&token, &client))
+            .await??
+            .ok_or_else(ApiError::unauthorized)?;
+        let viewer = Viewer {
+            user: session.user.clone(),
+            device_id: session.device.id,
+            client,
+            session,
+        };
+        parts.extensions.insert(viewer.clone());
+        Ok(viewer)
+    }
+}
+
+impl FromRequestParts<AppState> for Owner {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let viewer = Viewer::from_request_parts(parts, state).await?;
+        if viewer.user.role != Role::Owner {
+            return Err(ApiError::forbidden(
+                "owner_only",
+                "Only the owner of this Hearth may do this.",
+            ));
+        }
+        Ok(Owner(viewer))
+    }
+}
+
+/// Guards the owner group: the signed-in owner; before the device is claimed, only someone
+/// on the device itself (there is no owner yet to sign in).
+pub async fn owner_only(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let (mut parts, body) = req.into_parts();
+    let claimed = match state.identity.is_claimed() {
+        Ok(c) => c,
+        Err(e) => return ApiError::from(e).into_response(),
+    };
+    if !claimed {
+        let local = parts
+            .extensions
+            .get::<ClientInfo>()
+            .is_some_and(|c| c.class == NetClass::Local);
+        if !local {
+            return ApiError::forbidden(
+                "owner_only",
+                "This device is not claimed yet: finish the setup wizard first.",
+            )
+            .into_response();
+        }
+        return next.run(Request::from_parts(parts, body)).await;
+    }
+    if let Err(e) = Owner::from_request_parts(&mut parts, &state).await {
+        return e.into_response();
+    }
+    next.run(Request::from_parts(parts, body)).await
+}
+
+/// Guards the signed-in group.
+pub async fn signed_in(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let (mut parts, body) = req.into_parts();
+    if let Err(e) = Viewer::from_request_parts(&mut parts, &state).await {
+        return e.into_response();
+    }
+    next.run(Request::from_parts(parts, body)).await
+}
+
+/// `Set-Cookie` for a new session.
+pub fn session_cookie(token: &str, secure: bool) -> String {
+    format!(
+        "{SESSION_COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict; Max-Age=31536000{}",
+        if secure { "; Secure" } else { "" }
+    )
+}
+
+/// `Set-Cookie` that removes the session cookie.
+pub fn clear_cookie(secure: bool) -> String {
+    format!(
+        "{SESSION_COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0{}",
+        if secure { "; Secure" } else { "" }
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::{HeaderMap, HeaderValue};
+
+    #[test]
+    fn token_sources() {
+        let mut h = HeaderMap::new();
+        assert_eq!(token_of(&h), None);
+        h.insert(
+            header::COOKIE,
+            HeaderValue::from_static("a=b; hearth_session=hth_x"),
+        );
+        assert_eq!(token_of(&h).as_deref(), Some("hth_x"));
+        h.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("Bearer hth_y"),
+        );
+        assert_eq!(token_of(&h).as_deref(), Some("hth_y"), "header wins");
+        h.insert(header::AUTHORIZATION, HeaderValue::from_static("Basic abc"));
+        assert_eq!(
+            token_of(&h),
+            None,
+            "a non-bearer header is not silently replaced by the cookie"
+        );
+    }
+
+    #[test]
+    fn cookie_flags() {
+        let c = session_cookie("hth_t", true);
+        for flag in ["HttpOnly", "SameSite=Strict", "Secure", "Path=/"] {
+            assert!(c.contains(flag), "{c}");
+        }
+        assert!(!session_cookie("hth_t", false).contains("Secure"));
+    }
+}

@@ -57,8 +57,12 @@ impl TestServer {
                 .map_err(|e| e.to_string())
             })
         });
-        // The listener is bound before its address is sent, so requests can start at once.
+        // The listener is bound before its address is sent, so a request cannot be refused;
+        // it waits in the backlog until start-up (store, setup code) is done. One health
+        // request therefore marks the server ready. If start-up failed, the listener is
+        // dropped and the request fails, which `stop()` then explains.
         let addr = addr_rx.recv().expect("server thread failed to bind");
+        let _ = ureq::get(&format!("http://{addr}/api/v1/health")).call();
         TestServer {
             addr,
             data: data.to_owned(),

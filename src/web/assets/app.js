@@ -66,7 +66,7 @@ function render(...nodes) {
 
 function field(id, label, attrs, hint) {
   const input = h("input", Object.assign({ id, name: id, type: "text" }, attrs, hint ? { "aria-describedby": id + "-hint" } : {}));
-  return { input, node: h("div", {}, h("label", { for: id }, label, hint ? h("span", { class: "hint", id: id + "-hint" }, hint) : null), input) };
+  return { input, node: h("div", {}, h("label", { for: id }, label), hint ? h("span", { class: "hint", id: id + "-hint" }, hint) : null, input) };
 }
 
 function errorBox(id) {

@@ -149,8 +149,14 @@ pub async fn serve(
     if let identity::ClaimState::Unclaimed { setup_code } = &claim {
         announce_setup_code(setup_code, &http_urls);
     }
+    system::notify::notify("READY=1");
+    let watchdog = system::notify::spawn_watchdog();
     shutdown.await;
     tracing::info!("shutting down");
+    system::notify::notify("STOPPING=1");
+    if let Some(w) = watchdog {
+        w.abort();
+    }
     let _ = stop_tx.send(true);
     while tasks.join_next().await.is_some() {}
     sampler.abort();

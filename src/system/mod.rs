@@ -2,6 +2,8 @@
 //! sampled in the background so a request never waits for a measurement and the owner
 //! can see the last hour as a graph.
 
+pub mod notify;
+
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

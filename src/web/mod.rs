@@ -72,7 +72,13 @@ pub fn app(state: AppState) -> Router {
         .layer(middleware::from_fn_with_state(state.clone(), client_info))
         .layer(middleware::map_response(security_headers))
         .layer(
-            TraceLayer::new_for_http().make_span_with(|req: &Request| {
+            TraceLayer::new_for_http()
+                .on_response(
+                    tower_http::trace::DefaultOnResponse::new()
+                        .level(tracing::Level::INFO)
+                        .latency_unit(tower_http::LatencyUnit::Micros),
+                )
+                .make_span_with(|req: &Request| {
                 let peer = req
                     .extensions()
                     .get::<ConnInfo>()

@@ -1,10 +1,12 @@
 //! Security-sensitive: accounts, passwords, sessions and device tokens, the claim of an
 //! unclaimed device and its reset. Guards who may act on the appliance at all.
 
+pub mod household;
 pub mod password;
 pub mod setup_code;
 pub mod throttle;
 pub mod token;
+pub mod totp;
 
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -27,6 +29,8 @@ pub const SERVER_NAME_KEY: &str = "server_name";
 pub const DEFAULT_SERVER_NAME: &str = "Hearth";
 /// File on the ESP whose presence at start returns the device to unclaimed.
 pub const RESET_FILE: &str = "reset-claim";
+/// Settings key: client ids the owner blocked from signing in.
+pub const BLOCKED_KEY: &str = "blocked_client_ids";
 
 /// last_seen is written at most this often per device, to keep reads read-only.
 const LAST_SEEN_EVERY: Duration = Duration::from_secs(60);
@@ -53,6 +57,18 @@ pub enum IdentityError {
     BadCredentials,
     #[error("There is nothing here.")]
     NotFound,
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("This profile is protected by a PIN. Enter it to switch.")]
+    PinRequired,
+    #[error("The PIN is wrong.")]
+    WrongPin,
+    #[error("This device has been blocked by the owner and cannot sign in.")]
+    DeviceBlocked,
+    #[error("Enter the 6-digit code from your authenticator app (or a recovery code).")]
+    TotpRequired,
+    #[error("The two-factor code is wrong or was already used.")]
+    WrongTotp,
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("{0}")]
@@ -144,6 +160,8 @@ pub struct Identity {
     claim_global: Throttle<()>,
     /// Argon2 uses 19 MiB and a core each; bound how many run at once.
     hashing: Semaphore,
+    /// Wrong PINs per target profile.
+    pin_throttle: Throttle<u64>,
     last_seen: Mutex<std::collections::HashMap<u64, Instant>>,
 }
 
@@ -228,6 +246,7 @@ impl Identity {
             claim_by_addr: Throttle::new(claim_addr_policy()),
             claim_global: Throttle::new(claim_global_policy()),
             hashing: Semaphore::new(2),
+            pin_throttle: Throttle::new(household::pin_policy()),
             last_seen: Mutex::new(Default::default()),
         }
     }
@@ -378,6 +397,7 @@ impl Identity {
         self: &Arc<Self>,
         username: &str,
         password: String,
+        totp_code: Option<String>,
         device: DeviceInfo,
         client: ClientInfo,
     ) -> Result<SignedIn, IdentityError> {
@@ -395,6 +415,15 @@ impl Identity {
             return Err(IdentityError::BadCredentials);
         }
         let device = device.cleaned()?;
+        if !device.client_id.is_empty() {
+            let blocked: Vec<String> = self
+                .store
+                .read(|r| r.setting(BLOCKED_KEY))?
+                .unwrap_or_default();
+            if blocked.contains(&device.client_id) {
+                return Err(IdentityError::DeviceBlocked);
+            }
+        }
         let user = self.store.read(|r| r.user_by_name(&account))?;
         let phc = user
             .as_ref()
@@ -414,6 +443,23 @@ impl Identity {
         };
         let (token, token_hash) = token::generate().map_err(IdentityError::Internal)?;
         let signed = self.store.write(|tx| {
+            // Two-factor is checked (and its replay state saved) only after the password
+            // was right, so a missing code reveals nothing to someone without it.
+            if let Some(mut rec) = tx
+                .user(user.id)?
+                .and_then(|u| u.totp)
+                .filter(|t| t.confirmed)
+            {
+                let Some(code) = totp_code.as_deref() else {
+                    return Err(IdentityError::TotpRequired);
+                };
+                if !totp::check(&mut rec, code, now_s) {
+                    return Err(IdentityError::WrongTotp);
+                }
+                let mut fresh = tx.user(user.id)?.ok_or(IdentityError::NotFound)?;
+                fresh.totp = Some(rec);
+                tx.update_user(&fresh)?;
+            }
             let device = tx.create_device(DeviceRecord {
                 id: 0,
                 user_id: user.id,
@@ -438,7 +484,25 @@ impl Identity {
                 user,
                 device,
             })
-        })?;
+        });
+        let signed = match signed {
+            Err(IdentityError::WrongTotp) => {
+                self.login_by_addr.fail(&client.addr, now);
+                self.login_by_account.fail(&account, now);
+                let addr = client.addr.to_string();
+                self.store.write(|tx| {
+                    tx.audit(
+                        now_s,
+                        "login_failed",
+                        None,
+                        Some(addr),
+                        format!("wrong two-factor code for {:?}", truncate(&account, 64)),
+                    )
+                })?;
+                return Err(IdentityError::WrongTotp);
+            }
+            other => other?,
+        };
         self.login_by_addr.succeed(&client.addr);
         self.login_by_account.succeed(&account);
         Ok(signed)
@@ -581,6 +645,103 @@ impl Identity {
         tokio::task::spawn_blocking(move || password::verify(&password, &phc))
             .await
             .map_err(|e| IdentityError::Internal(e.to_string()))
+    }
+}
+
+/// What a user sees when turning on two-factor sign-in.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct TotpEnrolment {
+    pub otpauth_url: String,
+    /// Base32 secret for typing into an app by hand.
+    pub secret: String,
+    /// The otpauth URL as a QR code (SVG markup).
+    pub qr_svg: String,
+    /// One-time codes for when the phone is lost. Shown only now.
+    pub recovery_codes: Vec<String>,
+}
+
+impl Identity {
+    /// Starts two-factor enrolment; it takes effect once confirmed with a code.
+    pub fn totp_begin(&self, user_id: u64) -> Result<TotpEnrolment, IdentityError> {
+        let (rec, recovery_codes) = totp::enroll().map_err(IdentityError::Internal)?;
+        let server = self.server_name()?;
+        let user = self.store.write(|tx| {
+            let mut user = tx.user(user_id)?.ok_or(IdentityError::NotFound)?;
+            if user.password_hash.is_none() {
+                return Err(IdentityError::Invalid {
+                    code: "no_password",
+                    message: "Profiles without a password cannot use two-factor sign-in.".into(),
+                });
+            }
+            if user.totp.as_ref().is_some_and(|t| t.confirmed) {
+                return Err(IdentityError::Invalid {
+                    code: "totp_already_on",
+                    message:
+                        "Two-factor sign-in is already on. Turn it off first to enrol a new phone."
+                            .into(),
+                });
+            }
+            user.totp = Some(rec.clone());
+            tx.update_user(&user)?;
+            Ok(user)
+        })?;
+        let url = totp::otpauth_url(&rec.secret, &format!("Hearth {server}"), &user.username);
+        Ok(TotpEnrolment {
+            secret: totp::base32(&rec.secret),
+            qr_svg: totp::qr_svg(&url).map_err(IdentityError::Internal)?,
+            otpauth_url: url,
+            recovery_codes,
+        })
+    }
+
+    /// Confirms enrolment with a code from the app; from then on sign-in needs one.
+    pub fn totp_confirm(&self, user_id: u64, code: &str) -> Result<(), IdentityError> {
+        self.store.write(|tx| {
+            let mut user = tx.user(user_id)?.ok_or(IdentityError::NotFound)?;
+            let Some(mut rec) = user.totp.clone().filter(|t| !t.confirmed) else {
+                return Err(IdentityError::Invalid {
+                    code: "totp_not_started",
+                    message: "Start two-factor enrolment first.".into(),
+                });
+            };
+            if !totp::check(&mut rec, code, crate::now_secs()) {
+                return Err(IdentityError::WrongTotp);
+            }
+            rec.confirmed = true;
+            user.totp = Some(rec);
+            tx.update_user(&user)?;
+            tx.audit(
+                crate::now_secs(),
+                "totp_enabled",
+                Some(user_id),
+                None,
+                format!("two-factor on for {:?}", user.username),
+            )?;
+            Ok(())
+        })
+    }
+
+    /// Turns two-factor off; needs a current code (or a recovery code).
+    pub fn totp_disable(&self, user_id: u64, code: &str) -> Result<(), IdentityError> {
+        self.store.write(|tx| {
+            let mut user = tx.user(user_id)?.ok_or(IdentityError::NotFound)?;
+            let Some(mut rec) = user.totp.clone() else {
+                return Ok(());
+            };
+            if rec.confirmed && !totp::check(&mut rec, code, crate::now_secs()) {
+                return Err(IdentityError::WrongTotp);
+            }
+            user.totp = None;
+            tx.update_user(&user)?;
+            tx.audit(
+                crate::now_secs(),
+                "totp_disabled",
+                Some(user_id),
+                None,
+                format!("two-factor off for {:?}", user.username),
+            )?;
+            Ok(())
+        })
     }
 }
 

@@ -7,6 +7,7 @@
 
 pub mod audit;
 pub mod devices;
+pub mod invites;
 pub mod settings;
 pub mod users;
 
@@ -119,6 +120,7 @@ impl Store {
         devices::create_tables(&tx)?;
         settings::create_tables(&tx)?;
         audit::create_tables(&tx)?;
+        invites::create_tables(&tx)?;
         tx.commit()?;
         Ok(())
     }

@@ -37,6 +37,56 @@ pub struct UserRecord {
     pub password_hash: Option<String>,
     /// Unix seconds.
     pub created_at: u64,
+    /// argon2id of a 4-digit PIN guarding profile switches to this user.
+    #[serde(default)]
+    pub pin_hash: Option<String>,
+    /// Only the guest is ever disabled (the owner turns guest access off).
+    #[serde(default = "enabled_default")]
+    pub enabled: bool,
+    /// A friend's e-mail address, when invited by e-mail.
+    #[serde(default)]
+    pub email: Option<String>,
+    /// Two-factor sign-in, when turned on.
+    #[serde(default)]
+    pub totp: Option<TotpRecord>,
+}
+
+fn enabled_default() -> bool {
+    true
+}
+
+/// An RFC 6238 secret and its recovery codes.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TotpRecord {
+    pub secret: Vec<u8>,
+    /// False until the user has proven their app shows the right codes.
+    pub confirmed: bool,
+    /// SHA-256 of each unused recovery code.
+    pub recovery_hashes: Vec<[u8; 32]>,
+    /// The last time step accepted, so a code cannot be replayed.
+    pub last_step: u64,
+}
+
+impl UserRecord {
+    pub fn new(
+        id: u64,
+        username: &str,
+        role: Role,
+        password_hash: Option<String>,
+        now: u64,
+    ) -> Self {
+        UserRecord {
+            id,
+            username: username.to_owned(),
+            role,
+            password_hash,
+            created_at: now,
+            pin_hash: None,
+            enabled: true,
+            email: None,
+            totp: None,
+        }
+    }
 }
 
 fn username_key(name: &str) -> String {
@@ -58,13 +108,7 @@ impl Tx<'_> {
             return Ok(None);
         }
         let id = next_id(self.tx, "next_user_id")?;
-        let user = UserRecord {
-            id,
-            username: username.to_owned(),
-            role,
-            password_hash,
-            created_at: now,
-        };
+        let user = UserRecord::new(id, username, role, password_hash, now);
         names.insert(key.as_str(), id)?;
         self.tx
             .open_table(USERS)?

@@ -38,11 +38,15 @@ async fn login(
     body: Result<Json<LoginInput>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Response, ApiError> {
     let Json(input) = body.map_err(from_rejection)?;
-    // Two-factor sign-in comes with the users work; no account can turn it on yet.
-    let _ = input.totp;
     let signed = state
         .identity
-        .login(&input.username, input.password, input.device, client)
+        .login(
+            &input.username,
+            input.password,
+            input.totp,
+            input.device,
+            client,
+        )
         .await?;
     let cookie = session_cookie(&signed.token, client.secure);
     let body = SignedInView {

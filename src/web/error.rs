@@ -125,6 +125,14 @@ impl From<IdentityError> for ApiError {
                 ApiError::new(StatusCode::UNAUTHORIZED, "bad_credentials", msg)
             }
             IdentityError::NotFound => ApiError::not_found(),
+            IdentityError::Forbidden(_) => ApiError::forbidden("not_allowed", msg),
+            IdentityError::PinRequired => ApiError::forbidden("pin_required", msg),
+            IdentityError::WrongPin => ApiError::forbidden("wrong_pin", msg),
+            IdentityError::DeviceBlocked => ApiError::forbidden("device_blocked", msg),
+            IdentityError::TotpRequired => {
+                ApiError::new(StatusCode::UNAUTHORIZED, "totp_required", msg)
+            }
+            IdentityError::WrongTotp => ApiError::new(StatusCode::UNAUTHORIZED, "wrong_totp", msg),
             IdentityError::Store(e) => ApiError::internal(e),
             IdentityError::Internal(e) => ApiError::internal(e),
         }

@@ -17,6 +17,7 @@ mod setup;
 pub mod state;
 mod system;
 mod ui;
+mod users;
 
 use std::time::Duration;
 
@@ -43,6 +44,7 @@ use crate::net::{ClientInfo, ConnInfo};
         (name = "setup", description = "Claiming a new device"),
         (name = "auth", description = "Signing in and out"),
         (name = "devices", description = "Signed-in devices"),
+        (name = "users", description = "The household: profiles, guest, friends, invites"),
     )
 )]
 struct ApiDoc;
@@ -94,10 +96,12 @@ pub fn api(state: AppState) -> OpenApiRouter {
     let public = OpenApiRouter::new()
         .merge(health::router())
         .merge(setup::router())
-        .merge(account::public_router());
+        .merge(account::public_router())
+        .merge(users::public_router());
     let signed_in = OpenApiRouter::new()
         .merge(account::signed_in_router())
         .merge(devices::router())
+        .merge(users::signed_in_router())
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             auth::signed_in,
@@ -105,6 +109,7 @@ pub fn api(state: AppState) -> OpenApiRouter {
     let owner = OpenApiRouter::new()
         .merge(system::router())
         .merge(audit::router())
+        .merge(users::owner_router())
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             auth::owner_only,

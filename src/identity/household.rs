@@ -1,0 +1,507 @@
+//! Security-sensitive: the household — managed profiles, the guest, friends and their
+//! invites, PINs, profile switching and home mode. Guards who can become whom on a device.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::throttle::Policy;
+use super::{Identity, IdentityError, Session, password, token, validate_username};
+use crate::net::ClientInfo;
+use crate::store::devices::DeviceRecord;
+use crate::store::invites::InviteRecord;
+use crate::store::users::{Role, UserRecord};
+
+/// The guest profile's fixed name.
+pub const GUEST_NAME: &str = "Guest";
+/// Longest an invite link may stay valid.
+pub const MAX_INVITE_HOURS: u64 = 24 * 30;
+
+pub(super) fn pin_policy() -> Policy {
+    Policy {
+        free: 3,
+        base: Duration::from_secs(5),
+        max: Duration::from_secs(15 * 60),
+        forget_after: Duration::from_secs(3600),
+    }
+}
+
+/// Why home mode is on, in words for the settings page.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct HomeMode {
+    pub on: bool,
+    pub reasons: Vec<String>,
+}
+
+fn valid_pin(pin: &str) -> Result<(), IdentityError> {
+    if pin.len() == 4 && pin.bytes().all(|b| b.is_ascii_digit()) {
+        Ok(())
+    } else {
+        Err(IdentityError::Invalid {
+            code: "invalid_pin",
+            message: "A PIN is exactly 4 digits.".into(),
+        })
+    }
+}
+
+impl Identity {
+    /// Home mode is on as soon as a managed profile exists or anyone has a PIN.
+    pub fn home_mode(&self) -> Result<HomeMode, IdentityError> {
+        let users = self.store.read(|r| r.users())?;
+        let mut reasons = Vec::new();
+        let managed = users.iter().filter(|u| u.role == Role::Managed).count();
+        if managed > 0 {
+            reasons.push(format!(
+                "{managed} managed profile{} exist{}",
+                if managed == 1 { "" } else { "s" },
+                if managed == 1 { "s" } else { "" }
+            ));
+        }
+        let pins = users.iter().filter(|u| u.pin_hash.is_some()).count();
+        if pins > 0 {
+            reasons.push(format!(
+                "{pins} profile{} ha{} a PIN",
+                if pins == 1 { "" } else { "s" },
+                if pins == 1 { "s" } else { "ve" }
+            ));
+        }
+        Ok(HomeMode {
+            on: !reasons.is_empty(),
+            reasons,
+        })
+    }
+
+    pub fn users(&self) -> Result<Vec<UserRecord>, IdentityError> {
+        Ok(self.store.read(|r| r.users())?)
+    }
+
+    pub fn user(&self, id: u64) -> Result<UserRecord, IdentityError> {
+        self.store
+            .read(|r| r.user(id))?
+            .ok_or(IdentityError::NotFound)
+    }
+
+    /// Adds a managed profile (no password; used by switching on a home device).
+    pub fn create_managed(
+        &self,
+        owner_id: u64,
+        name: &str,
+        max_managed: u32,
+    ) -> Result<UserRecord, IdentityError> {
+        let name = name.trim();
+        validate_username(name)?;
+        let now = crate::now_secs();
+        self.store.write(|tx| {
+            let count = tx.users()?.iter().filter(|u| u.role == Role::Managed).count();
+            if count as u64 >= u64::from(max_managed) {
+                return Err(IdentityError::Invalid {
+                    code: "too_many_profiles",
+                    message: format!(
+                        "This Hearth already has {count} managed profiles, the most allowed. Remove one first."
+                    ),
+                });
+            }
+            let user = tx
+                .create_user(name, Role::Managed, None, now)?
+                .ok_or_else(|| IdentityError::Invalid {
+                    code: "username_taken",
+                    message: format!("There is already someone called {name:?}."),
+                })?;
+            tx.audit(now, "user_created", Some(owner_id), None, format!("managed profile {name:?}"))?;
+            Ok(user)
+        })
+    }
+
+    /// Turns the guest profile on or off (creating it the first time).
+    pub fn set_guest(&self, owner_id: u64, enabled: bool) -> Result<UserRecord, IdentityError> {
+        let now = crate::now_secs();
+        self.store.write(|tx| {
+            let existing = tx.users()?.into_iter().find(|u| u.role == Role::Guest);
+            let mut guest = match existing {
+                Some(g) => g,
+                None => tx
+                    .create_user(GUEST_NAME, Role::Guest, None, now)?
+                    .ok_or_else(|| IdentityError::Invalid {
+                        code: "username_taken",
+                        message: format!("Rename the user called {GUEST_NAME:?} first."),
+                    })?,
+            };
+            guest.enabled = enabled;
+            tx.update_user(&guest)?;
+            if !enabled {
+                // Nobody stays signed in as a disabled guest.
+                tx.delete_devices_of(guest.id)?;
+            }
+            tx.audit(
+                now,
+                "guest_changed",
+                Some(owner_id),
+                None,
+                if enabled {
+                    "guest access on"
+                } else {
+                    "guest access off"
+                },
+            )?;
+            Ok(guest)
+        })
+    }
+
+    /// Renames a user.
+    pub fn rename_user(
+        &self,
+        owner_id: u64,
+        id: u64,
+        name: &str,
+    ) -> Result<UserRecord, IdentityError> {
+        let name = name.trim();
+        validate_username(name)?;
+        self.store.write(|tx| {
+            let mut user = tx.user(id)?.ok_or(IdentityError::NotFound)?;
+            if user.role == Role::Guest {
+                return Err(IdentityError::Invalid {
+                    code: "guest_fixed",
+                    message: "The guest profile keeps its name.".into(),
+                });
+            }
+            let clash = tx
+                .users()?
+                .iter()
+                .any(|u| u.id != id && u.username.eq_ignore_ascii_case(name));
+            if clash {
+                return Err(IdentityError::Invalid {
+                    code: "username_taken",
+                    message: format!("There is already someone called {name:?}."),
+                });
+            }
+            let old = std::mem::replace(&mut user.username, name.to_owned());
+            tx.update_user(&user)?;
+            tx.audit(
+                crate::now_secs(),
+                "user_renamed",
+                Some(owner_id),
+                None,
+                format!("{old:?} is now {name:?}"),
+            )?;
+            Ok(user)
+        })
+    }
+
+    /// Removes a user with their devices and sessions in one transaction. `also` runs in
+    /// the same transaction to remove what other modules keep per user (watch history).
+    pub fn remove_user(
+        &self,
+        owner_id: u64,
+        id: u64,
+        also: impl FnOnce(&crate::store::Tx<'_>, u64) -> Result<(), crate::store::StoreError>,
+    ) -> Result<UserRecord, IdentityError> {
+        self.store.write(|tx| {
+            let user = tx.user(id)?.ok_or(IdentityError::NotFound)?;
+            if user.role == Role::Owner {
+                return Err(IdentityError::Invalid {
+                    code: "cannot_remove_owner",
+                    message: "The owner cannot be removed. Use `hearth reset-claim` on the device to hand it over.".into(),
+                });
+            }
+            tx.delete_devices_of(id)?;
+            also(tx, id)?;
+            tx.delete_user(id)?;
+            tx.audit(
+                crate::now_secs(),
+                "user_removed",
+                Some(owner_id),
+                None,
+                format!("removed {:?} ({:?}) with their devices and history", user.username, user.role),
+            )?;
+            Ok(user)
+        })
+    }
+
+    /// Sets or clears a user's PIN. The owner may set anyone's; others only their own.
+    pub async fn set_pin(
+        self: &Arc<Self>,
+        actor: &UserRecord,
+        id: u64,
+        pin: Option<String>,
+    ) -> Result<(), IdentityError> {
+        if actor.role != Role::Owner && actor.id != id {
+            return Err(IdentityError::NotFound);
+        }
+        let target = self.user(id)?;
+        if target.role == Role::Guest {
+            return Err(IdentityError::Invalid {
+                code: "guest_no_pin",
+                message: "The guest profile cannot have a PIN: it is for anyone in the house."
+                    .into(),
+            });
+        }
+        let hash = match pin {
+            Some(p) => {
+                valid_pin(&p)?;
+                Some(self.hash_password(p).await?)
+            }
+            None => None,
+        };
+        let set = hash.is_some();
+        self.store.write(|tx| {
+            let mut user = tx.user(id)?.ok_or(IdentityError::NotFound)?;
+            user.pin_hash = hash;
+            tx.update_user(&user)?;
+            tx.audit(
+                crate::now_secs(),
+                "pin_changed",
+                Some(actor.id),
+                None,
+                format!(
+                    "PIN {} for {:?}",
+                    if set { "set" } else { "cleared" },
+                    user.username
+                ),
+            )?;
+            Ok(())
+        })
+    }
+
+    /// Switches the profile active on a signed-in home device.
+    pub async fn switch_profile(
+        self: &Arc<Self>,
+        session: &Session,
+        target_id: u64,
+        pin: Option<String>,
+        client: &ClientInfo,
+    ) -> Result<UserRecord, IdentityError> {
+        let account = self.user(session.device.user_id)?;
+        // Only a device signed in by the household (the owner's account, or a managed
+        // profile's) can move between household profiles; friends' devices cannot.
+        if !matches!(account.role, Role::Owner | Role::Managed) {
+            return Err(IdentityError::Forbidden(
+                "Only devices signed in by the household can switch profiles.".into(),
+            ));
+        }
+        let target = self
+            .store
+            .read(|r| r.user(target_id))?
+            .ok_or(IdentityError::NotFound)?;
+        match target.role {
+            Role::Owner | Role::Managed => {}
+            Role::Guest if target.enabled => {}
+            Role::Guest => {
+                return Err(IdentityError::Forbidden(
+                    "Guest access is turned off.".into(),
+                ));
+            }
+            Role::Friend => return Err(IdentityError::NotFound),
+        }
+        let now = Instant::now();
+        if let Err(wait) = self.pin_throttle.check(&target.id, now) {
+            return Err(IdentityError::Throttled(wait.as_secs().max(1)));
+        }
+        if let Some(hash) = target.pin_hash.clone() {
+            let Some(pin) = pin else {
+                return Err(IdentityError::PinRequired);
+            };
+            let ok = valid_pin(&pin).is_ok() && self.verify_password(pin, hash).await?;
+            if !ok {
+                self.pin_throttle.fail(&target.id, now);
+                let addr = client.addr.to_string();
+                self.store.write(|tx| {
+                    tx.audit(
+                        crate::now_secs(),
+                        "switch_failed",
+                        Some(session.user.id),
+                        Some(addr),
+                        format!("wrong PIN for {:?}", target.username),
+                    )
+                })?;
+                return Err(IdentityError::WrongPin);
+            }
+            self.pin_throttle.succeed(&target.id);
+        }
+        let addr = client.addr.to_string();
+        let device_id = session.device.id;
+        self.store.write(|tx| {
+            let mut device = tx.device(device_id)?.ok_or(IdentityError::NotFound)?;
+            device.active_user_id = target.id;
+            tx.update_device(&device)?;
+            tx.audit(
+                crate::now_secs(),
+                "profile_switched",
+                Some(session.user.id),
+                Some(addr),
+                format!("device {device_id} switched to {:?}", target.username),
+            )?;
+            Ok::<_, IdentityError>(())
+        })?;
+        Ok(target)
+    }
+
+    /// Creates an invite link secret for a friend. Returns the one-time token.
+    pub fn create_invite(
+        &self,
+        owner_id: u64,
+        invitee: &str,
+        libraries: Option<Vec<u64>>,
+        hours: u64,
+    ) -> Result<(String, InviteRecord), IdentityError> {
+        let invitee = invitee.trim();
+        if invitee.is_empty()
+            || invitee.chars().count() > 254
+            || invitee.chars().any(char::is_control)
+        {
+            return Err(IdentityError::Invalid {
+                code: "invalid_invitee",
+                message: "Say who the invite is for: a username or an e-mail address.".into(),
+            });
+        }
+        if hours == 0 || hours > MAX_INVITE_HOURS {
+            return Err(IdentityError::Invalid {
+                code: "invalid_expiry",
+                message: format!("An invite lasts between 1 and {MAX_INVITE_HOURS} hours."),
+            });
+        }
+        let (secret, hash) = token::generate().map_err(IdentityError::Internal)?;
+        let now = crate::now_secs();
+        let record = self.store.write(|tx| {
+            let rec = tx.create_invite(InviteRecord {
+                id: 0,
+                token_hash: hash,
+                invitee: invitee.to_owned(),
+                libraries,
+                created_by: owner_id,
+                created_at: now,
+                expires_at: now + hours * 3600,
+            })?;
+            tx.audit(
+                now,
+                "invite_created",
+                Some(owner_id),
+                None,
+                format!("invited {invitee:?}"),
+            )?;
+            Ok::<_, IdentityError>(rec)
+        })?;
+        Ok((secret, record))
+    }
+
+    pub fn invites(&self) -> Result<Vec<InviteRecord>, IdentityError> {
+        let now = crate::now_secs();
+        Ok(self
+            .store
+            .read(|r| r.invites())?
+            .into_iter()
+            .filter(|i| i.expires_at > now)
+            .collect())
+    }
+
+    pub fn revoke_invite(&self, owner_id: u64, id: u64) -> Result<(), IdentityError> {
+        self.store.write(|tx| {
+            let inv = tx.delete_invite(id)?.ok_or(IdentityError::NotFound)?;
+            tx.audit(
+                crate::now_secs(),
+                "invite_revoked",
+                Some(owner_id),
+                None,
+                format!("invite for {:?} revoked", inv.invitee),
+            )?;
+            Ok(())
+        })
+    }
+
+    /// Accepts an invite: creates the friend's account and uses up the invite, in one
+    /// transaction. Returns the new user and the libraries they were invited to.
+    pub async fn accept_invite(
+        self: &Arc<Self>,
+        secret: &str,
+        username: &str,
+        password: String,
+        client: &ClientInfo,
+    ) -> Result<(UserRecord, Option<Vec<u64>>), IdentityError> {
+        let bad = || {
+            IdentityError::Invalid {
+            code: "invite_invalid",
+            message: "This invite link is not valid: it may have expired, been used already, or been revoked. Ask for a new one.".into(),
+        }
+        };
+        if !token::plausible(secret) {
+            return Err(bad());
+        }
+        let now = Instant::now();
+        if let Err(wait) = self.login_by_addr.check(&client.addr, now) {
+            return Err(IdentityError::Throttled(wait.as_secs().max(1)));
+        }
+        let hash = token::hash(secret);
+        let found = self.store.read(|r| {
+            Ok::<_, crate::store::StoreError>(
+                r.invites()?.into_iter().find(|i| i.token_hash == hash),
+            )
+        })?;
+        let now_s = crate::now_secs();
+        let Some(invite) = found.filter(|i| i.expires_at > now_s) else {
+            self.login_by_addr.fail(&client.addr, now);
+            return Err(bad());
+        };
+        validate_username(username)?;
+        if let Some(why) = password::weakness(&password, username) {
+            return Err(IdentityError::WeakPassword(why));
+        }
+        let phc = self.hash_password(password).await?;
+        let email = invite.invitee.contains('@').then(|| invite.invitee.clone());
+        let addr = client.addr.to_string();
+        self.store.write(|tx| {
+            // Re-read inside the transaction: two accepts of one link, exactly one wins.
+            let Some(invite) = tx.invite_by_token_hash(&hash)? else {
+                return Err(bad());
+            };
+            tx.delete_invite(invite.id)?;
+            let mut user = tx
+                .create_user(username, Role::Friend, Some(phc), now_s)?
+                .ok_or_else(|| IdentityError::Invalid {
+                    code: "username_taken",
+                    message: "That username is taken; choose another.".into(),
+                })?;
+            user.email = email;
+            tx.update_user(&user)?;
+            tx.audit(
+                now_s,
+                "invite_accepted",
+                Some(user.id),
+                Some(addr),
+                format!(
+                    "{:?} joined (invited as {:?})",
+                    user.username, invite.invitee
+                ),
+            )?;
+            Ok((user, invite.libraries))
+        })
+    }
+
+    /// Devices whose client id the owner blocked cannot sign in again.
+    pub fn block_client(
+        &self,
+        owner_id: u64,
+        device_id: u64,
+    ) -> Result<DeviceRecord, IdentityError> {
+        self.store.write(|tx| {
+            let device = tx.device(device_id)?.ok_or(IdentityError::NotFound)?;
+            if device.client_id.is_empty() {
+                return Err(IdentityError::Invalid {
+                    code: "no_client_id",
+                    message: "This device did not say who it is, so it cannot be blocked; revoke it instead.".into(),
+                });
+            }
+            let mut blocked: Vec<String> = tx.setting(super::BLOCKED_KEY)?.unwrap_or_default();
+            if !blocked.contains(&device.client_id) {
+                blocked.push(device.client_id.clone());
+            }
+            tx.set_setting(super::BLOCKED_KEY, &blocked)?;
+            tx.delete_device(device_id)?;
+            tx.audit(
+                crate::now_secs(),
+                "device_blocked",
+                Some(owner_id),
+                None,
+                format!("blocked \"{}\" ({})", device.name, device.client_id),
+            )?;
+            Ok(device)
+        })
+    }
+}

@@ -1,0 +1,420 @@
+//! The household over HTTP: managed profiles, guest, PINs and switching, home mode,
+//! friends' invites, removal, two-factor sign-in, blocked devices.
+
+mod common;
+
+use common::{TestServer, delete, get, send};
+use serde_json::json;
+
+fn claimed() -> (TestServer, String) {
+    let s = TestServer::start();
+    let code = hearth::identity::setup_code::read(&s.data)
+        .unwrap()
+        .unwrap();
+    let r = send(
+        "POST",
+        &s.url("/api/v1/setup/claim"),
+        None,
+        &json!({"setup_code": code, "server_name": "Den",
+                "owner": {"username": "anna", "password": "correct horse battery"}}),
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
+    let t = r.json()["token"].as_str().unwrap().to_owned();
+    (s, t)
+}
+
+#[test]
+fn managed_profiles_pins_switching_and_home_mode() {
+    let (s, owner) = claimed();
+    let home = get(&s.url("/api/v1/settings/home"), Some(&owner)).json();
+    assert_eq!(home["on"], false);
+
+    let r = send(
+        "POST",
+        &s.url("/api/v1/users"),
+        Some(&owner),
+        &json!({"kind": "managed", "name": "Mia"}),
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
+    let mia = r.json()["id"].as_u64().unwrap();
+    let home = get(&s.url("/api/v1/settings/home"), Some(&owner)).json();
+    assert_eq!(home["on"], true, "a managed profile turns home mode on");
+    assert!(home["reasons"][0].as_str().unwrap().contains("managed"));
+
+    // Mia gets a PIN; switching to her needs it, wrong PINs are throttled.
+    let r = send(
+        "PUT",
+        &s.url(&format!("/api/v1/users/{mia}/pin")),
+        Some(&owner),
+        &json!({"pin": "12a4"}),
+    );
+    assert_eq!(r.status, 422);
+    let r = send(
+        "PUT",
+        &s.url(&format!("/api/v1/users/{mia}/pin")),
+        Some(&owner),
+        &json!({"pin": "1234"}),
+    );
+    assert_eq!(r.status, 204, "{}", r.body);
+    let profiles = get(&s.url("/api/v1/auth/profiles"), Some(&owner)).json();
+    assert_eq!(profiles.as_array().unwrap().len(), 2);
+
+    let sw = |pin: Option<&str>| {
+        send(
+            "POST",
+            &s.url("/api/v1/auth/switch"),
+            Some(&owner),
+            &json!({"user_id": mia, "pin": pin}),
+        )
+    };
+    assert_eq!(sw(None).error_code(), "pin_required");
+    let mut codes = Vec::new();
+    for _ in 0..5 {
+        codes.push(sw(Some("0000")).status);
+    }
+    assert_eq!(&codes[..3], &[403, 403, 403], "{codes:?}");
+    assert_eq!(codes[4], 429, "wrong PINs are throttled: {codes:?}");
+
+    // A fresh profile without a PIN switches at once; then the device acts as that profile.
+    let r = send(
+        "POST",
+        &s.url("/api/v1/users"),
+        Some(&owner),
+        &json!({"kind": "managed", "name": "Leo"}),
+    );
+    let leo = r.json()["id"].as_u64().unwrap();
+    let r = send(
+        "POST",
+        &s.url("/api/v1/auth/switch"),
+        Some(&owner),
+        &json!({"user_id": leo}),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let me = get(&s.url("/api/v1/me"), Some(&owner)).json();
+    assert_eq!(me["user"]["username"], "Leo");
+    // Leo is not the owner: owner routes are closed to this device now.
+    assert_eq!(get(&s.url("/api/v1/users"), Some(&owner)).status, 403);
+    // The owner set a PIN for themselves? Not yet, so the way back is open.
+    let r = send(
+        "POST",
+        &s.url("/api/v1/auth/switch"),
+        Some(&owner),
+        &json!({"user_id": 1}),
+    );
+    assert_eq!(r.status, 200);
+    // Now the owner's own PIN guards the way back.
+    assert_eq!(
+        send(
+            "PUT",
+            &s.url("/api/v1/users/1/pin"),
+            Some(&owner),
+            &json!({"pin": "9876"})
+        )
+        .status,
+        204
+    );
+    send(
+        "POST",
+        &s.url("/api/v1/auth/switch"),
+        Some(&owner),
+        &json!({"user_id": leo}),
+    );
+    let back = send(
+        "POST",
+        &s.url("/api/v1/auth/switch"),
+        Some(&owner),
+        &json!({"user_id": 1}),
+    );
+    assert_eq!(back.error_code(), "pin_required");
+    let back = send(
+        "POST",
+        &s.url("/api/v1/auth/switch"),
+        Some(&owner),
+        &json!({"user_id": 1, "pin": "9876"}),
+    );
+    assert_eq!(back.status, 200);
+
+    // Removal needs confirmation, then takes the profile and its devices.
+    let r = delete(&s.url(&format!("/api/v1/users/{leo}")), Some(&owner));
+    assert_eq!(r.status, 409);
+    assert_eq!(r.error_code(), "confirmation_required");
+    let r = delete(
+        &s.url(&format!("/api/v1/users/{leo}?confirm=true")),
+        Some(&owner),
+    );
+    assert_eq!(r.status, 204);
+    assert_eq!(
+        get(&s.url(&format!("/api/v1/users/{leo}")), Some(&owner)).status,
+        404
+    );
+    assert_eq!(
+        delete(&s.url("/api/v1/users/1?confirm=true"), Some(&owner)).status,
+        422,
+        "the owner stays"
+    );
+
+    let events: Vec<String> = get(&s.url("/api/v1/audit"), Some(&owner))
+        .json()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["event"].as_str().unwrap().to_owned())
+        .collect();
+    for e in [
+        "user_created",
+        "pin_changed",
+        "switch_failed",
+        "profile_switched",
+        "user_removed",
+    ] {
+        assert!(events.iter().any(|x| x == e), "{e} not audited: {events:?}");
+    }
+}
+
+#[test]
+fn guest_can_be_enabled_but_never_gets_a_pin() {
+    let (s, owner) = claimed();
+    let r = send(
+        "POST",
+        &s.url("/api/v1/users"),
+        Some(&owner),
+        &json!({"kind": "guest"}),
+    );
+    assert_eq!(r.status, 201);
+    let guest = r.json()["id"].as_u64().unwrap();
+    assert_eq!(r.json()["role"], "guest");
+    let r = send(
+        "PUT",
+        &s.url(&format!("/api/v1/users/{guest}/pin")),
+        Some(&owner),
+        &json!({"pin": "1111"}),
+    );
+    assert_eq!(r.error_code(), "guest_no_pin");
+    let r = send(
+        "PATCH",
+        &s.url(&format!("/api/v1/users/{guest}")),
+        Some(&owner),
+        &json!({"enabled": false}),
+    );
+    assert_eq!(r.json()["enabled"], false);
+    let r = send(
+        "POST",
+        &s.url("/api/v1/auth/switch"),
+        Some(&owner),
+        &json!({"user_id": guest}),
+    );
+    assert_eq!(r.status, 403, "a disabled guest cannot be switched to");
+}
+
+#[test]
+fn invites_work_once_and_expire() {
+    let (s, owner) = claimed();
+    let r = send(
+        "POST",
+        &s.url("/api/v1/invites"),
+        Some(&owner),
+        &json!({"invitee": "ben@example.org", "expires_in_hours": 2}),
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
+    let token = r.json()["token"].as_str().unwrap().to_owned();
+    assert_eq!(
+        get(&s.url("/api/v1/invites"), Some(&owner))
+            .json()
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+
+    let accept = |t: &str, user: &str| {
+        send(
+            "POST",
+            &s.url(&format!("/api/v1/invites/{t}/accept")),
+            None,
+            &json!({"username": user, "password": "friendly giraffe tune"}),
+        )
+    };
+    let r = accept(&token, "ben");
+    assert_eq!(r.status, 201, "{}", r.body);
+    assert_eq!(r.json()["user"]["role"], "friend");
+    let ben = r.json()["token"].as_str().unwrap().to_owned();
+    assert_eq!(
+        get(&s.url("/api/v1/me"), Some(&ben)).json()["user"]["username"],
+        "ben"
+    );
+    // The friend is no owner, and cannot switch profiles.
+    assert_eq!(get(&s.url("/api/v1/users"), Some(&ben)).status, 403);
+    assert_eq!(
+        send(
+            "POST",
+            &s.url("/api/v1/auth/switch"),
+            Some(&ben),
+            &json!({"user_id": 1})
+        )
+        .status,
+        403
+    );
+    // Single use.
+    assert_eq!(accept(&token, "ben2").error_code(), "invite_invalid");
+    assert!(
+        get(&s.url("/api/v1/invites"), Some(&owner))
+            .json()
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+
+    // A revoked invite stops working.
+    let r = send(
+        "POST",
+        &s.url("/api/v1/invites"),
+        Some(&owner),
+        &json!({"invitee": "carl"}),
+    );
+    let (t2, id2) = (
+        r.json()["token"].as_str().unwrap().to_owned(),
+        r.json()["id"].as_u64().unwrap(),
+    );
+    assert_eq!(
+        delete(&s.url(&format!("/api/v1/invites/{id2}")), Some(&owner)).status,
+        204
+    );
+    assert_eq!(accept(&t2, "carl").error_code(), "invite_invalid");
+    // Bad input.
+    let r = send(
+        "POST",
+        &s.url("/api/v1/invites"),
+        Some(&owner),
+        &json!({"invitee": "dora", "expires_in_hours": 100000}),
+    );
+    assert_eq!(r.error_code(), "invalid_expiry");
+}
+
+#[test]
+fn expired_invites_are_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let (secret, hash) = hearth::identity::token::generate().unwrap();
+    {
+        let store = hearth::store::Store::open(&data.join("hearth.redb")).unwrap();
+        store
+            .write(|tx| {
+                tx.create_invite(hearth::store::invites::InviteRecord {
+                    id: 0,
+                    token_hash: hash,
+                    invitee: "late".into(),
+                    libraries: None,
+                    created_by: 1,
+                    created_at: 1,
+                    expires_at: 2,
+                })
+            })
+            .unwrap();
+    }
+    let s = TestServer::start_with(&data, |_| {});
+    let r = send(
+        "POST",
+        &s.url(&format!("/api/v1/invites/{secret}/accept")),
+        None,
+        &json!({"username": "late", "password": "friendly giraffe tune"}),
+    );
+    assert_eq!(r.status, 422);
+    assert_eq!(r.error_code(), "invite_invalid");
+}
+
+#[test]
+fn two_factor_sign_in() {
+    let (s, owner) = claimed();
+    let r = send("POST", &s.url("/api/v1/me/totp"), Some(&owner), &json!({}));
+    assert_eq!(r.status, 200, "{}", r.body);
+    let e = r.json();
+    assert!(e["qr_svg"].as_str().unwrap().contains("<svg"));
+    let secret_b32 = e["secret"].as_str().unwrap().to_owned();
+    let recovery = e["recovery_codes"][0].as_str().unwrap().to_owned();
+    let secret = decode_b32(&secret_b32);
+    let now = hearth::now_secs();
+    let code = |t: u64| format!("{:06}", hearth::identity::totp::code_at(&secret, t / 30));
+    assert_eq!(
+        send(
+            "POST",
+            &s.url("/api/v1/me/totp/confirm"),
+            Some(&owner),
+            &json!({"code": "000000"})
+        )
+        .status,
+        if code(now) == "000000" { 204 } else { 401 }
+    );
+    let r = send(
+        "POST",
+        &s.url("/api/v1/me/totp/confirm"),
+        Some(&owner),
+        &json!({"code": code(now)}),
+    );
+    assert_eq!(r.status, 204, "{}", r.body);
+
+    let login = |totp: Option<String>| {
+        send(
+            "POST",
+            &s.url("/api/v1/auth/login"),
+            None,
+            &json!({"username": "anna", "password": "correct horse battery", "totp": totp}),
+        )
+    };
+    assert_eq!(login(None).error_code(), "totp_required");
+    // The code used to confirm cannot be replayed; the next step's code works.
+    assert_eq!(login(Some(code(now))).error_code(), "wrong_totp");
+    assert_eq!(login(Some(code(now + 30))).status, 200);
+    assert_eq!(login(Some(recovery.clone())).status, 200);
+    assert_eq!(
+        login(Some(recovery)).error_code(),
+        "wrong_totp",
+        "recovery codes work once"
+    );
+}
+
+fn decode_b32(s: &str) -> Vec<u8> {
+    let mut out = Vec::new();
+    let (mut buf, mut bits) = (0u64, 0);
+    for c in s.bytes() {
+        let v = match c {
+            b'A'..=b'Z' => c - b'A',
+            b'2'..=b'7' => c - b'2' + 26,
+            _ => panic!("bad base32"),
+        };
+        buf = (buf << 5) | u64::from(v);
+        bits += 5;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((buf >> bits) as u8);
+        }
+    }
+    out
+}
+
+#[test]
+fn blocked_devices_cannot_sign_in_again() {
+    let (s, owner) = claimed();
+    let login = || {
+        send(
+            "POST",
+            &s.url("/api/v1/auth/login"),
+            None,
+            &json!({"username": "anna", "password": "correct horse battery", "device": {"name": "Old tablet", "client_id": "tab-1"}}),
+        )
+    };
+    let r = login();
+    let id = r.json()["device_id"].as_u64().unwrap();
+    let tablet = r.json()["token"].as_str().unwrap().to_owned();
+    assert_eq!(
+        send(
+            "POST",
+            &s.url(&format!("/api/v1/devices/{id}/block")),
+            Some(&owner),
+            &json!({})
+        )
+        .status,
+        204
+    );
+    assert_eq!(get(&s.url("/api/v1/me"), Some(&tablet)).status, 401);
+    assert_eq!(login().error_code(), "device_blocked");
+}

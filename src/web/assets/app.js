@@ -301,6 +301,169 @@ async function devicesPage(me) {
   if (!r.ok) showError(err, r.error);
 }
 
+// ---------- household ----------
+
+function roleName(role) {
+  return { owner: "Owner", managed: "Managed profile", guest: "Guest", friend: "Friend" }[role] || role;
+}
+
+async function usersPage(me) {
+  const [users, invites, home, libs] = await Promise.all([
+    api("GET", "/api/v1/users"), api("GET", "/api/v1/invites"), api("GET", "/api/v1/settings/home"), api("GET", "/api/v1/libraries"),
+  ]);
+  const err = errorBox("users-error");
+  if (!users.ok) { render(h("section", { class: "card" }, h("h1", {}, "Users & Sharing"), err)); showError(err, users.error); return; }
+  const libraries = libs.ok ? (Array.isArray(libs.data) ? libs.data : libs.data.libraries || []) : [];
+  const list = users.data;
+  const guest = list.find((u) => u.role === "guest");
+
+  const rows = list.map((u) => {
+    const actions = h("span", { class: "actions" });
+    if (u.role !== "guest") {
+      const pinBtn = h("button", { type: "button", "aria-label": "PIN for " + u.username, onclick: () => pinEditor(u, actions) }, u.has_pin ? "Change PIN" : "Set PIN");
+      actions.append(pinBtn);
+    }
+    if (u.role !== "owner") {
+      const rm = h("button", { type: "button", class: "danger", "aria-label": "Remove " + u.username, onclick: () => {
+        const yes = h("button", { type: "button", class: "danger", onclick: async () => {
+          busy(yes, true);
+          const r = await api("DELETE", "/api/v1/users/" + u.id + "?confirm=true");
+          busy(yes, false);
+          if (!r.ok) { showError(err, r.error); return; }
+          usersPage(me);
+        } }, "Remove " + u.username);
+        const no = h("button", { type: "button", onclick: () => usersPage(me) }, "Cancel");
+        actions.replaceChildren(h("span", { class: "hint", role: "alert" }, "This deletes " + u.username + "'s devices and watch history for good."), yes, no);
+        no.focus();
+      } }, "Remove");
+      actions.append(rm);
+    }
+    return h("li", {}, h("span", {}, h("strong", {}, u.username), " ", h("span", { class: "tag" }, roleName(u.role)),
+      u.has_pin ? h("span", { class: "tag" }, "PIN") : null, u.two_factor ? h("span", { class: "tag" }, "2FA") : null,
+      u.role === "guest" && !u.enabled ? h("span", { class: "tag" }, "off") : null), actions);
+  });
+
+  const name = field("new-profile", "Name", { maxlength: "64" }, "A profile for someone in the house. Profiles have no password; they are picked on a signed-in home device.");
+  const addErr = errorBox("add-error");
+  const add = h("button", { type: "submit" }, "Add profile");
+  const addForm = h("form", { novalidate: true, onsubmit: async (e) => {
+    e.preventDefault();
+    busy(add, true);
+    const r = await api("POST", "/api/v1/users", { kind: "managed", name: name.input.value.trim() });
+    busy(add, false);
+    if (!r.ok) { showError(addErr, r.error, name.input); return; }
+    usersPage(me);
+  } }, name.node, addErr, h("div", { class: "actions" }, add));
+
+  const guestToggle = h("button", { type: "button", onclick: async () => {
+    busy(guestToggle, true);
+    const r = guest ? await api("PATCH", "/api/v1/users/" + guest.id, { enabled: !guest.enabled }) : await api("POST", "/api/v1/users", { kind: "guest" });
+    busy(guestToggle, false);
+    if (!r.ok) { showError(err, r.error); return; }
+    usersPage(me);
+  } }, guest && guest.enabled ? "Turn guest access off" : "Turn guest access on");
+
+  const who = field("invitee", "Friend's username or e-mail", { maxlength: "254", autocapitalize: "none", spellcheck: "false" });
+  const libBoxes = libraries.map((l) => h("label", { class: "choice" }, h("input", { type: "checkbox", name: "invite-lib", value: String(l.id), checked: true }), h("span", {}, l.name)));
+  const invErr = errorBox("invite-error");
+  const linkOut = h("p", { id: "invite-link", "aria-live": "polite" });
+  const inv = h("button", { type: "submit" }, "Create invite link");
+  const invForm = h("form", { novalidate: true, onsubmit: async (e) => {
+    e.preventDefault();
+    const chosen = [...main.querySelectorAll("input[name=invite-lib]:checked")].map((x) => Number(x.value));
+    busy(inv, true);
+    const r = await api("POST", "/api/v1/invites", { invitee: who.input.value.trim(), libraries: libraries.length ? chosen : null });
+    busy(inv, false);
+    if (!r.ok) { showError(invErr, r.error, who.input); return; }
+    linkOut.replaceChildren("Send this link (it works once, for 3 days): ", h("code", {}, location.origin + r.data.link));
+  } }, who.node, libBoxes.length ? h("fieldset", {}, h("legend", {}, "Libraries to share"), libBoxes) : null, invErr, h("div", { class: "actions" }, inv), linkOut);
+
+  const pending = (invites.ok ? invites.data : []).map((i) => h("li", {}, h("span", {}, i.invitee, h("span", { class: "hint" }, "expires " + new Date(i.expires_at * 1000).toLocaleString())),
+    h("button", { type: "button", class: "danger", onclick: async () => { await api("DELETE", "/api/v1/invites/" + i.id); usersPage(me); } }, "Withdraw")));
+
+  render(
+    h("section", { class: "card", "aria-labelledby": "title" }, h("h1", { id: "title" }, "Users & Sharing"),
+      h("p", { class: "muted" }, "Who can use this Hearth, and what each person may see."),
+      home.ok && home.data.on ? h("p", { class: "notice", role: "status" }, "Home mode is on (" + home.data.reasons.join("; ") + "): everyone must sign in, and DLNA is off.") : null,
+      h("ul", { class: "list" }, rows), err),
+    h("section", { class: "card", "aria-labelledby": "add-title" }, h("h2", { id: "add-title" }, "Add a household profile"), addForm),
+    h("section", { class: "card", "aria-labelledby": "guest-title" }, h("h2", { id: "guest-title" }, "Guest access"),
+      h("p", { class: "muted" }, "A guest profile lets visitors watch without an account of their own. It never has a PIN."), guestToggle),
+    h("section", { class: "card", "aria-labelledby": "invite-title" }, h("h2", { id: "invite-title" }, "Invite a friend"),
+      h("p", { class: "muted" }, "Friends get their own username and password and see only the libraries you choose."), invForm,
+      pending.length ? h("ul", { class: "list", "aria-label": "Pending invites" }, pending) : null),
+  );
+}
+
+function pinEditor(user, container) {
+  const f = field("pin-" + user.id, "New PIN for " + user.username, { inputmode: "numeric", maxlength: "4", pattern: "[0-9]{4}", autocomplete: "off" });
+  const e = errorBox("pin-error-" + user.id);
+  const save = h("button", { type: "submit" }, "Save PIN");
+  const clear = h("button", { type: "button", onclick: async () => { const r = await api("PUT", "/api/v1/users/" + user.id + "/pin", { pin: null }); if (!r.ok) showError(e, r.error); else route(); } }, "Remove PIN");
+  container.replaceChildren(h("form", { novalidate: true, onsubmit: async (ev) => {
+    ev.preventDefault();
+    const r = await api("PUT", "/api/v1/users/" + user.id + "/pin", { pin: f.input.value });
+    if (!r.ok) { showError(e, r.error, f.input); return; }
+    route();
+  } }, f.node, e, h("div", { class: "actions" }, save, user.has_pin ? clear : null)));
+  f.input.focus();
+}
+
+async function profilesPage(me) {
+  const r = await api("GET", "/api/v1/auth/profiles");
+  const err = errorBox("profile-error");
+  const tiles = (r.ok ? r.data : []).map((p) => h("li", {}, h("button", { type: "button", class: p.current ? "tile current" : "tile", "aria-pressed": p.current ? "true" : "false",
+    onclick: () => (p.has_pin ? pinPad(p) : doSwitch(p, null, err)) }, h("span", { class: "avatar", "aria-hidden": "true" }, p.name.slice(0, 1).toUpperCase()), p.name)));
+  render(h("section", { class: "card", "aria-labelledby": "title" }, h("h1", { id: "title" }, "Who's watching?"),
+    tiles.length ? h("ul", { class: "tiles" }, tiles) : h("p", { class: "muted" }, "Profiles can be picked only on devices signed in by the household."), err));
+}
+
+async function doSwitch(p, pin, err) {
+  const r = await api("POST", "/api/v1/auth/switch", { user_id: p.id, pin });
+  if (!r.ok) { showError(err, r.error); return false; }
+  location.hash = "#/";
+  route();
+  return true;
+}
+
+function pinPad(p) {
+  let entered = "";
+  const dots = h("p", { class: "pin-dots", "aria-live": "polite", "aria-label": "PIN digits entered" }, "○○○○");
+  const err = errorBox("pin-pad-error");
+  const show = () => { dots.textContent = "●".repeat(entered.length) + "○".repeat(4 - entered.length); };
+  const press = async (d) => {
+    if (d === "back") { entered = entered.slice(0, -1); show(); return; }
+    if (entered.length >= 4) return;
+    entered += d; show();
+    if (entered.length === 4) {
+      const ok = await doSwitch(p, entered, err);
+      if (!ok) { entered = ""; show(); }
+    }
+  };
+  const keys = ["1", "2", "3", "4", "5", "6", "7", "8", "9", "back", "0"].map((k) => h("button", { type: "button", class: "key", "aria-label": k === "back" ? "Delete last digit" : k, onclick: () => press(k) }, k === "back" ? "⌫" : k));
+  const pad = h("div", { class: "pinpad", onkeydown: (e) => { if (/^[0-9]$/.test(e.key)) { e.preventDefault(); press(e.key); } else if (e.key === "Backspace") { e.preventDefault(); press("back"); } } }, keys);
+  render(h("section", { class: "card", "aria-labelledby": "title" }, h("h1", { id: "title" }, "PIN for " + p.name), dots, pad, err,
+    h("div", { class: "actions" }, h("button", { type: "button", onclick: () => route() }, "Cancel"))));
+  keys[0].focus();
+}
+
+async function invitePage(token) {
+  nav.hidden = true;
+  const u = field("invite-username", "Choose a username", { autocomplete: "username", autocapitalize: "none", spellcheck: "false", maxlength: "64" });
+  const p = field("invite-password", "Choose a password", { type: "password", autocomplete: "new-password", maxlength: "256" }, "At least 10 characters.");
+  const err = errorBox("accept-error");
+  const go = h("button", { class: "primary", type: "submit" }, "Join");
+  render(formCard("You are invited to " + (window.hearthStatus ? window.hearthStatus.server_name : "Hearth"), "Create your account to see what has been shared with you.",
+    [u.node, p.node, err], [go], async () => {
+      busy(go, true);
+      const r = await api("POST", "/api/v1/invites/" + encodeURIComponent(token) + "/accept", { username: u.input.value.trim(), password: p.input.value, device: thisDevice() });
+      busy(go, false);
+      if (!r.ok) { showError(err, r.error); return; }
+      location.hash = "#/";
+      route();
+    }));
+}
+
 // ---------- routing ----------
 
 async function route() {
@@ -315,10 +478,14 @@ async function route() {
     wizardWelcome(status.data);
     return;
   }
+  if (hash.startsWith("#/invite/")) { invitePage(hash.slice("#/invite/".length)); return; }
   const me = await api("GET", "/api/v1/me");
   if (me.status === 401) { loginPage(status.data); return; }
   if (!me.ok) { render(h("section", { class: "card" }, h("h1", {}, "Something went wrong"), h("p", {}, me.error.message))); return; }
   nav.hidden = false;
+  const owner = me.data.user.role === "owner";
+  document.getElementById("nav-users").hidden = !owner;
+  document.getElementById("nav-profiles").hidden = !(owner || me.data.user.role === "managed" || me.data.user.role === "guest");
   for (const a of nav.querySelectorAll("a")) {
     if (a.getAttribute("href") === hash) a.setAttribute("aria-current", "page"); else a.removeAttribute("aria-current");
   }
@@ -327,6 +494,8 @@ async function route() {
     case "#/setup/libraries": return wizardLibraries();
     case "#/setup/done": return wizardDone();
     case "#/devices": return devicesPage(me.data);
+    case "#/users": return owner ? usersPage(me.data) : homePage(me.data);
+    case "#/profiles": return profilesPage(me.data);
     default: return homePage(me.data);
   }
 }

@@ -849,6 +849,18 @@ fn admission() {
             assert_eq!(policy::admit(p, &c).unwrap_err(), Denied::DeviceRevoked);
         }
     }
+    // Stored users map over with their role and PIN.
+    let mut kid = hearth::store::users::UserRecord::new(
+        7,
+        "kid",
+        hearth::store::users::Role::Managed,
+        None,
+        0,
+    );
+    kid.pin_hash = Some("$argon2id$stand-in".into());
+    let a = Account::from_user(&kid, Preset::LittleKid.restrictions());
+    assert_eq!((a.user_id, a.role, a.has_pin), (7, Role::Managed, true));
+    assert_eq!(a.restrictions, Preset::LittleKid.restrictions());
     // The owner's proof carries the owner's id.
     let owner = signed_in(1, Role::Owner, false);
     assert_eq!(policy::require_owner(&owner).unwrap().user_id(), 1);

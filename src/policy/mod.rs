@@ -82,6 +82,21 @@ pub struct Account {
     pub restrictions: Restrictions,
 }
 
+impl Account {
+    /// The policy view of a stored user, with the restrictions stored for them.
+    pub fn from_user(
+        user: &crate::store::users::UserRecord,
+        restrictions: Restrictions,
+    ) -> Account {
+        Account {
+            user_id: user.id,
+            role: user.role.into(),
+            has_pin: user.pin_hash.is_some(),
+            restrictions,
+        }
+    }
+}
+
 /// The state of the device a token belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DeviceStatus {

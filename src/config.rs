@@ -77,6 +77,8 @@ pub struct Config {
     /// written for the owner to read and where a `reset-claim` file is looked for.
     /// `None` on a laptop.
     pub esp_dir: Option<PathBuf>,
+    /// Minutes east of UTC of the household's time zone, for viewing schedules.
+    pub utc_offset_minutes: i32,
     pub limits: Limits,
     pub users: UsersConfig,
     pub updates: UpdatesConfig,
@@ -125,6 +127,7 @@ impl Default for Config {
             https: Some(SocketAddr::from(([0, 0, 0, 0], 8443))),
             log: "info".into(),
             esp_dir: None,
+            utc_offset_minutes: 0,
             limits: Limits::default(),
             users: UsersConfig::default(),
             updates: UpdatesConfig::default(),
@@ -227,6 +230,11 @@ impl Config {
         if self.limits.max_connections == 0 {
             return Err(ConfigError::Invalid(
                 "limits.max_connections must be at least 1".into(),
+            ));
+        }
+        if !(-14 * 60..=14 * 60).contains(&self.utc_offset_minutes) {
+            return Err(ConfigError::Invalid(
+                "utc_offset_minutes must be between -840 and 840".into(),
             ));
         }
         if !matches!(self.updates.channel.as_str(), "stable" | "beta") {

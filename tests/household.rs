@@ -94,25 +94,40 @@ fn managed_profiles_pins_switching_and_home_mode() {
     assert_eq!(me["user"]["username"], "Leo");
     // Leo is not the owner: owner routes are closed to this device now.
     assert_eq!(get(&s.url("/api/v1/users"), Some(&owner)).status, 403);
-    // The owner set a PIN for themselves? Not yet, so the way back is open.
+    // Without an owner PIN there is no way back up on this device: a child cannot become
+    // the owner. Leo may not set the owner's PIN either.
     let r = send(
         "POST",
         &s.url("/api/v1/auth/switch"),
         Some(&owner),
         &json!({"user_id": 1}),
     );
-    assert_eq!(r.status, 200);
-    // Now the owner's own PIN guards the way back.
-    assert_eq!(
-        send(
-            "PUT",
-            &s.url("/api/v1/users/1/pin"),
-            Some(&owner),
-            &json!({"pin": "9876"})
-        )
-        .status,
-        204
+    assert_eq!(r.error_code(), "owner_pin_required");
+    let r = send(
+        "PUT",
+        &s.url("/api/v1/users/1/pin"),
+        Some(&owner),
+        &json!({"pin": "9876"}),
     );
+    assert_eq!(r.error_code(), "not_yours");
+    // The owner signs in again with the password and sets a PIN; now the PIN is the way back.
+    let owner = send(
+        "POST",
+        &s.url("/api/v1/auth/login"),
+        None,
+        &json!({"username": "anna", "password": "correct horse battery"}),
+    )
+    .json()["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let r = send(
+        "PUT",
+        &s.url("/api/v1/users/1/pin"),
+        Some(&owner),
+        &json!({"pin": "9876"}),
+    );
+    assert_eq!(r.status, 204);
     send(
         "POST",
         &s.url("/api/v1/auth/switch"),
@@ -189,7 +204,7 @@ fn guest_can_be_enabled_but_never_gets_a_pin() {
         Some(&owner),
         &json!({"pin": "1111"}),
     );
-    assert_eq!(r.error_code(), "guest_no_pin");
+    assert_eq!(r.error_code(), "guest_cannot_have_pin");
     let r = send(
         "PATCH",
         &s.url(&format!("/api/v1/users/{guest}")),
@@ -203,7 +218,11 @@ fn guest_can_be_enabled_but_never_gets_a_pin() {
         Some(&owner),
         &json!({"user_id": guest}),
     );
-    assert_eq!(r.status, 403, "a disabled guest cannot be switched to");
+    assert_eq!(
+        r.error_code(),
+        "guest_disabled",
+        "a disabled guest cannot be switched to"
+    );
 }
 
 #[test]

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use super::throttle::Policy;
 use super::{Identity, IdentityError, Session, password, token, validate_username};
 use crate::net::ClientInfo;
+use crate::policy::{Action, Actor, Context, OwnerProof, SwitchTarget};
 use crate::store::devices::DeviceRecord;
 use crate::store::invites::InviteRecord;
 use crate::store::users::{Role, UserRecord};
@@ -83,7 +84,7 @@ impl Identity {
     /// Adds a managed profile (no password; used by switching on a home device).
     pub fn create_managed(
         &self,
-        owner_id: u64,
+        owner: &OwnerProof,
         name: &str,
         max_managed: u32,
     ) -> Result<UserRecord, IdentityError> {
@@ -106,13 +107,17 @@ impl Identity {
                     code: "username_taken",
                     message: format!("There is already someone called {name:?}."),
                 })?;
-            tx.audit(now, "user_created", Some(owner_id), None, format!("managed profile {name:?}"))?;
+            tx.audit(now, "user_created", Some(owner.user_id()), None, format!("managed profile {name:?}"))?;
             Ok(user)
         })
     }
 
     /// Turns the guest profile on or off (creating it the first time).
-    pub fn set_guest(&self, owner_id: u64, enabled: bool) -> Result<UserRecord, IdentityError> {
+    pub fn set_guest(
+        &self,
+        owner: &OwnerProof,
+        enabled: bool,
+    ) -> Result<UserRecord, IdentityError> {
         let now = crate::now_secs();
         self.store.write(|tx| {
             let existing = tx.users()?.into_iter().find(|u| u.role == Role::Guest);
@@ -134,7 +139,7 @@ impl Identity {
             tx.audit(
                 now,
                 "guest_changed",
-                Some(owner_id),
+                Some(owner.user_id()),
                 None,
                 if enabled {
                     "guest access on"
@@ -149,7 +154,7 @@ impl Identity {
     /// Renames a user.
     pub fn rename_user(
         &self,
-        owner_id: u64,
+        owner: &OwnerProof,
         id: u64,
         name: &str,
     ) -> Result<UserRecord, IdentityError> {
@@ -178,7 +183,7 @@ impl Identity {
             tx.audit(
                 crate::now_secs(),
                 "user_renamed",
-                Some(owner_id),
+                Some(owner.user_id()),
                 None,
                 format!("{old:?} is now {name:?}"),
             )?;
@@ -190,7 +195,7 @@ impl Identity {
     /// the same transaction to remove what other modules keep per user (watch history).
     pub fn remove_user(
         &self,
-        owner_id: u64,
+        owner: &OwnerProof,
         id: u64,
         also: impl FnOnce(&crate::store::Tx<'_>, u64) -> Result<(), crate::store::StoreError>,
     ) -> Result<UserRecord, IdentityError> {
@@ -208,7 +213,7 @@ impl Identity {
             tx.audit(
                 crate::now_secs(),
                 "user_removed",
-                Some(owner_id),
+                Some(owner.user_id()),
                 None,
                 format!("removed {:?} ({:?}) with their devices and history", user.username, user.role),
             )?;
@@ -216,24 +221,25 @@ impl Identity {
         })
     }
 
-    /// Sets or clears a user's PIN. The owner may set anyone's; others only their own.
+    /// Sets or clears a user's PIN: the owner for anyone, a user for themselves (policy
+    /// decides). A 4-digit PIN is hashed like a password.
     pub async fn set_pin(
         self: &Arc<Self>,
-        actor: &UserRecord,
+        actor: &Actor,
+        ctx: &Context,
         id: u64,
         pin: Option<String>,
     ) -> Result<(), IdentityError> {
-        if actor.role != Role::Owner && actor.id != id {
-            return Err(IdentityError::NotFound);
-        }
         let target = self.user(id)?;
-        if target.role == Role::Guest {
-            return Err(IdentityError::Invalid {
-                code: "guest_no_pin",
-                message: "The guest profile cannot have a PIN: it is for anyone in the house."
-                    .into(),
-            });
-        }
+        crate::policy::authorize(
+            actor,
+            &Action::SetPin {
+                user_id: id,
+                role: target.role.into(),
+            },
+            ctx,
+        )
+        .then(|| ())?;
         let hash = match pin {
             Some(p) => {
                 valid_pin(&p)?;
@@ -249,7 +255,7 @@ impl Identity {
             tx.audit(
                 crate::now_secs(),
                 "pin_changed",
-                Some(actor.id),
+                Some(actor.user_id()),
                 None,
                 format!(
                     "PIN {} for {:?}",
@@ -261,44 +267,51 @@ impl Identity {
         })
     }
 
-    /// Switches the profile active on a signed-in home device.
+    /// Switches the profile active on a signed-in home device. The PIN (if any) is checked
+    /// and throttled here; whether the switch is allowed at all is policy's decision.
     pub async fn switch_profile(
         self: &Arc<Self>,
+        actor: &Actor,
+        ctx: &Context,
         session: &Session,
         target_id: u64,
         pin: Option<String>,
         client: &ClientInfo,
     ) -> Result<UserRecord, IdentityError> {
-        let account = self.user(session.device.user_id)?;
-        // Only a device signed in by the household (the owner's account, or a managed
-        // profile's) can move between household profiles; friends' devices cannot.
-        if !matches!(account.role, Role::Owner | Role::Managed) {
-            return Err(IdentityError::Forbidden(
-                "Only devices signed in by the household can switch profiles.".into(),
-            ));
-        }
         let target = self
             .store
             .read(|r| r.user(target_id))?
             .ok_or(IdentityError::NotFound)?;
-        match target.role {
-            Role::Owner | Role::Managed => {}
-            Role::Guest if target.enabled => {}
-            Role::Guest => {
-                return Err(IdentityError::Forbidden(
-                    "Guest access is turned off.".into(),
-                ));
+        let to = SwitchTarget {
+            user_id: target.id,
+            role: target.role.into(),
+            has_pin: target.pin_hash.is_some(),
+        };
+        // Ask first without a PIN: refusals that no PIN can fix (friends, guest off, an
+        // owner without a PIN) are answered before any PIN is tried or counted.
+        let first = crate::policy::authorize(
+            actor,
+            &Action::SwitchProfile {
+                to,
+                pin_verified: false,
+            },
+            ctx,
+        );
+        let needs_pin = matches!(
+            first,
+            crate::policy::Decision::Denied(crate::policy::Denied::PinRequired)
+        );
+        if !needs_pin {
+            first.then(|| ())?;
+        } else {
+            let now = Instant::now();
+            if let Err(wait) = self.pin_throttle.check(&target.id, now) {
+                return Err(IdentityError::Throttled(wait.as_secs().max(1)));
             }
-            Role::Friend => return Err(IdentityError::NotFound),
-        }
-        let now = Instant::now();
-        if let Err(wait) = self.pin_throttle.check(&target.id, now) {
-            return Err(IdentityError::Throttled(wait.as_secs().max(1)));
-        }
-        if let Some(hash) = target.pin_hash.clone() {
             let Some(pin) = pin else {
                 return Err(IdentityError::PinRequired);
             };
+            let hash = target.pin_hash.clone().unwrap_or_default();
             let ok = valid_pin(&pin).is_ok() && self.verify_password(pin, hash).await?;
             if !ok {
                 self.pin_throttle.fail(&target.id, now);
@@ -315,6 +328,15 @@ impl Identity {
                 return Err(IdentityError::WrongPin);
             }
             self.pin_throttle.succeed(&target.id);
+            crate::policy::authorize(
+                actor,
+                &Action::SwitchProfile {
+                    to,
+                    pin_verified: true,
+                },
+                ctx,
+            )
+            .then(|| ())?;
         }
         let addr = client.addr.to_string();
         let device_id = session.device.id;
@@ -334,10 +356,43 @@ impl Identity {
         Ok(target)
     }
 
+    /// Sets what a user may see.
+    pub fn set_restrictions(
+        &self,
+        owner: &OwnerProof,
+        id: u64,
+        restrictions: crate::policy::Restrictions,
+    ) -> Result<UserRecord, IdentityError> {
+        let restrictions = restrictions.checked().map_err(|e| IdentityError::Invalid {
+            code: "invalid_restrictions",
+            message: e.to_string(),
+        })?;
+        self.store.write(|tx| {
+            let mut user = tx.user(id)?.ok_or(IdentityError::NotFound)?;
+            if user.role == Role::Owner {
+                return Err(IdentityError::Invalid {
+                    code: "owner_unrestricted",
+                    message: "The owner always sees everything; restrictions apply to other users."
+                        .into(),
+                });
+            }
+            user.restrictions = restrictions;
+            tx.update_user(&user)?;
+            tx.audit(
+                crate::now_secs(),
+                "restrictions_changed",
+                Some(owner.user_id()),
+                None,
+                format!("restrictions of {:?} changed", user.username),
+            )?;
+            Ok(user)
+        })
+    }
+
     /// Creates an invite link secret for a friend. Returns the one-time token.
     pub fn create_invite(
         &self,
-        owner_id: u64,
+        owner: &OwnerProof,
         invitee: &str,
         libraries: Option<Vec<u64>>,
         hours: u64,
@@ -366,14 +421,14 @@ impl Identity {
                 token_hash: hash,
                 invitee: invitee.to_owned(),
                 libraries,
-                created_by: owner_id,
+                created_by: owner.user_id(),
                 created_at: now,
                 expires_at: now + hours * 3600,
             })?;
             tx.audit(
                 now,
                 "invite_created",
-                Some(owner_id),
+                Some(owner.user_id()),
                 None,
                 format!("invited {invitee:?}"),
             )?;
@@ -392,13 +447,13 @@ impl Identity {
             .collect())
     }
 
-    pub fn revoke_invite(&self, owner_id: u64, id: u64) -> Result<(), IdentityError> {
+    pub fn revoke_invite(&self, owner: &OwnerProof, id: u64) -> Result<(), IdentityError> {
         self.store.write(|tx| {
             let inv = tx.delete_invite(id)?.ok_or(IdentityError::NotFound)?;
             tx.audit(
                 crate::now_secs(),
                 "invite_revoked",
-                Some(owner_id),
+                Some(owner.user_id()),
                 None,
                 format!("invite for {:?} revoked", inv.invitee),
             )?;
@@ -459,6 +514,13 @@ impl Identity {
                     message: "That username is taken; choose another.".into(),
                 })?;
             user.email = email;
+            user.restrictions = match &invite.libraries {
+                None => crate::policy::Restrictions::none(),
+                Some(ids) => crate::policy::Restrictions {
+                    libraries: crate::policy::Libraries::Only(ids.iter().copied().collect()),
+                    ..crate::policy::Restrictions::none()
+                },
+            };
             tx.update_user(&user)?;
             tx.audit(
                 now_s,
@@ -477,7 +539,7 @@ impl Identity {
     /// Devices whose client id the owner blocked cannot sign in again.
     pub fn block_client(
         &self,
-        owner_id: u64,
+        owner: &OwnerProof,
         device_id: u64,
     ) -> Result<DeviceRecord, IdentityError> {
         self.store.write(|tx| {
@@ -497,7 +559,7 @@ impl Identity {
             tx.audit(
                 crate::now_secs(),
                 "device_blocked",
-                Some(owner_id),
+                Some(owner.user_id()),
                 None,
                 format!("blocked \"{}\" ({})", device.name, device.client_id),
             )?;

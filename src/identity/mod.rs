@@ -69,6 +69,8 @@ pub enum IdentityError {
     TotpRequired,
     #[error("The two-factor code is wrong or was already used.")]
     WrongTotp,
+    #[error("{0}")]
+    Denied(#[from] crate::policy::Denied),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("{0}")]
@@ -566,6 +568,26 @@ impl Identity {
         }
     }
 
+    /// The facts policy needs about this moment: local time, home mode, guest on/off.
+    pub fn policy_context(
+        &self,
+        network: NetClass,
+        utc_offset_minutes: i32,
+    ) -> Result<crate::policy::Context, IdentityError> {
+        let users = self.store.read(|r| r.users())?;
+        let home_mode = users
+            .iter()
+            .any(|u| u.role == Role::Managed || u.pin_hash.is_some());
+        let guest_enabled = users.iter().any(|u| u.role == Role::Guest && u.enabled);
+        let now = i64::try_from(crate::now_secs()).unwrap_or(i64::MAX);
+        Ok(crate::policy::Context {
+            now: crate::policy::LocalTime::from_unix(now, utc_offset_minutes * 60),
+            home_mode,
+            network,
+            guest_enabled,
+        })
+    }
+
     /// Ends one device's session.
     pub fn logout(&self, session: &Session, client: &ClientInfo) -> Result<(), IdentityError> {
         let addr = client.addr.to_string();
@@ -582,23 +604,30 @@ impl Identity {
         })
     }
 
-    /// Devices the session's user may see: all for the owner, their own for others.
-    pub fn devices_visible_to(&self, session: &Session) -> Result<Vec<DeviceRecord>, StoreError> {
+    /// Devices the actor may see: every device for the owner, their own for others.
+    pub fn devices_visible_to(
+        &self,
+        actor: &crate::policy::Actor,
+        ctx: &crate::policy::Context,
+    ) -> Result<Vec<DeviceRecord>, IdentityError> {
+        use crate::policy::{Action, AdminArea, authorize};
         let all = self.store.read(|r| r.devices())?;
+        if authorize(actor, &Action::Admin(AdminArea::AllDevices), ctx).is_allowed() {
+            return Ok(all);
+        }
+        authorize(actor, &Action::ViewOwnDevices, ctx).then(|| ())?;
+        let me = actor.user_id();
         Ok(all
             .into_iter()
-            .filter(|d| {
-                session.user.role == Role::Owner
-                    || d.user_id == session.user.id
-                    || d.active_user_id == session.user.id
-            })
+            .filter(|d| d.user_id == me || d.active_user_id == me)
             .collect())
     }
 
     /// Revokes a device; its token stops working with this commit.
     pub fn revoke_device(
         &self,
-        session: &Session,
+        actor: &crate::policy::Actor,
+        ctx: &crate::policy::Context,
         device_id: u64,
         client: &ClientInfo,
     ) -> Result<DeviceRecord, IdentityError> {
@@ -607,16 +636,20 @@ impl Identity {
             let Some(device) = tx.device(device_id)? else {
                 return Err(IdentityError::NotFound);
             };
-            let allowed = session.user.role == Role::Owner || device.user_id == session.user.id;
-            if !allowed {
-                // Same answer as a missing device: don't reveal other people's device ids.
-                return Err(IdentityError::NotFound);
-            }
+            let decision = crate::policy::authorize(
+                actor,
+                &crate::policy::Action::RevokeDevice {
+                    device_owner: device.user_id,
+                },
+                ctx,
+            );
+            // Same answer as a missing device: don't reveal other people's device ids.
+            decision.then(|| ()).map_err(|_| IdentityError::NotFound)?;
             tx.delete_device(device_id)?;
             tx.audit(
                 crate::now_secs(),
                 "device_revoked",
-                Some(session.user.id),
+                Some(actor.user_id()),
                 Some(addr),
                 format!("revoked \"{}\" (device {device_id})", device.name),
             )?;

@@ -49,6 +49,9 @@ pub struct UserRecord {
     /// Two-factor sign-in, when turned on.
     #[serde(default)]
     pub totp: Option<TotpRecord>,
+    /// What this user may see; ignored for the owner.
+    #[serde(default)]
+    pub restrictions: crate::policy::Restrictions,
 }
 
 fn enabled_default() -> bool {
@@ -85,6 +88,7 @@ impl UserRecord {
             enabled: true,
             email: None,
             totp: None,
+            restrictions: crate::policy::Restrictions::none(),
         }
     }
 }

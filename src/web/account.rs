@@ -78,6 +78,8 @@ pub struct Me {
     /// How this request reached the server: `local`, `lan` or `remote`.
     network: crate::net::NetClass,
     server_name: String,
+    /// What this user may see (empty restrictions for the owner).
+    restrictions: crate::policy::Restrictions,
 }
 
 /// The signed-in user and this device.
@@ -91,6 +93,7 @@ async fn me(State(state): State<AppState>, viewer: Viewer) -> Result<Json<Me>, A
         device_id: viewer.device_id,
         network: viewer.client.class,
         server_name,
+        restrictions: viewer.user.restrictions.clone(),
     }))
 }
 

@@ -10,23 +10,31 @@ use axum::response::{IntoResponse, Response};
 use super::{ApiError, AppState};
 use crate::identity::Session;
 use crate::net::{ClientInfo, NetClass};
-use crate::store::users::{Role, UserRecord};
+use crate::policy::{self, Account, Actor, Context, DeviceStatus, OwnerProof, Presented};
+use crate::store::users::UserRecord;
 
 /// The web UI's session cookie.
 pub const SESSION_COOKIE: &str = "hearth_session";
 
-/// Any signed-in user (or the profile switched to on a signed-in device).
+/// Any signed-in user (or the profile switched to on a signed-in device), admitted by
+/// policy, with the facts policy needs to decide what they may do now.
 #[derive(Debug, Clone)]
 pub struct Viewer {
     pub user: UserRecord,
     pub device_id: u64,
     pub client: ClientInfo,
     pub session: Session,
+    pub actor: Actor,
+    pub ctx: Context,
 }
 
-/// The owner, signed in. Only [`Viewer`]s whose role is `Owner` become one.
-#[derive(Debug, Clone)]
-pub struct Owner(pub Viewer);
+/// The owner, signed in: carries the [`OwnerProof`] that only policy hands out, which
+/// owner-only domain functions require.
+#[derive(Debug)]
+pub struct Owner {
+    pub viewer: Viewer,
+    pub proof: OwnerProof,
+}
 
 pub fn client_of(parts: &Parts) -> Result<ClientInfo, ApiError> {
     parts
@@ -76,14 +84,26 @@ impl FromRequestParts<AppState> for Viewer {
             return Err(ApiError::unauthorized());
         };
         let identity = state.identity.clone();
-        let session = tokio::task::spawn_blocking(move || identity.authenticate(&token, &client))
-            .await??
-            .ok_or_else(ApiError::unauthorized)?;
+        let offset = state.config.utc_offset_minutes;
+        let (session, ctx) = tokio::task::spawn_blocking(move || {
+            let session = identity.authenticate(&token, &client)?;
+            let ctx = identity.policy_context(client.class, offset)?;
+            Ok::<_, crate::identity::IdentityError>((session, ctx))
+        })
+        .await??;
+        let session = session.ok_or_else(ApiError::unauthorized)?;
+        let presented = Presented::Device {
+            status: DeviceStatus::Active,
+            account: Account::from_user(&session.user, session.user.restrictions.clone()),
+        };
+        let actor = policy::admit(presented, &ctx)?;
         let viewer = Viewer {
             user: session.user.clone(),
             device_id: session.device.id,
             client,
             session,
+            actor,
+            ctx,
         };
         parts.extensions.insert(viewer.clone());
         Ok(viewer)
@@ -95,13 +115,8 @@ impl FromRequestParts<AppState> for Owner {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let viewer = Viewer::from_request_parts(parts, state).await?;
-        if viewer.user.role != Role::Owner {
-            return Err(ApiError::forbidden(
-                "owner_only",
-                "Only the owner of this Hearth may do this.",
-            ));
-        }
-        Ok(Owner(viewer))
+        let proof = policy::require_owner(&viewer.actor)?;
+        Ok(Owner { viewer, proof })
     }
 }
 

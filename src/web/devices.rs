@@ -32,9 +32,9 @@ async fn list(
     viewer: Viewer,
 ) -> Result<Json<Vec<DeviceView>>, ApiError> {
     let identity = state.identity.clone();
-    let session = viewer.session.clone();
+    let (actor, ctx) = (viewer.actor.clone(), viewer.ctx);
     let devices =
-        tokio::task::spawn_blocking(move || identity.devices_visible_to(&session)).await??;
+        tokio::task::spawn_blocking(move || identity.devices_visible_to(&actor, &ctx)).await??;
     Ok(Json(
         devices
             .into_iter()
@@ -64,7 +64,7 @@ async fn revoke(
 ) -> Result<StatusCode, ApiError> {
     let identity = state.identity.clone();
     tokio::task::spawn_blocking(move || {
-        identity.revoke_device(&viewer.session, id, &viewer.client)
+        identity.revoke_device(&viewer.actor, &viewer.ctx, id, &viewer.client)
     })
     .await??;
     Ok(StatusCode::NO_CONTENT)

@@ -133,9 +133,32 @@ impl From<IdentityError> for ApiError {
                 ApiError::new(StatusCode::UNAUTHORIZED, "totp_required", msg)
             }
             IdentityError::WrongTotp => ApiError::new(StatusCode::UNAUTHORIZED, "wrong_totp", msg),
+            IdentityError::Denied(d) => ApiError::from(d),
             IdentityError::Store(e) => ApiError::internal(e),
             IdentityError::Internal(e) => ApiError::internal(e),
         }
+    }
+}
+
+impl From<crate::policy::Denied> for ApiError {
+    fn from(d: crate::policy::Denied) -> Self {
+        use crate::policy::Answer;
+        match d.answer() {
+            Answer::SignIn => ApiError::new(StatusCode::UNAUTHORIZED, d.code(), sentence(&d)),
+            Answer::Forbidden => ApiError::forbidden(d.code(), sentence(&d)),
+            // Never say why something is hidden: that would tell that it exists.
+            Answer::NotFound => ApiError::not_found(),
+        }
+    }
+}
+
+/// Policy's reasons are lower-case clauses for logs; clients get a sentence.
+fn sentence(d: &crate::policy::Denied) -> String {
+    let s = d.to_string();
+    let mut c = s.chars();
+    match c.next() {
+        Some(f) => format!("{}{}.", f.to_uppercase(), c.as_str()),
+        None => s,
     }
 }
 

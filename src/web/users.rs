@@ -31,6 +31,8 @@ pub struct UserDetail {
     two_factor: bool,
     email: Option<String>,
     created_at: u64,
+    /// What this user may see (the owner is never restricted).
+    restrictions: crate::policy::Restrictions,
 }
 
 impl From<&UserRecord> for UserDetail {
@@ -44,6 +46,7 @@ impl From<&UserRecord> for UserDetail {
             two_factor: u.totp.as_ref().is_some_and(|t| t.confirmed),
             email: u.email.clone(),
             created_at: u.created_at,
+            restrictions: u.restrictions.clone(),
         }
     }
 }
@@ -76,6 +79,9 @@ pub struct NewUser {
     /// The profile's name (managed profiles).
     #[serde(default)]
     name: Option<String>,
+    /// Start from a preset: `little_kid`, `older_kid` or `teen`.
+    #[serde(default)]
+    preset: Option<crate::policy::Preset>,
 }
 
 /// Adds a managed profile, or turns the guest profile on. Friends join through invites.
@@ -83,7 +89,7 @@ pub struct NewUser {
     responses((status = 201, body = UserDetail), (status = 422, body = ErrorBody)))]
 async fn create_user(
     State(state): State<AppState>,
-    Owner(owner): Owner,
+    owner: Owner,
     body: JsonBody<NewUser>,
 ) -> Result<(StatusCode, Json<UserDetail>), ApiError> {
     let Json(input) = body.map_err(from_rejection)?;
@@ -92,9 +98,13 @@ async fn create_user(
     let user = tokio::task::spawn_blocking(move || match input.kind {
         NewUserKind::Managed => {
             let name = input.name.unwrap_or_default();
-            identity.create_managed(owner.user.id, &name, max)
+            let user = identity.create_managed(&owner.proof, &name, max)?;
+            match input.preset {
+                Some(p) => identity.set_restrictions(&owner.proof, user.id, p.restrictions()),
+                None => Ok(user),
+            }
         }
-        NewUserKind::Guest => identity.set_guest(owner.user.id, true),
+        NewUserKind::Guest => identity.set_guest(&owner.proof, true),
     })
     .await??;
     Ok((StatusCode::CREATED, Json(UserDetail::from(&user))))
@@ -121,6 +131,13 @@ pub struct UserPatch {
     /// Guest profile only: turn guest access on or off.
     #[serde(default)]
     enabled: Option<bool>,
+    /// Replace the user's restrictions with a preset…
+    #[serde(default)]
+    preset: Option<crate::policy::Preset>,
+    /// …or with these (`libraries`, `max_rating`, `unrated`, `labels_allow`, `labels_deny`,
+    /// `schedule`).
+    #[serde(default)]
+    restrictions: Option<crate::policy::Restrictions>,
 }
 
 /// Renames a user, or turns the guest on or off.
@@ -128,7 +145,7 @@ pub struct UserPatch {
     responses((status = 200, body = UserDetail), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn patch_user(
     State(state): State<AppState>,
-    Owner(owner): Owner,
+    owner: Owner,
     Path(id): Path<u64>,
     body: JsonBody<UserPatch>,
 ) -> Result<Json<UserDetail>, ApiError> {
@@ -143,10 +160,13 @@ async fn patch_user(
                     message: "Only the guest profile can be turned on and off; remove other users instead.".into(),
                 });
             }
-            user = identity.set_guest(owner.user.id, enabled)?;
+            user = identity.set_guest(&owner.proof, enabled)?;
         }
         if let Some(name) = input.name {
-            user = identity.rename_user(owner.user.id, id, &name)?;
+            user = identity.rename_user(&owner.proof, id, &name)?;
+        }
+        if let Some(r) = input.preset.map(|p| p.restrictions()).or(input.restrictions) {
+            user = identity.set_restrictions(&owner.proof, id, r)?;
         }
         Ok(user)
     })
@@ -167,7 +187,7 @@ pub struct ConfirmQuery {
     responses((status = 204), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn delete_user(
     State(state): State<AppState>,
-    Owner(owner): Owner,
+    owner: Owner,
     Path(id): Path<u64>,
     Query(q): Query<ConfirmQuery>,
 ) -> Result<StatusCode, ApiError> {
@@ -178,7 +198,7 @@ async fn delete_user(
         ));
     }
     let identity = state.identity.clone();
-    tokio::task::spawn_blocking(move || identity.remove_user(owner.user.id, id, |_, _| Ok(())))
+    tokio::task::spawn_blocking(move || identity.remove_user(&owner.proof, id, |_, _| Ok(())))
         .await??;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -200,7 +220,10 @@ async fn set_pin(
     body: JsonBody<PinInput>,
 ) -> Result<StatusCode, ApiError> {
     let Json(input) = body.map_err(from_rejection)?;
-    state.identity.set_pin(&viewer.user, id, input.pin).await?;
+    state
+        .identity
+        .set_pin(&viewer.actor, &viewer.ctx, id, input.pin)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -271,7 +294,14 @@ async fn switch(
     let Json(input) = body.map_err(from_rejection)?;
     let user = state
         .identity
-        .switch_profile(&viewer.session, input.user_id, input.pin, &viewer.client)
+        .switch_profile(
+            &viewer.actor,
+            &viewer.ctx,
+            &viewer.session,
+            input.user_id,
+            input.pin,
+            &viewer.client,
+        )
         .await?;
     Ok(Json(UserDetail::from(&user)))
 }
@@ -323,14 +353,14 @@ impl InviteView {
     responses((status = 201, body = InviteView), (status = 422, body = ErrorBody)))]
 async fn create_invite(
     State(state): State<AppState>,
-    Owner(owner): Owner,
+    owner: Owner,
     body: JsonBody<InviteInput>,
 ) -> Result<(StatusCode, Json<InviteView>), ApiError> {
     let Json(input) = body.map_err(from_rejection)?;
     let identity = state.identity.clone();
     let (token, rec) = tokio::task::spawn_blocking(move || {
         identity.create_invite(
-            owner.user.id,
+            &owner.proof,
             &input.invitee,
             input.libraries,
             input.expires_in_hours.unwrap_or(72),
@@ -362,11 +392,11 @@ async fn list_invites(
     responses((status = 204), (status = 404, body = ErrorBody)))]
 async fn revoke_invite(
     State(state): State<AppState>,
-    Owner(owner): Owner,
+    owner: Owner,
     Path(id): Path<u64>,
 ) -> Result<StatusCode, ApiError> {
     let identity = state.identity.clone();
-    tokio::task::spawn_blocking(move || identity.revoke_invite(owner.user.id, id)).await??;
+    tokio::task::spawn_blocking(move || identity.revoke_invite(&owner.proof, id)).await??;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -479,11 +509,11 @@ async fn totp_disable(
     responses((status = 204), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn block_device(
     State(state): State<AppState>,
-    Owner(owner): Owner,
+    owner: Owner,
     Path(id): Path<u64>,
 ) -> Result<StatusCode, ApiError> {
     let identity = state.identity.clone();
-    tokio::task::spawn_blocking(move || identity.block_client(owner.user.id, id)).await??;
+    tokio::task::spawn_blocking(move || identity.block_client(&owner.proof, id)).await??;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -319,6 +319,9 @@ async function usersPage(me) {
 
   const rows = list.map((u) => {
     const actions = h("span", { class: "actions" });
+    if (u.role !== "owner") {
+      actions.append(h("button", { type: "button", "aria-label": "What " + u.username + " may see", onclick: () => restrictionsEditor(u, libraries, actions) }, "Restrictions"));
+    }
     if (u.role !== "guest") {
       const pinBtn = h("button", { type: "button", "aria-label": "PIN for " + u.username, onclick: () => pinEditor(u, actions) }, u.has_pin ? "Change PIN" : "Set PIN");
       actions.append(pinBtn);
@@ -344,16 +347,19 @@ async function usersPage(me) {
   });
 
   const name = field("new-profile", "Name", { maxlength: "64" }, "A profile for someone in the house. Profiles have no password; they are picked on a signed-in home device.");
+  const preset = presetSelect("new-preset", "");
   const addErr = errorBox("add-error");
   const add = h("button", { type: "submit" }, "Add profile");
   const addForm = h("form", { novalidate: true, onsubmit: async (e) => {
     e.preventDefault();
     busy(add, true);
-    const r = await api("POST", "/api/v1/users", { kind: "managed", name: name.input.value.trim() });
+    const body = { kind: "managed", name: name.input.value.trim() };
+    if (preset.select.value) body.preset = preset.select.value;
+    const r = await api("POST", "/api/v1/users", body);
     busy(add, false);
     if (!r.ok) { showError(addErr, r.error, name.input); return; }
     usersPage(me);
-  } }, name.node, addErr, h("div", { class: "actions" }, add));
+  } }, name.node, preset.node, addErr, h("div", { class: "actions" }, add));
 
   const guestToggle = h("button", { type: "button", onclick: async () => {
     busy(guestToggle, true);
@@ -393,6 +399,47 @@ async function usersPage(me) {
       h("p", { class: "muted" }, "Friends get their own username and password and see only the libraries you choose."), invForm,
       pending.length ? h("ul", { class: "list", "aria-label": "Pending invites" }, pending) : null),
   );
+}
+
+const PRESETS = { "": "Everything", little_kid: "Little kid (up to age 7)", older_kid: "Older kid (up to age 12)", teen: "Teen (up to age 16)" };
+
+function presetSelect(id, value) {
+  const select = h("select", { id, name: id }, Object.entries(PRESETS).map(([k, v]) => h("option", { value: k, selected: k === value }, v)));
+  return { select, node: h("div", {}, h("label", { for: id }, "What they may see"),
+    h("span", { class: "hint" }, "Presets limit films and TV by age rating across rating systems (MPA, BBFC, FSK, …), hide unrated titles and common unsuitable labels."), select) };
+}
+
+function restrictionsEditor(user, libraries, container) {
+  const r = user.restrictions || {};
+  const preset = presetSelect("preset-" + user.id, "");
+  const libs = r.libraries === undefined || r.libraries === "all" ? null : r.libraries;
+  const boxes = libraries.map((l) => h("label", { class: "choice" }, h("input", { type: "checkbox", name: "lib-" + user.id, value: String(l.id), checked: !libs || libs.includes(l.id) }), h("span", {}, l.name)));
+  const deny = field("deny-" + user.id, "Hide titles labelled", { value: (r.labels_deny || []).join(", ") }, "Comma-separated labels or tags, e.g. horror, violence.");
+  const unrated = h("label", { class: "choice" }, h("input", { type: "checkbox", id: "unrated-" + user.id, checked: !(r.unrated && r.unrated.movies === "block") }), h("span", {}, "Show titles without a rating"));
+  const e = errorBox("restr-error-" + user.id);
+  const save = h("button", { type: "submit", class: "primary" }, "Save");
+  container.replaceChildren(h("form", { class: "editor", novalidate: true, onsubmit: async (ev) => {
+    ev.preventDefault();
+    let body;
+    if (preset.select.value) {
+      body = { preset: preset.select.value };
+    } else {
+      const chosen = [...container.querySelectorAll("input[name=lib-" + user.id + "]:checked")].map((x) => Number(x.value));
+      const rule = unrated.querySelector("input").checked ? "allow" : "block";
+      body = { restrictions: {
+        libraries: libraries.length && chosen.length !== libraries.length ? chosen : "all",
+        max_rating: r.max_rating || {},
+        unrated: { movies: rule, tv: rule },
+        labels_allow: r.labels_allow || [],
+        labels_deny: deny.input.value.split(",").map((x) => x.trim()).filter(Boolean),
+      } };
+    }
+    const res = await api("PATCH", "/api/v1/users/" + user.id, body);
+    if (!res.ok) { showError(e, res.error); return; }
+    route();
+  } }, preset.node, boxes.length ? h("fieldset", {}, h("legend", {}, "Libraries"), boxes) : null, unrated, deny.node, e,
+    h("div", { class: "actions" }, save, h("button", { type: "button", onclick: () => route() }, "Cancel"))));
+  preset.select.focus();
 }
 
 function pinEditor(user, container) {

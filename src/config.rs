@@ -79,6 +79,10 @@ pub struct Config {
     pub esp_dir: Option<PathBuf>,
     /// Minutes east of UTC of the household's time zone, for viewing schedules.
     pub utc_offset_minutes: i32,
+    /// Unix socket of `hearth agent`, the root helper that mounts and ejects disks. `None`
+    /// on a laptop: the disks page then says disk management needs the appliance, and
+    /// folders are added by path. The appliance image sets `/run/hearth/agent.sock`.
+    pub agent_socket: Option<PathBuf>,
     pub limits: Limits,
     pub users: UsersConfig,
     pub updates: UpdatesConfig,
@@ -128,6 +132,7 @@ impl Default for Config {
             log: "info".into(),
             esp_dir: None,
             utc_offset_minutes: 0,
+            agent_socket: None,
             limits: Limits::default(),
             users: UsersConfig::default(),
             updates: UpdatesConfig::default(),

@@ -112,12 +112,21 @@ pub async fn serve(
     let lan = net::LanNetworks::new(net::LanNetworks::detect());
     let system = system::SystemMonitor::new();
     let sampler = system.spawn_sampler();
+    let agent = config.agent_socket.clone().map(agent::Client::new);
+    let (disk_monitor, disk_task) = disks::DiskMonitor::spawn(
+        disks::Sysroot::default(),
+        agent.clone(),
+        Some(store.clone()),
+        disks::POLL_INTERVAL,
+    );
     let state = web::AppState {
         config: config.clone(),
         store,
         lan,
         system,
         identity,
+        agent,
+        disks: disk_monitor,
     };
     let app = web::app(state);
 
@@ -160,6 +169,7 @@ pub async fn serve(
     let _ = stop_tx.send(true);
     while tasks.join_next().await.is_some() {}
     sampler.abort();
+    disk_task.abort();
     Ok(())
 }
 

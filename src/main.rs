@@ -37,6 +37,18 @@ enum Command {
         #[arg(long)]
         data: Option<PathBuf>,
     },
+    /// Run the root helper that mounts and ejects disks for the server (appliance only).
+    Agent {
+        /// Socket to listen on, unless systemd passes one (socket activation).
+        #[arg(long, default_value = hearth::agent::DEFAULT_SOCKET)]
+        socket: PathBuf,
+        /// The user whose server may call the agent (root always may).
+        #[arg(long, default_value = "hearth")]
+        allow_user: String,
+        /// Folder where disks are mounted.
+        #[arg(long, default_value = hearth::agent::DEFAULT_MEDIA_ROOT)]
+        media_root: PathBuf,
+    },
     /// Return a claimed device to unclaimed (libraries, media and other users stay).
     ResetClaim {
         #[arg(long, env = "HEARTH_CONFIG")]
@@ -109,6 +121,11 @@ fn main() -> ExitCode {
         Command::SetupCode { config, data } => {
             load_config(config, data, None, None).and_then(|c| setup_code(&c))
         }
+        Command::Agent {
+            socket,
+            allow_user,
+            media_root,
+        } => run_agent(socket, &allow_user, media_root),
         Command::ResetClaim { config, data } => {
             load_config(config, data, None, None).and_then(|c| reset_claim(&c))
         }
@@ -191,6 +208,40 @@ fn run_serve(config: Config) -> Result<(), String> {
         hearth::serve(config, listeners, shutdown_signal())
             .await
             .map_err(|e| e.to_string())
+    })
+}
+
+fn run_agent(socket: PathBuf, allow_user: &str, media_root: PathBuf) -> Result<(), String> {
+    init_logging("info");
+    if !nix::unistd::geteuid().is_root() {
+        return Err("the agent mounts disks and must run as root (it is started by hearth-agent.socket on the appliance)".into());
+    }
+    let user = nix::unistd::User::from_name(allow_user)
+        .map_err(|e| format!("cannot look up user {allow_user}: {e}"))?
+        .ok_or_else(|| format!("user {allow_user} does not exist; create it, or pass --allow-user with the user `hearth serve` runs as"))?;
+    std::fs::create_dir_all(&media_root)
+        .map_err(|e| format!("cannot create {}: {e}", media_root.display()))?;
+    let config = hearth::agent::AgentConfig {
+        sysroot: hearth::disks::Sysroot::default(),
+        media_root,
+        allowed_uids: vec![0, user.uid.as_raw()],
+        mount_owner: Some((user.uid.as_raw(), user.gid.as_raw())),
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the runtime: {e}"))?;
+    runtime.block_on(async move {
+        let std_listener = hearth::agent::server::listener(&socket, Some(user.gid.as_raw()))
+            .map_err(|e| format!("cannot listen on {}: {e}", socket.display()))?;
+        let listener = tokio::net::UnixListener::from_std(std_listener)
+            .map_err(|e| format!("cannot listen on {}: {e}", socket.display()))?;
+        tracing::info!(socket = %socket.display(), user = allow_user, "agent ready");
+        hearth::system::notify::notify("READY=1");
+        hearth::agent::Agent::new(config)
+            .run(listener, shutdown_signal())
+            .await;
+        Ok(())
     })
 }
 

@@ -7,6 +7,7 @@
 
 pub mod audit;
 pub mod devices;
+pub mod disks;
 pub mod invites;
 pub mod settings;
 pub mod users;
@@ -121,6 +122,7 @@ impl Store {
         settings::create_tables(&tx)?;
         audit::create_tables(&tx)?;
         invites::create_tables(&tx)?;
+        disks::create_tables(&tx)?;
         tx.commit()?;
         Ok(())
     }

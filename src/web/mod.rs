@@ -11,6 +11,7 @@ mod account;
 mod audit;
 pub mod auth;
 mod devices;
+mod disks;
 pub mod error;
 mod health;
 mod setup;
@@ -44,6 +45,7 @@ use crate::net::{ClientInfo, ConnInfo};
         (name = "setup", description = "Claiming a new device"),
         (name = "auth", description = "Signing in and out"),
         (name = "devices", description = "Signed-in devices"),
+        (name = "disks", description = "Disks, mounting and ejecting (appliance only)"),
         (name = "users", description = "The household: profiles, guest, friends, invites"),
     )
 )]
@@ -109,6 +111,7 @@ pub fn api(state: AppState) -> OpenApiRouter {
     let owner = OpenApiRouter::new()
         .merge(system::router())
         .merge(audit::router())
+        .merge(disks::router())
         .merge(users::owner_router())
         .route_layer(middleware::from_fn_with_state(
             state.clone(),

@@ -2,7 +2,9 @@
 
 use std::sync::Arc;
 
+use crate::agent;
 use crate::config::Config;
+use crate::disks::DiskMonitor;
 use crate::identity::Identity;
 use crate::net::LanNetworks;
 use crate::store::Store;
@@ -15,4 +17,8 @@ pub struct AppState {
     pub lan: LanNetworks,
     pub system: SystemMonitor,
     pub identity: Arc<Identity>,
+    /// The root helper that mounts disks; `None` on a laptop.
+    pub agent: Option<agent::Client>,
+    /// Disks as last seen, and hot-plug events (libraries go offline when theirs is pulled).
+    pub disks: DiskMonitor,
 }

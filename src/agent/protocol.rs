@@ -1,0 +1,261 @@
+//! The agent's wire protocol: one JSON object per line each way.
+//!
+//! Security-relevant: this is what an unprivileged (possibly compromised) server sends to
+//! root. Requests are capped at [`MAX_REQUEST_BYTES`], the verb set is fixed, and unknown
+//! fields are refused rather than ignored.
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use crate::disks::Disk;
+
+/// Largest request line the agent reads, newline included.
+pub const MAX_REQUEST_BYTES: usize = 4096;
+/// Largest answer line the client reads (a disk list of a busy machine fits easily).
+pub const MAX_RESPONSE_BYTES: usize = 1024 * 1024;
+
+/// Verbs reserved for updates. The OTA work wires them; until then they answer
+/// `not_implemented_here` instead of pretending.
+pub const RESERVED_VERBS: &[&str] = &["write_slot", "set_next_boot", "mark_good", "reboot"];
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "verb", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Request {
+    ListDisks,
+    Mount {
+        uuid: String,
+        read_only: bool,
+        /// The mount point name remembered for this disk, used if still free.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        name: Option<String>,
+    },
+    Unmount {
+        uuid: String,
+    },
+    Eject {
+        uuid: String,
+    },
+}
+
+impl Request {
+    pub fn verb(&self) -> &'static str {
+        match self {
+            Request::ListDisks => "list_disks",
+            Request::Mount { .. } => "mount",
+            Request::Unmount { .. } => "unmount",
+            Request::Eject { .. } => "eject",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    pub code: String,
+    pub message: String,
+}
+
+/// One answer line.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Response {
+    Ok { ok: True, result: serde_json::Value },
+    Err { ok: False, error: ErrorBody },
+}
+
+/// `true` on the wire, and only that.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "bool", into = "bool")]
+pub struct True;
+impl TryFrom<bool> for True {
+    type Error = &'static str;
+    fn try_from(b: bool) -> Result<Self, Self::Error> {
+        if b { Ok(True) } else { Err("expected true") }
+    }
+}
+impl From<True> for bool {
+    fn from(_: True) -> bool {
+        true
+    }
+}
+
+/// `false` on the wire, and only that.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "bool", into = "bool")]
+pub struct False;
+impl TryFrom<bool> for False {
+    type Error = &'static str;
+    fn try_from(b: bool) -> Result<Self, Self::Error> {
+        if b { Err("expected false") } else { Ok(False) }
+    }
+}
+impl From<False> for bool {
+    fn from(_: False) -> bool {
+        false
+    }
+}
+
+impl Response {
+    pub fn error(code: &str, message: impl Into<String>) -> Response {
+        Response::Err {
+            ok: False,
+            error: ErrorBody {
+                code: code.to_owned(),
+                message: message.into(),
+            },
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DiskList {
+    pub disks: Vec<Disk>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Mounted {
+    pub mount_point: PathBuf,
+    /// It was mounted there before this request; nothing changed.
+    pub already_mounted: bool,
+    pub read_only: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Unmounted {
+    pub unmounted: Vec<PathBuf>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ejected {
+    pub unmounted: Vec<PathBuf>,
+    /// The kernel took the device away (USB disks); it may be unplugged now.
+    pub powered_off: bool,
+    /// A sentence for the owner about what happened to the device.
+    pub note: String,
+}
+
+/// Why a request line was refused before any verb ran.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ParseOutcome {
+    Request(Request),
+    Refused(Response),
+}
+
+/// Parses one request line (without the newline).
+pub fn parse_request(line: &[u8]) -> ParseOutcome {
+    let value: serde_json::Value = match serde_json::from_slice(line) {
+        Ok(v) => v,
+        Err(e) => {
+            return ParseOutcome::Refused(Response::error(
+                "malformed_request",
+                format!("the request is not one JSON object per line: {e}"),
+            ));
+        }
+    };
+    let Some(verb) = value
+        .get("verb")
+        .and_then(|v| v.as_str())
+        .map(str::to_owned)
+    else {
+        return ParseOutcome::Refused(Response::error(
+            "malformed_request",
+            "the request has no \"verb\" string",
+        ));
+    };
+    let verb = verb.as_str();
+    if RESERVED_VERBS.contains(&verb) {
+        return ParseOutcome::Refused(Response::error(
+            "not_implemented_here",
+            format!(
+                "`{verb}` is reserved for updates and not built into this agent yet; nothing was done"
+            ),
+        ));
+    }
+    if !["list_disks", "mount", "unmount", "eject"].contains(&verb) {
+        return ParseOutcome::Refused(Response::error(
+            "unknown_verb",
+            format!("`{verb}` is not a verb this agent knows"),
+        ));
+    }
+    match serde_json::from_value::<Request>(value) {
+        Ok(r) => ParseOutcome::Request(r),
+        Err(e) => ParseOutcome::Refused(Response::error(
+            "malformed_request",
+            format!("the arguments of `{verb}` are not valid: {e}"),
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn code(line: &str) -> String {
+        match parse_request(line.as_bytes()) {
+            ParseOutcome::Request(r) => format!("ok:{}", r.verb()),
+            ParseOutcome::Refused(Response::Err { error, .. }) => error.code,
+            ParseOutcome::Refused(r) => panic!("{r:?}"),
+        }
+    }
+
+    #[test]
+    fn request_table() {
+        let cases = [
+            (r#"{"verb":"list_disks"}"#, "ok:list_disks"),
+            (
+                r#"{"verb":"mount","uuid":"u","read_only":true}"#,
+                "ok:mount",
+            ),
+            (
+                r#"{"verb":"mount","uuid":"u","read_only":false,"name":"Films"}"#,
+                "ok:mount",
+            ),
+            (r#"{"verb":"mount","uuid":"u"}"#, "malformed_request"),
+            (
+                r#"{"verb":"mount","uuid":"u","read_only":"yes"}"#,
+                "malformed_request",
+            ),
+            (
+                r#"{"verb":"mount","uuid":"u","read_only":true,"device":"/dev/sda"}"#,
+                "malformed_request",
+            ),
+            (r#"{"verb":"unmount","uuid":"u"}"#, "ok:unmount"),
+            (r#"{"verb":"eject","uuid":"u"}"#, "ok:eject"),
+            (r#"{"verb":"eject"}"#, "malformed_request"),
+            (r#"{"verb":"format","uuid":"u"}"#, "unknown_verb"),
+            (
+                r#"{"verb":"write_slot","slot":"b"}"#,
+                "not_implemented_here",
+            ),
+            (r#"{"verb":"set_next_boot"}"#, "not_implemented_here"),
+            (r#"{"verb":"mark_good"}"#, "not_implemented_here"),
+            (r#"{"verb":"reboot"}"#, "not_implemented_here"),
+            (r#"{"verb":7}"#, "malformed_request"),
+            (r#"["list_disks"]"#, "malformed_request"),
+            (r#"{"verb":"list_disks""#, "malformed_request"),
+            ("", "malformed_request"),
+            ("\u{0}", "malformed_request"),
+        ];
+        for (line, want) in cases {
+            assert_eq!(code(line), want, "{line}");
+        }
+    }
+
+    #[test]
+    fn responses_round_trip() {
+        let ok = Response::Ok {
+            ok: True,
+            result: serde_json::json!({"x": 1}),
+        };
+        let s = serde_json::to_string(&ok).unwrap();
+        assert_eq!(s, r#"{"ok":true,"result":{"x":1}}"#);
+        assert_eq!(serde_json::from_str::<Response>(&s).unwrap(), ok);
+        let err = Response::error("busy", "in use");
+        let s = serde_json::to_string(&err).unwrap();
+        assert_eq!(serde_json::from_str::<Response>(&s).unwrap(), err);
+        assert!(
+            serde_json::from_str::<Response>(r#"{"ok":true,"error":{"code":"a","message":"b"}}"#)
+                .is_err()
+        );
+    }
+}

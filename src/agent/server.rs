@@ -1,0 +1,245 @@
+//! The agent's socket server.
+//!
+//! Security-relevant: guards root. Each connection's peer is checked with SO_PEERCRED
+//! before a single byte of its request is read; only allowed uids get an answer other than
+//! `forbidden_peer`. Requests are capped, connections time out, and verbs run one at a time.
+
+use std::future::Future;
+use std::io;
+use std::os::fd::{AsFd, FromRawFd, OwnedFd};
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use nix::sys::socket::{getsockopt, sockopt::PeerCredentials};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{UnixListener, UnixStream};
+
+use super::protocol::{MAX_REQUEST_BYTES, ParseOutcome, Request, Response, True, parse_request};
+use super::verbs::{self, AgentConfig, AgentError};
+
+/// A connection that sends nothing for this long is closed.
+const IDLE: Duration = Duration::from_secs(30);
+/// Connections served at once; more wait in the kernel's backlog.
+const MAX_CONNECTIONS: usize = 16;
+
+/// The running agent's shared parts.
+#[derive(Clone)]
+pub struct Agent {
+    config: Arc<AgentConfig>,
+    /// Serialises verbs: two mounts must not race for the same mount point name.
+    lock: Arc<tokio::sync::Mutex<()>>,
+    verbs_run: Arc<AtomicU64>,
+    refused_peers: Arc<AtomicU64>,
+}
+
+impl Agent {
+    pub fn new(config: AgentConfig) -> Agent {
+        Agent {
+            config: Arc::new(config),
+            lock: Arc::default(),
+            verbs_run: Arc::default(),
+            refused_peers: Arc::default(),
+        }
+    }
+
+    /// How many verbs have run (after all checks passed), for logs and tests.
+    pub fn verbs_run(&self) -> u64 {
+        self.verbs_run.load(Ordering::SeqCst)
+    }
+
+    /// How many connections were refused for their peer's uid.
+    pub fn refused_peers(&self) -> u64 {
+        self.refused_peers.load(Ordering::SeqCst)
+    }
+
+    /// Serves until `shutdown` completes.
+    pub async fn run(self, listener: UnixListener, shutdown: impl Future<Output = ()>) {
+        let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+        tokio::pin!(shutdown);
+        loop {
+            let permit = tokio::select! {
+                _ = &mut shutdown => break,
+                p = slots.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
+            };
+            let stream = tokio::select! {
+                _ = &mut shutdown => break,
+                r = listener.accept() => match r {
+                    Ok((s, _)) => s,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        continue;
+                    }
+                },
+            };
+            let agent = self.clone();
+            tokio::spawn(async move {
+                agent.connection(stream).await;
+                drop(permit);
+            });
+        }
+    }
+
+    async fn connection(&self, stream: UnixStream) {
+        let (read, mut write) = stream.into_split();
+        let uid = match getsockopt(&read.as_ref().as_fd(), PeerCredentials) {
+            Ok(c) => Some(c.uid()),
+            Err(_) => None,
+        };
+        if !uid.is_some_and(|u| self.config.allowed_uids.contains(&u)) {
+            self.refused_peers.fetch_add(1, Ordering::SeqCst);
+            tracing::warn!(
+                ?uid,
+                "refused a caller that is not allowed to use the agent"
+            );
+            let r = Response::error(
+                "forbidden_peer",
+                "this user may not use the Hearth agent; only root and the hearth server may",
+            );
+            let _ = write_line(&mut write, &r).await;
+            return;
+        }
+        let mut reader = BufReader::new(read);
+        loop {
+            let mut line = Vec::new();
+            let limit = (MAX_REQUEST_BYTES + 1) as u64;
+            let n = match tokio::time::timeout(
+                IDLE,
+                (&mut reader).take(limit).read_until(b'\n', &mut line),
+            )
+            .await
+            {
+                Ok(Ok(n)) => n,
+                Ok(Err(_)) | Err(_) => return,
+            };
+            if n == 0 {
+                return;
+            }
+            if line.last() != Some(&b'\n') {
+                let r = if line.len() > MAX_REQUEST_BYTES {
+                    Response::error(
+                        "request_too_large",
+                        format!("requests are at most {MAX_REQUEST_BYTES} bytes; nothing was done"),
+                    )
+                } else {
+                    Response::error("malformed_request", "the request line has no newline")
+                };
+                let _ = write_line(&mut write, &r).await;
+                // The rest of an oversized line cannot be told from a new request: hang up.
+                return;
+            }
+            line.pop();
+            let response = match parse_request(&line) {
+                ParseOutcome::Refused(r) => r,
+                ParseOutcome::Request(req) => self.execute(req).await,
+            };
+            if write_line(&mut write, &response).await.is_err() {
+                return;
+            }
+        }
+    }
+
+    async fn execute(&self, req: Request) -> Response {
+        let _guard = self.lock.lock().await;
+        self.verbs_run.fetch_add(1, Ordering::SeqCst);
+        let config = self.config.clone();
+        let verb = req.verb();
+        let result =
+            tokio::task::spawn_blocking(move || -> Result<serde_json::Value, AgentError> {
+                let v = match req {
+                    Request::ListDisks => serde_json::to_value(verbs::list_disks(&config)),
+                    Request::Mount {
+                        uuid,
+                        read_only,
+                        name,
+                    } => serde_json::to_value(verbs::mount(
+                        &config,
+                        &uuid,
+                        read_only,
+                        name.as_deref(),
+                    )?),
+                    Request::Unmount { uuid } => {
+                        serde_json::to_value(verbs::unmount(&config, &uuid)?)
+                    }
+                    Request::Eject { uuid } => serde_json::to_value(verbs::eject(&config, &uuid)?),
+                };
+                v.map_err(|e| AgentError::Io(io::Error::other(e)))
+            })
+            .await;
+        match result {
+            Ok(Ok(result)) => Response::Ok { ok: True, result },
+            Ok(Err(e)) => {
+                tracing::info!(verb, code = e.code(), error = %e, "verb refused or failed");
+                Response::error(e.code(), e.to_string())
+            }
+            Err(e) => {
+                tracing::error!(verb, error = %e, "verb panicked");
+                Response::error("internal", "the agent failed; the details are in its log")
+            }
+        }
+    }
+}
+
+async fn write_line(w: &mut tokio::net::unix::OwnedWriteHalf, r: &Response) -> io::Result<()> {
+    let mut bytes = serde_json::to_vec(r).map_err(io::Error::other)?;
+    bytes.push(b'\n');
+    w.write_all(&bytes).await
+}
+
+/// The listening socket: the one systemd passed (`LISTEN_FDS`, fd 3) when socket-activated
+/// for this process, else a fresh socket at `path` that only root and `group` may open.
+pub fn listener(path: &Path, group: Option<u32>) -> io::Result<std::os::unix::net::UnixListener> {
+    let ours = std::env::var("LISTEN_PID")
+        .ok()
+        .and_then(|p| p.parse::<u32>().ok())
+        == Some(std::process::id());
+    let fds = std::env::var("LISTEN_FDS")
+        .ok()
+        .and_then(|n| n.parse::<u32>().ok())
+        .unwrap_or(0);
+    if ours && fds >= 1 {
+        // SAFETY: systemd's socket-activation protocol hands this process fd 3 (SD_LISTEN_FDS_START)
+        // as an open listening socket when LISTEN_PID is our pid; nothing else in this
+        // process owns fd 3, so taking ownership here is sound.
+        let fd = unsafe { OwnedFd::from_raw_fd(3) };
+        let st =
+            nix::sys::stat::fstat(std::os::fd::AsRawFd::as_raw_fd(&fd)).map_err(io::Error::from)?;
+        if nix::sys::stat::SFlag::from_bits_truncate(st.st_mode) & nix::sys::stat::SFlag::S_IFMT
+            != nix::sys::stat::SFlag::S_IFSOCK
+        {
+            return Err(io::Error::other(
+                "systemd passed fd 3, but it is not a socket; check hearth-agent.socket",
+            ));
+        }
+        let l = std::os::unix::net::UnixListener::from(fd);
+        l.set_nonblocking(true)?;
+        return Ok(l);
+    }
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    // A stale socket from an earlier run is removed; anything else at the path is not ours.
+    if let Ok(meta) = std::fs::symlink_metadata(path) {
+        if meta.file_type().is_socket() {
+            std::fs::remove_file(path)?;
+        } else {
+            return Err(io::Error::other(format!(
+                "{} exists and is not a socket; remove it or pick another --socket",
+                path.display()
+            )));
+        }
+    }
+    let l = std::os::unix::net::UnixListener::bind(path)?;
+    l.set_nonblocking(true)?;
+    if let Some(gid) = group {
+        nix::unistd::chown(path, None, Some(nix::unistd::Gid::from_raw(gid)))
+            .map_err(io::Error::from)?;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660))?;
+    } else {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+    }
+    Ok(l)
+}

@@ -1,0 +1,393 @@
+//! The agent over a real unix socket: who may call it (SO_PEERCRED, with a real second uid),
+//! what it refuses (malformed, oversized, unknown, reserved, non-block devices), and the
+//! laptop case of the disk API where there is no agent.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+
+use hearth::agent::{Agent, AgentConfig};
+use hearth::disks::Sysroot;
+use serde_json::{Value, json};
+
+/// Root-only tests skip (saying so) for a normal user, and fail when the `disks` tier,
+/// which runs as root in CI, asks for them.
+fn need_root(test: &str) -> bool {
+    if nix::unistd::geteuid().is_root() {
+        return true;
+    }
+    assert!(
+        std::env::var_os("HEARTH_REQUIRE_ROOT_TESTS").is_none(),
+        "{test} needs root, and HEARTH_REQUIRE_ROOT_TESTS is set"
+    );
+    eprintln!("SKIPPED {test}: needs root (run tests/disks/run as root, as CI does)");
+    false
+}
+
+/// A fixture machine: one USB stick `sdb` whose partition is an image file (not a block
+/// device), one `sdc` whose device node is a symlink out of /dev, and a mount table.
+struct Fixture {
+    _dir: tempfile::TempDir,
+    root: PathBuf,
+    media: PathBuf,
+    socket: PathBuf,
+}
+
+const STICK_UUID: &str = "0BAD-CAFE";
+const ESCAPE_UUID: &str = "CAFE-0BAD";
+
+fn fixture() -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    // Other users must reach the socket, so that only SO_PEERCRED stands in their way.
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let root = dir.path().join("root");
+    let mkvfat = |img: &Path, serial: &str| {
+        std::fs::File::create(img).unwrap().set_len(8 << 20).unwrap();
+        let out = std::process::Command::new("mkfs.vfat")
+            .args(["-n", "STICK", "-i", serial])
+            .arg(img)
+            .output()
+            .expect("mkfs.vfat missing; run scripts/install-deps");
+        assert!(out.status.success());
+    };
+    for (disk, dev_t) in [("sdb", "8:16"), ("sdc", "8:32")] {
+        let sys = root.join("sys/block").join(disk);
+        std::fs::create_dir_all(&sys).unwrap();
+        std::fs::write(sys.join("size"), "16384").unwrap();
+        std::fs::write(sys.join("dev"), dev_t).unwrap();
+    }
+    std::fs::create_dir_all(root.join("dev")).unwrap();
+    mkvfat(&root.join("dev/sdb"), "0badcafe");
+    mkvfat(&dir.path().join("outside.img"), "cafe0bad");
+    std::os::unix::fs::symlink("../../outside.img", root.join("dev/sdc")).unwrap();
+    std::fs::create_dir_all(root.join("proc/self")).unwrap();
+    std::fs::write(root.join("proc/self/mountinfo"), "").unwrap();
+    let media = dir.path().join("media");
+    std::fs::create_dir(&media).unwrap();
+    let socket = dir.path().join("agent.sock");
+    Fixture {
+        root,
+        media,
+        socket,
+        _dir: dir,
+    }
+}
+
+/// Runs an agent on the fixture in its own thread; dropping the handle stops it.
+struct Running {
+    agent: Agent,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn start(f: &Fixture, allowed_uids: Vec<u32>) -> Running {
+    let agent = Agent::new(AgentConfig {
+        sysroot: Sysroot::new(&f.root),
+        media_root: f.media.clone(),
+        allowed_uids,
+        mount_owner: None,
+    });
+    let listener = hearth::agent::server::listener(&f.socket, None).unwrap();
+    std::fs::set_permissions(&f.socket, std::fs::Permissions::from_mode(0o666)).unwrap();
+    let (stop, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let a = agent.clone();
+    let thread = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let l = tokio::net::UnixListener::from_std(listener).unwrap();
+            a.run(l, async {
+                let _ = stop_rx.await;
+            })
+            .await;
+        });
+    });
+    Running {
+        agent,
+        stop: Some(stop),
+        thread: Some(thread),
+    }
+}
+
+/// One connection speaking raw lines, so tests can send what a real client never would.
+struct Conn {
+    write: UnixStream,
+    read: BufReader<UnixStream>,
+}
+
+impl Conn {
+    fn open(socket: &Path) -> Conn {
+        let s = UnixStream::connect(socket).unwrap();
+        Conn {
+            read: BufReader::new(s.try_clone().unwrap()),
+            write: s,
+        }
+    }
+    fn send_raw(&mut self, bytes: &[u8]) -> Option<Value> {
+        self.write.write_all(bytes).ok()?;
+        let mut line = String::new();
+        match self.read.read_line(&mut line) {
+            Ok(0) | Err(_) => None,
+            Ok(_) => Some(serde_json::from_str(&line).expect("agent answers JSON")),
+        }
+    }
+    fn send(&mut self, v: &Value) -> Value {
+        let mut b = serde_json::to_vec(v).unwrap();
+        b.push(b'\n');
+        self.send_raw(&b).expect("no answer")
+    }
+}
+
+fn code(v: &Value) -> &str {
+    v["error"]["code"].as_str().unwrap_or("(ok)")
+}
+
+fn media_is_empty(f: &Fixture) -> bool {
+    std::fs::read_dir(&f.media).unwrap().next().is_none()
+}
+
+#[test]
+fn every_verb_revalidates_its_arguments() {
+    let f = fixture();
+    let me = nix::unistd::geteuid().as_raw();
+    let _agent = start(&f, vec![me]);
+    let mut c = Conn::open(&f.socket);
+
+    let list = c.send(&json!({"verb": "list_disks"}));
+    assert_eq!(list["ok"], true, "{list}");
+    let uuids: Vec<&str> = list["result"]["disks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|d| d["volumes"].as_array().unwrap())
+        .filter_map(|v| v["uuid"].as_str())
+        .collect();
+    assert_eq!(uuids, [STICK_UUID, ESCAPE_UUID]);
+
+    let cases: &[(Value, &str)] = &[
+        (json!({"verb": "mount", "uuid": "1234-5678", "read_only": true}), "unknown_disk"),
+        (json!({"verb": "mount", "uuid": "", "read_only": true}), "unknown_disk"),
+        (json!({"verb": "mount", "uuid": "x".repeat(500), "read_only": true}), "unknown_disk"),
+        // The image file behind sdb is a regular file, not a block device.
+        (json!({"verb": "mount", "uuid": STICK_UUID, "read_only": true}), "not_a_block_device"),
+        (json!({"verb": "mount", "uuid": STICK_UUID, "read_only": false, "name": "../../etc"}), "not_a_block_device"),
+        // sdc's node is a symlink leading out of /dev through `..`.
+        (json!({"verb": "mount", "uuid": ESCAPE_UUID, "read_only": true}), "not_a_block_device"),
+        // No path can be smuggled in: the verb has no such argument.
+        (json!({"verb": "mount", "uuid": STICK_UUID, "read_only": true, "device": "/dev/sda"}), "malformed_request"),
+        (json!({"verb": "mount", "uuid": STICK_UUID}), "malformed_request"),
+        (json!({"verb": "unmount", "uuid": "1234-5678"}), "unknown_disk"),
+        (json!({"verb": "eject", "uuid": "1234-5678"}), "unknown_disk"),
+        (json!({"verb": "format", "uuid": STICK_UUID}), "unknown_verb"),
+        (json!({"verb": "write_slot", "slot": "b"}), "not_implemented_here"),
+        (json!({"verb": "set_next_boot", "slot": "b"}), "not_implemented_here"),
+        (json!({"verb": "mark_good"}), "not_implemented_here"),
+        (json!({"verb": "reboot"}), "not_implemented_here"),
+        (json!({"uuid": STICK_UUID}), "malformed_request"),
+    ];
+    for (req, want) in cases {
+        let r = c.send(req);
+        assert_eq!(code(&r), *want, "{req} -> {r}");
+        assert!(!r["error"]["message"].as_str().unwrap().is_empty());
+    }
+    // Not mounted: unmounting the stick is a no-op, not an error.
+    let r = c.send(&json!({"verb": "unmount", "uuid": STICK_UUID}));
+    assert_eq!(r["result"]["unmounted"], json!([]), "{r}");
+
+    // Malformed JSON gets an answer and the connection stays usable.
+    let r = c.send_raw(b"{\"verb\": \"list_disks\"\n").unwrap();
+    assert_eq!(code(&r), "malformed_request");
+    let r = c.send_raw(b"\xff\xfe\n").unwrap();
+    assert_eq!(code(&r), "malformed_request");
+    assert_eq!(c.send(&json!({"verb": "list_disks"}))["ok"], true);
+    assert!(media_is_empty(&f), "a refused mount left something behind");
+
+    // Oversized: refused, and the connection is closed (its rest cannot be trusted).
+    let mut big = br#"{"verb":"list_disks","pad":""#.to_vec();
+    big.extend(std::iter::repeat_n(b'a', 10_000));
+    big.extend(b"\"}\n");
+    let r = c.send_raw(&big).unwrap();
+    assert_eq!(code(&r), "request_too_large");
+    let mut line = String::new();
+    assert_eq!(c.read.read_line(&mut line).unwrap_or(0), 0, "still open: {line}");
+
+    // A fresh connection works.
+    let mut c = Conn::open(&f.socket);
+    assert_eq!(c.send(&json!({"verb": "list_disks"}))["ok"], true);
+}
+
+/// A filesystem mounted outside the media folder is the system's: neither unmount nor
+/// eject may touch it.
+#[test]
+fn the_systems_own_mounts_are_left_alone() {
+    let f = fixture();
+    std::fs::write(
+        f.root.join("proc/self/mountinfo"),
+        "90 22 8:16 / /srv/hearth-test-not-a-mount rw,nosuid - vfat /dev/sdb rw\n",
+    )
+    .unwrap();
+    let me = nix::unistd::geteuid().as_raw();
+    let _agent = start(&f, vec![me]);
+    let mut c = Conn::open(&f.socket);
+    for verb in ["unmount", "eject"] {
+        let r = c.send(&json!({"verb": verb, "uuid": STICK_UUID}));
+        assert_eq!(code(&r), "mounted_elsewhere", "{verb}: {r}");
+        assert!(
+            r["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("/srv/hearth-test-not-a-mount")
+        );
+    }
+    let r = c.send(&json!({"verb": "mount", "uuid": STICK_UUID, "read_only": true}));
+    assert_eq!(code(&r), "mounted_elsewhere", "{r}");
+}
+
+#[test]
+fn other_users_are_refused_before_any_verb_runs() {
+    if !need_root("other_users_are_refused_before_any_verb_runs") {
+        return;
+    }
+    let f = fixture();
+    let running = start(&f, vec![0]);
+    const NOBODY: u32 = 65534;
+
+    // Everything the child needs is prepared before fork: it only makes system calls.
+    let addr = nix::sys::socket::UnixAddr::new(&f.socket).unwrap();
+    let request =
+        format!("{{\"verb\":\"mount\",\"uuid\":\"{STICK_UUID}\",\"read_only\":false}}\n");
+    let request = request.as_bytes();
+    // SAFETY: the child only calls async-signal-safe system calls (setgid, setuid, socket,
+    // connect, write, read, _exit) and allocates nothing.
+    match unsafe { nix::unistd::fork() }.unwrap() {
+        nix::unistd::ForkResult::Child => {
+            use nix::sys::socket::{AddressFamily, SockFlag, SockType, connect, socket};
+            let code = (|| {
+                if nix::unistd::setgid(nix::unistd::Gid::from_raw(NOBODY)).is_err()
+                    || nix::unistd::setuid(nix::unistd::Uid::from_raw(NOBODY)).is_err()
+                {
+                    return 10;
+                }
+                let Ok(fd) = socket(AddressFamily::Unix, SockType::Stream, SockFlag::empty(), None)
+                else {
+                    return 11;
+                };
+                if connect(std::os::fd::AsRawFd::as_raw_fd(&fd), &addr).is_err() {
+                    return 12;
+                }
+                if nix::unistd::write(&fd, request).is_err() {
+                    return 13;
+                }
+                let mut buf = [0u8; 1024];
+                let mut len = 0;
+                while len < buf.len() {
+                    match nix::unistd::read(std::os::fd::AsRawFd::as_raw_fd(&fd), &mut buf[len..]) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => len += n,
+                    }
+                }
+                let answer = &buf[..len];
+                if answer.windows(14).any(|w| w == b"forbidden_peer") {
+                    0
+                } else {
+                    14
+                }
+            })();
+            // SAFETY: _exit ends the forked child without running the parent's destructors.
+            unsafe { nix::libc::_exit(code) };
+        }
+        nix::unistd::ForkResult::Parent { child } => {
+            let status = nix::sys::wait::waitpid(child, None).unwrap();
+            // The forbidden path must never be reached: fail loudly if it was.
+            assert_eq!(
+                running.agent.verbs_run(),
+                0,
+                "FORBIDDEN PATH REACHED: the agent ran a verb for uid {NOBODY}"
+            );
+            assert!(
+                media_is_empty(&f),
+                "FORBIDDEN PATH REACHED: the agent touched the media folder for uid {NOBODY}"
+            );
+            assert_eq!(
+                status,
+                nix::sys::wait::WaitStatus::Exited(child, 0),
+                "the uid {NOBODY} client did not get forbidden_peer (exit codes: 10 setuid, 12 connect, 14 other answer)"
+            );
+            assert_eq!(running.agent.refused_peers(), 1);
+            // The same request from root is served, which shows the counter counts.
+            let mut c = Conn::open(&f.socket);
+            let r = c.send(&json!({"verb": "list_disks"}));
+            assert_eq!(r["ok"], true);
+            assert_eq!(running.agent.verbs_run(), 1);
+        }
+    }
+}
+
+/// A laptop: no agent configured, or one configured whose socket is absent.
+#[test]
+fn laptop_disk_api_says_it_needs_the_appliance() {
+    let dir = tempfile::tempdir().unwrap();
+    for socket in [None, Some(dir.path().join("no-agent.sock"))] {
+        let data = tempfile::tempdir().unwrap();
+        let s = common::TestServer::start_with(data.path(), |c| c.agent_socket = socket.clone());
+        let code = hearth::identity::setup_code::read(&s.data).unwrap().unwrap();
+        let r = common::send(
+            "POST",
+            &s.url("/api/v1/setup/claim"),
+            None,
+            &json!({"setup_code": code, "server_name": "Den",
+                    "owner": {"username": "anna", "password": "correct horse battery"}}),
+        );
+        assert_eq!(r.status, 201, "{}", r.body);
+        let token = r.json()["token"].as_str().unwrap().to_owned();
+
+        assert_eq!(common::get(&s.url("/api/v1/disks"), None).status, 401);
+        let r = common::get(&s.url("/api/v1/disks"), Some(&token));
+        assert_eq!(r.status, 200, "{}", r.body);
+        let v = r.json();
+        assert_eq!(v["agent"], false);
+        assert_eq!(
+            v["message"],
+            "Disk management needs the Hearth appliance; add folders by path instead."
+        );
+        assert!(v["disks"].is_array());
+        let r = common::send(
+            "POST",
+            &s.url("/api/v1/disks/1234-ABCD/mount"),
+            Some(&token),
+            &json!({"read_only": true}),
+        );
+        assert_eq!(r.status, 501, "{}", r.body);
+        assert_eq!(r.error_code(), "no_agent");
+        let r = common::send(
+            "POST",
+            &s.url("/api/v1/disks/1234-ABCD/eject"),
+            Some(&token),
+            &json!({}),
+        );
+        assert_eq!(r.status, 501, "{}", r.body);
+        let r = common::send(
+            "POST",
+            &s.url("/api/v1/disks/1234-ABCD/mount"),
+            Some(&token),
+            &json!({"read_only": "yes"}),
+        );
+        assert_eq!(r.status, 422, "{}", r.body);
+    }
+}

@@ -45,7 +45,10 @@ fn fixture() -> Fixture {
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
     let root = dir.path().join("root");
     let mkvfat = |img: &Path, serial: &str| {
-        std::fs::File::create(img).unwrap().set_len(8 << 20).unwrap();
+        std::fs::File::create(img)
+            .unwrap()
+            .set_len(8 << 20)
+            .unwrap();
         let out = std::process::Command::new("mkfs.vfat")
             .args(["-n", "STICK", "-i", serial])
             .arg(img)
@@ -181,22 +184,61 @@ fn every_verb_revalidates_its_arguments() {
     assert_eq!(uuids, [STICK_UUID, ESCAPE_UUID]);
 
     let cases: &[(Value, &str)] = &[
-        (json!({"verb": "mount", "uuid": "1234-5678", "read_only": true}), "unknown_disk"),
-        (json!({"verb": "mount", "uuid": "", "read_only": true}), "unknown_disk"),
-        (json!({"verb": "mount", "uuid": "x".repeat(500), "read_only": true}), "unknown_disk"),
+        (
+            json!({"verb": "mount", "uuid": "1234-5678", "read_only": true}),
+            "unknown_disk",
+        ),
+        (
+            json!({"verb": "mount", "uuid": "", "read_only": true}),
+            "unknown_disk",
+        ),
+        (
+            json!({"verb": "mount", "uuid": "x".repeat(500), "read_only": true}),
+            "unknown_disk",
+        ),
         // The image file behind sdb is a regular file, not a block device.
-        (json!({"verb": "mount", "uuid": STICK_UUID, "read_only": true}), "not_a_block_device"),
-        (json!({"verb": "mount", "uuid": STICK_UUID, "read_only": false, "name": "../../etc"}), "not_a_block_device"),
+        (
+            json!({"verb": "mount", "uuid": STICK_UUID, "read_only": true}),
+            "not_a_block_device",
+        ),
+        (
+            json!({"verb": "mount", "uuid": STICK_UUID, "read_only": false, "name": "../../etc"}),
+            "not_a_block_device",
+        ),
         // sdc's node is a symlink leading out of /dev through `..`.
-        (json!({"verb": "mount", "uuid": ESCAPE_UUID, "read_only": true}), "not_a_block_device"),
+        (
+            json!({"verb": "mount", "uuid": ESCAPE_UUID, "read_only": true}),
+            "not_a_block_device",
+        ),
         // No path can be smuggled in: the verb has no such argument.
-        (json!({"verb": "mount", "uuid": STICK_UUID, "read_only": true, "device": "/dev/sda"}), "malformed_request"),
-        (json!({"verb": "mount", "uuid": STICK_UUID}), "malformed_request"),
-        (json!({"verb": "unmount", "uuid": "1234-5678"}), "unknown_disk"),
-        (json!({"verb": "eject", "uuid": "1234-5678"}), "unknown_disk"),
-        (json!({"verb": "format", "uuid": STICK_UUID}), "unknown_verb"),
-        (json!({"verb": "write_slot", "slot": "b"}), "not_implemented_here"),
-        (json!({"verb": "set_next_boot", "slot": "b"}), "not_implemented_here"),
+        (
+            json!({"verb": "mount", "uuid": STICK_UUID, "read_only": true, "device": "/dev/sda"}),
+            "malformed_request",
+        ),
+        (
+            json!({"verb": "mount", "uuid": STICK_UUID}),
+            "malformed_request",
+        ),
+        (
+            json!({"verb": "unmount", "uuid": "1234-5678"}),
+            "unknown_disk",
+        ),
+        (
+            json!({"verb": "eject", "uuid": "1234-5678"}),
+            "unknown_disk",
+        ),
+        (
+            json!({"verb": "format", "uuid": STICK_UUID}),
+            "unknown_verb",
+        ),
+        (
+            json!({"verb": "write_slot", "slot": "b"}),
+            "not_implemented_here",
+        ),
+        (
+            json!({"verb": "set_next_boot", "slot": "b"}),
+            "not_implemented_here",
+        ),
         (json!({"verb": "mark_good"}), "not_implemented_here"),
         (json!({"verb": "reboot"}), "not_implemented_here"),
         (json!({"uuid": STICK_UUID}), "malformed_request"),
@@ -225,7 +267,11 @@ fn every_verb_revalidates_its_arguments() {
     let r = c.send_raw(&big).unwrap();
     assert_eq!(code(&r), "request_too_large");
     let mut line = String::new();
-    assert_eq!(c.read.read_line(&mut line).unwrap_or(0), 0, "still open: {line}");
+    assert_eq!(
+        c.read.read_line(&mut line).unwrap_or(0),
+        0,
+        "still open: {line}"
+    );
 
     // A fresh connection works.
     let mut c = Conn::open(&f.socket);
@@ -270,8 +316,7 @@ fn other_users_are_refused_before_any_verb_runs() {
 
     // Everything the child needs is prepared before fork: it only makes system calls.
     let addr = nix::sys::socket::UnixAddr::new(&f.socket).unwrap();
-    let request =
-        format!("{{\"verb\":\"mount\",\"uuid\":\"{STICK_UUID}\",\"read_only\":false}}\n");
+    let request = format!("{{\"verb\":\"mount\",\"uuid\":\"{STICK_UUID}\",\"read_only\":false}}\n");
     let request = request.as_bytes();
     // SAFETY: the child only calls async-signal-safe system calls (setgid, setuid, socket,
     // connect, write, read, _exit) and allocates nothing.
@@ -284,8 +329,12 @@ fn other_users_are_refused_before_any_verb_runs() {
                 {
                     return 10;
                 }
-                let Ok(fd) = socket(AddressFamily::Unix, SockType::Stream, SockFlag::empty(), None)
-                else {
+                let Ok(fd) = socket(
+                    AddressFamily::Unix,
+                    SockType::Stream,
+                    SockFlag::empty(),
+                    None,
+                ) else {
                     return 11;
                 };
                 if connect(std::os::fd::AsRawFd::as_raw_fd(&fd), &addr).is_err() {
@@ -346,7 +395,9 @@ fn laptop_disk_api_says_it_needs_the_appliance() {
     for socket in [None, Some(dir.path().join("no-agent.sock"))] {
         let data = tempfile::tempdir().unwrap();
         let s = common::TestServer::start_with(data.path(), |c| c.agent_socket = socket.clone());
-        let code = hearth::identity::setup_code::read(&s.data).unwrap().unwrap();
+        let code = hearth::identity::setup_code::read(&s.data)
+            .unwrap()
+            .unwrap();
         let r = common::send(
             "POST",
             &s.url("/api/v1/setup/claim"),

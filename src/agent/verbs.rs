@@ -299,10 +299,10 @@ fn power_off_usb(sysroot: &Sysroot, disk: &str) -> (bool, String) {
             .ancestors()
             .take_while(|a| a.starts_with(&sys_root))
             .find(|a| a.join("idVendor").exists());
-        if let Some(dev) = usb_dev {
-            if write_sys(&dev.join("remove"), "1") || write_sys(&dev.join("authorized"), "0") {
-                done = true;
-            }
+        if let Some(dev) = usb_dev
+            && (write_sys(&dev.join("remove"), "1") || write_sys(&dev.join("authorized"), "0"))
+        {
+            done = true;
         }
     }
     if done {

@@ -53,6 +53,9 @@ pub struct Disk {
     /// Attached over USB, so it can be ejected and powered off.
     pub usb: bool,
     pub read_only: bool,
+    /// The kernel's media sequence number: it changes whenever the medium does, so a disk
+    /// pulled and put back between two polls still counts as a new arrival.
+    pub diskseq: Option<u64>,
     /// The filesystems on it: one per partition, or the whole disk if it has none.
     pub volumes: Vec<Volume>,
 }
@@ -256,6 +259,7 @@ pub fn discover(sysroot: &Sysroot) -> Vec<Disk> {
             removable: read_small(&sys.join("removable")).as_deref() == Some("1"),
             usb,
             read_only: read_small(&sys.join("ro")).as_deref() == Some("1"),
+            diskseq: read_u64(&sys.join("diskseq")),
             name,
             volumes,
         });
@@ -277,11 +281,8 @@ fn volume(
         .first()
         .and_then(|m| nix::sys::statvfs::statvfs(&m.mount_point).ok())
         .map(|s| {
-            let frag = s.fragment_size() as u64;
-            (
-                Some(s.blocks_available() as u64 * frag),
-                Some(s.blocks() as u64 * frag),
-            )
+            let frag = s.fragment_size();
+            (Some(s.blocks_available() * frag), Some(s.blocks() * frag))
         })
         .unwrap_or((None, None));
     Volume {

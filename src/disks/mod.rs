@@ -32,6 +32,8 @@ pub struct DiskSnapshot {
     pub disks: Vec<Disk>,
     /// Filesystem UUID → mount points, for every attached filesystem with a UUID.
     pub online: BTreeMap<String, Vec<PathBuf>>,
+    /// Filesystem UUID → (disk name, media sequence number), to tell a re-plug from nothing.
+    pub media: BTreeMap<String, (String, Option<u64>)>,
 }
 
 impl DiskSnapshot {
@@ -41,7 +43,19 @@ impl DiskSnapshot {
             .flat_map(|d| &d.volumes)
             .filter_map(|v| v.uuid.clone().map(|u| (u, v.mount_points.clone())))
             .collect();
-        DiskSnapshot { disks, online }
+        let media = disks
+            .iter()
+            .flat_map(|d| {
+                d.volumes
+                    .iter()
+                    .filter_map(|v| v.uuid.clone().map(|u| (u, (d.name.clone(), d.diskseq))))
+            })
+            .collect();
+        DiskSnapshot {
+            disks,
+            online,
+            media,
+        }
     }
 
     pub fn is_online(&self, uuid: &str) -> bool {
@@ -67,8 +81,13 @@ pub enum DiskEvent {
 pub fn diff(old: &DiskSnapshot, new: &DiskSnapshot) -> Vec<DiskEvent> {
     let mut events = Vec::new();
     for (uuid, mps) in &new.online {
+        let replugged = old.media.get(uuid) != new.media.get(uuid);
         match old.online.get(uuid) {
             None => events.push(DiskEvent::Added { uuid: uuid.clone() }),
+            Some(_) if replugged => {
+                events.push(DiskEvent::Removed { uuid: uuid.clone() });
+                events.push(DiskEvent::Added { uuid: uuid.clone() });
+            }
             Some(old_mps) if old_mps != mps => events.push(DiskEvent::MountsChanged {
                 uuid: uuid.clone(),
                 mount_points: mps.clone(),
@@ -92,10 +111,11 @@ pub fn fingerprint(sysroot: &Sysroot) -> String {
         for e in rd.filter_map(|e| e.ok()).take(256) {
             let name = e.file_name().to_string_lossy().into_owned();
             let size = std::fs::read_to_string(e.path().join("size")).unwrap_or_default();
+            let seq = std::fs::read_to_string(e.path().join("diskseq")).unwrap_or_default();
             let parts = std::fs::read_dir(e.path())
                 .map(|rd| rd.filter_map(|e| e.ok()).take(256).count())
                 .unwrap_or(0);
-            names.insert(format!("{name}:{}:{parts}", size.trim()));
+            names.insert(format!("{name}:{}:{}:{parts}", size.trim(), seq.trim()));
         }
     }
     let mounts = discover::mounts(sysroot);
@@ -266,6 +286,10 @@ mod tests {
                 .iter()
                 .map(|(u, m)| (u.to_string(), m.iter().map(PathBuf::from).collect()))
                 .collect(),
+            media: items
+                .iter()
+                .map(|(u, _)| (u.to_string(), ("sda".to_owned(), Some(1))))
+                .collect(),
         }
     }
 
@@ -285,6 +309,16 @@ mod tests {
             ]
         );
         assert_eq!(diff(&b, &b), vec![]);
+        // The same filesystem on a new medium (pulled and re-plugged between two polls).
+        let mut c = b.clone();
+        c.media.insert("C".into(), ("sda".into(), Some(2)));
+        assert_eq!(
+            diff(&b, &c),
+            vec![
+                DiskEvent::Removed { uuid: "C".into() },
+                DiskEvent::Added { uuid: "C".into() },
+            ]
+        );
         assert!(b.is_online("C") && !b.is_online("A"));
     }
 

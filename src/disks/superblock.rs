@@ -405,7 +405,9 @@ mod tests {
     fn real_superblocks_from_mkfs() {
         let mib = 1024 * 1024;
         let uuid = "3f1c2b4a-5d6e-4f70-8192-a3b4c5d6e7f8";
-        let cases: &[(&[&str], u64, FsType, Option<&str>, Option<&str>)] = &[
+        /// mkfs command, image size, then the expected type, label and (fixed) UUID.
+        type Case<'a> = (&'a [&'a str], u64, FsType, Option<&'a str>, Option<&'a str>);
+        let cases: &[Case] = &[
             (
                 &["mkfs.ext4", "-q", "-F", "-L", "Films", "-U", uuid],
                 16 * mib,

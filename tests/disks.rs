@@ -1,0 +1,375 @@
+//! Real filesystems on real loop devices (root only; the `disks` tier runs these in CI):
+//! discovered, mounted through the agent into a temp media folder, read, ejected, detached,
+//! re-attached and re-mounted at the same place by the server.
+
+mod common;
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use hearth::agent::{Agent, AgentConfig, Client, ClientError};
+use hearth::disks::Sysroot;
+use serde_json::json;
+
+fn need_root(test: &str) -> bool {
+    if nix::unistd::geteuid().is_root() {
+        return true;
+    }
+    assert!(
+        std::env::var_os("HEARTH_REQUIRE_ROOT_TESTS").is_none(),
+        "{test} needs root, and HEARTH_REQUIRE_ROOT_TESTS is set"
+    );
+    eprintln!("SKIPPED {test}: needs root (run tests/disks/run as root, as CI does)");
+    false
+}
+
+/// A loop device; dropping it unmounts whatever is still mounted from it and detaches it,
+/// even when the test failed half-way.
+struct Loop {
+    dev: String,
+}
+
+impl Loop {
+    fn attach(img: &Path) -> Loop {
+        let out = Command::new("losetup")
+            .args(["-f", "--show"])
+            .arg(img)
+            .output()
+            .expect("losetup missing");
+        assert!(
+            out.status.success(),
+            "losetup failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Loop {
+            dev: String::from_utf8_lossy(&out.stdout).trim().to_owned(),
+        }
+    }
+
+    fn mount_points(&self) -> Vec<PathBuf> {
+        let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+        hearth::disks::discover::parse_mountinfo(&info)
+            .into_iter()
+            .filter(|m| m.source == self.dev)
+            .map(|m| m.mount_point)
+            .collect()
+    }
+
+    fn detach(mut self) {
+        self.cleanup();
+        self.dev.clear();
+    }
+
+    fn cleanup(&mut self) {
+        if self.dev.is_empty() {
+            return;
+        }
+        for mp in self.mount_points() {
+            let _ = nix::mount::umount2(&mp, nix::mount::MntFlags::MNT_DETACH);
+        }
+        let _ = Command::new("losetup").args(["-d", &self.dev]).status();
+    }
+}
+
+impl Drop for Loop {
+    fn drop(&mut self) {
+        self.cleanup();
+    }
+}
+
+fn unique_uuid(n: u8) -> String {
+    format!(
+        "{:08x}-4e41-4b2d-8000-{:010x}{n:02x}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+            & 0xff_ffff_ffff
+    )
+}
+
+/// An ext4 image with a few media files in it.
+fn ext4_image(dir: &Path, label: &str, uuid: &str) -> PathBuf {
+    let src = dir.join(format!("src-{label}"));
+    std::fs::create_dir_all(src.join("Show")).unwrap();
+    std::fs::write(src.join("Movie (2020).mkv"), b"not really a film").unwrap();
+    std::fs::write(src.join("Show/S01E01.mkv"), b"episode").unwrap();
+    let img = dir.join(format!("{label}.img"));
+    std::fs::File::create(&img)
+        .unwrap()
+        .set_len(32 << 20)
+        .unwrap();
+    let out = Command::new("mkfs.ext4")
+        .args(["-q", "-F", "-L", label, "-U", uuid, "-d"])
+        .arg(&src)
+        .arg(&img)
+        .output()
+        .expect("mkfs.ext4 missing; run scripts/install-deps");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    img
+}
+
+fn start_agent(socket: &Path, media: &Path) -> tokio::task::JoinHandle<()> {
+    let agent = Agent::new(AgentConfig {
+        sysroot: Sysroot::default(),
+        media_root: media.to_owned(),
+        allowed_uids: vec![0],
+        mount_owner: None,
+    });
+    let l = hearth::agent::server::listener(socket, None).unwrap();
+    let l = tokio::net::UnixListener::from_std(l).unwrap();
+    tokio::spawn(agent.run(l, std::future::pending()))
+}
+
+fn files_under(root: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut stack = vec![root.to_owned()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let e = e.unwrap();
+            let p = e.path();
+            if e.file_type().unwrap().is_dir() {
+                if e.file_name() != "lost+found" {
+                    stack.push(p);
+                }
+            } else {
+                out.push(p.strip_prefix(root).unwrap().display().to_string());
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn loop_devices_mount_read_and_eject_through_the_agent() {
+    if !need_root("loop_devices_mount_read_and_eject_through_the_agent") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let media = dir.path().join("media");
+    std::fs::create_dir(&media).unwrap();
+    let uuid = unique_uuid(1);
+    let img = ext4_image(dir.path(), "My Films", &uuid);
+    let lo = Loop::attach(&img);
+    let socket = dir.path().join("agent.sock");
+    let task = start_agent(&socket, &media);
+    let client = Client::new(&socket);
+
+    // Discovered with its label and UUID, not mounted.
+    let list = client.list_disks().await.unwrap();
+    let (disk, vol) = hearth::disks::find_uuid(&list.disks, &uuid).expect("loop disk not found");
+    assert_eq!(format!("/dev/{}", disk.name), lo.dev);
+    assert_eq!(vol.label.as_deref(), Some("My Films"));
+    assert_eq!(vol.fs_type, Some(hearth::disks::FsType::Ext4));
+    assert!(vol.mount_points.is_empty());
+    assert!(!disk.usb);
+
+    // Read-write mount at media/My_Films with the safe options.
+    let m = client.mount(&uuid, false, None).await.unwrap();
+    assert_eq!(m.mount_point, media.join("My_Films"));
+    assert!(!m.already_mounted);
+    assert_eq!(
+        files_under(&m.mount_point),
+        ["Movie (2020).mkv", "Show/S01E01.mkv"]
+    );
+    std::fs::write(m.mount_point.join("written.txt"), b"rw works").unwrap();
+    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let line = info
+        .lines()
+        .find(|l| l.contains(m.mount_point.to_str().unwrap()))
+        .unwrap();
+    for opt in ["nosuid", "nodev", "noexec"] {
+        assert!(line.contains(opt), "{opt} missing: {line}");
+    }
+    // Asking again changes nothing.
+    let again = client.mount(&uuid, true, None).await.unwrap();
+    assert!(again.already_mounted);
+    assert_eq!(again.mount_point, m.mount_point);
+    let list = client.list_disks().await.unwrap();
+    let (_, vol) = hearth::disks::find_uuid(&list.disks, &uuid).unwrap();
+    assert_eq!(vol.mount_points, std::slice::from_ref(&m.mount_point));
+    assert!(vol.free_bytes.unwrap() > 0 && vol.total_bytes.unwrap() > vol.free_bytes.unwrap());
+
+    // Unmount, then a read-only mount refuses writes.
+    let u = client.unmount(&uuid).await.unwrap();
+    assert_eq!(u.unmounted, std::slice::from_ref(&m.mount_point));
+    assert!(
+        !m.mount_point.exists(),
+        "the mount point directory stays behind"
+    );
+    let m = client.mount(&uuid, true, None).await.unwrap();
+    assert!(m.mount_point.join("written.txt").exists());
+    let err = std::fs::write(m.mount_point.join("nope.txt"), b"x").unwrap_err();
+    assert_eq!(err.raw_os_error(), Some(nix::libc::EROFS));
+
+    // Busy: a file open on the disk makes eject refuse, and nothing changes.
+    let held = std::fs::File::open(m.mount_point.join("Movie (2020).mkv")).unwrap();
+    let err = client.eject(&uuid).await.unwrap_err();
+    assert!(
+        matches!(&err, ClientError::Refused { code, .. } if code == "busy"),
+        "{err}"
+    );
+    assert_eq!(lo.mount_points(), std::slice::from_ref(&m.mount_point));
+    drop(held);
+
+    // Eject: unmounted and flushed; a loop device is not USB, so it stays attached.
+    let e = client.eject(&uuid).await.unwrap();
+    assert_eq!(e.unmounted, std::slice::from_ref(&m.mount_point));
+    assert!(!e.powered_off);
+    assert!(lo.mount_points().is_empty());
+    assert!(std::fs::read_dir(&media).unwrap().next().is_none());
+
+    // A FAT stick: mounted if this kernel has the driver, else a clear refusal.
+    let fat = dir.path().join("fat.img");
+    std::fs::File::create(&fat)
+        .unwrap()
+        .set_len(16 << 20)
+        .unwrap();
+    assert!(
+        Command::new("mkfs.vfat")
+            .args(["-n", "CAMERA", "-i", &format!("{:08x}", std::process::id())])
+            .arg(&fat)
+            .output()
+            .expect("mkfs.vfat missing; run scripts/install-deps")
+            .status
+            .success()
+    );
+    let fat_lo = Loop::attach(&fat);
+    let list = client.list_disks().await.unwrap();
+    let fat_uuid = list
+        .disks
+        .iter()
+        .find(|d| format!("/dev/{}", d.name) == fat_lo.dev)
+        .and_then(|d| d.volumes[0].uuid.clone())
+        .expect("FAT loop not discovered");
+    match client.mount(&fat_uuid, true, None).await {
+        Ok(m) => {
+            println!("vfat: this kernel mounts it");
+            assert_eq!(m.mount_point, media.join("CAMERA"));
+            assert_eq!(fat_lo.mount_points(), std::slice::from_ref(&m.mount_point));
+            client.eject(&fat_uuid).await.unwrap();
+        }
+        Err(ClientError::Refused { code, message }) => {
+            println!("vfat: this kernel has no driver: {message}");
+            assert_eq!(code, "kernel_unsupported");
+            assert!(message.contains("cannot mount vfat"), "{message}");
+        }
+        Err(e) => panic!("{e}"),
+    }
+    assert!(fat_lo.mount_points().is_empty());
+    assert!(std::fs::read_dir(&media).unwrap().next().is_none());
+    fat_lo.detach();
+    lo.detach();
+    task.abort();
+}
+
+/// The whole path through HTTP: the owner mounts a disk, ejects it, it is pulled and put
+/// back, and the server re-mounts it at the same place by itself.
+#[test]
+fn server_remounts_a_known_disk_at_the_same_place() {
+    if !need_root("server_remounts_a_known_disk_at_the_same_place") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let media = dir.path().join("media");
+    std::fs::create_dir(&media).unwrap();
+    let uuid = unique_uuid(2);
+    let img = ext4_image(dir.path(), "Films", &uuid);
+    let mut lo = Some(Loop::attach(&img));
+    let socket = dir.path().join("agent.sock");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let agent_task = {
+        let _g = rt.enter();
+        start_agent(&socket, &media)
+    };
+
+    let data = dir.path().join("data");
+    let s = common::TestServer::start_with(&data, |c| c.agent_socket = Some(socket.clone()));
+    let code = hearth::identity::setup_code::read(&s.data)
+        .unwrap()
+        .unwrap();
+    let r = common::send(
+        "POST",
+        &s.url("/api/v1/setup/claim"),
+        None,
+        &json!({"setup_code": code, "server_name": "Den",
+                "owner": {"username": "anna", "password": "correct horse battery"}}),
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
+    let token = r.json()["token"].as_str().unwrap().to_owned();
+    let volume = |token: &str| -> Option<serde_json::Value> {
+        let r = common::get(&s.url("/api/v1/disks"), Some(token));
+        assert_eq!(r.status, 200, "{}", r.body);
+        let v = r.json();
+        assert_eq!(v["agent"], true, "{v}");
+        v["disks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|d| d["volumes"].as_array().unwrap().clone())
+            .find(|v| v["uuid"] == uuid.as_str())
+    };
+    let wait_for = |what: &str, cond: &dyn Fn(Option<serde_json::Value>) -> bool| {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !cond(volume(&token)) {
+            assert!(Instant::now() < deadline, "gave up waiting: {what}");
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    };
+
+    let v = volume(&token).expect("disk not listed");
+    assert_eq!(v["label"], "Films");
+    assert_eq!(v["mount_points"], json!([]));
+
+    let url = s.url(&format!("/api/v1/disks/{uuid}/mount"));
+    let r = common::send("POST", &url, Some(&token), &json!({"read_only": true}));
+    assert_eq!(r.status, 200, "{}", r.body);
+    let mp = media.join("Films");
+    assert_eq!(r.json()["mount_point"], mp.to_str().unwrap());
+    assert!(mp.join("Movie (2020).mkv").exists());
+    let r = common::send(
+        "POST",
+        &s.url("/api/v1/disks/no-such-uuid/mount"),
+        Some(&token),
+        &json!({"read_only": true}),
+    );
+    assert_eq!(r.status, 404, "{}", r.body);
+
+    let r = common::send(
+        "POST",
+        &s.url(&format!("/api/v1/disks/{uuid}/eject")),
+        Some(&token),
+        &json!({}),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json()["unmounted"], json!([mp.to_str().unwrap()]));
+    assert!(!mp.exists());
+
+    // Pulled…
+    lo.take().unwrap().detach();
+    wait_for("the pulled disk to disappear", &|v| v.is_none());
+    // …and plugged back in: the server mounts it again where it was, read-only as before.
+    let lo2 = Loop::attach(&img);
+    wait_for("the known disk to be re-mounted", &|v| {
+        v.is_some_and(|v| v["mount_points"] == json!([mp.to_str().unwrap()]))
+    });
+    assert!(mp.join("Show/S01E01.mkv").exists());
+    assert_eq!(lo2.mount_points(), std::slice::from_ref(&mp));
+    assert!(
+        std::fs::write(mp.join("x"), b"x").is_err(),
+        "read-only was not kept"
+    );
+
+    drop(s);
+    drop(lo2);
+    agent_task.abort();
+}

@@ -236,7 +236,14 @@ fn run_agent(socket: PathBuf, allow_user: &str, media_root: PathBuf) -> Result<(
             .map_err(|e| format!("cannot listen on {}: {e}", socket.display()))?;
         let listener = tokio::net::UnixListener::from_std(std_listener)
             .map_err(|e| format!("cannot listen on {}: {e}", socket.display()))?;
-        tracing::info!(socket = %socket.display(), user = allow_user, "agent ready");
+        if hearth::agent::server::socket_activated() {
+            tracing::info!(
+                user = allow_user,
+                "agent ready on the socket systemd passed"
+            );
+        } else {
+            tracing::info!(socket = %socket.display(), user = allow_user, "agent ready");
+        }
         hearth::system::notify::notify("READY=1");
         hearth::agent::Agent::new(config)
             .run(listener, shutdown_signal())

@@ -23,7 +23,11 @@ fn need_root(test: &str) -> bool {
         std::env::var_os("HEARTH_REQUIRE_ROOT_TESTS").is_none(),
         "{test} needs root, and HEARTH_REQUIRE_ROOT_TESTS is set"
     );
-    eprintln!("SKIPPED {test}: needs root (run tests/disks/run as root, as CI does)");
+    // Written to the real stderr, not the test harness's captured output, so it shows.
+    let _ = writeln!(
+        std::io::stderr(),
+        "SKIPPED {test}: needs root (run tests/disks/run as root, as CI does)"
+    );
     false
 }
 
@@ -143,7 +147,9 @@ impl Conn {
         }
     }
     fn send_raw(&mut self, bytes: &[u8]) -> Option<Value> {
-        self.write.write_all(bytes).ok()?;
+        // The agent may hang up before an oversized request is fully written; its answer
+        // is still waiting to be read, so a failed write is not the end.
+        let _ = self.write.write_all(bytes);
         let mut line = String::new();
         match self.read.read_line(&mut line) {
             Ok(0) | Err(_) => None,

@@ -4,6 +4,7 @@
 
 mod common;
 
+use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -21,7 +22,11 @@ fn need_root(test: &str) -> bool {
         std::env::var_os("HEARTH_REQUIRE_ROOT_TESTS").is_none(),
         "{test} needs root, and HEARTH_REQUIRE_ROOT_TESTS is set"
     );
-    eprintln!("SKIPPED {test}: needs root (run tests/disks/run as root, as CI does)");
+    // Written to the real stderr, not the test harness's captured output, so it shows.
+    let _ = writeln!(
+        std::io::stderr(),
+        "SKIPPED {test}: needs root (run tests/disks/run as root, as CI does)"
+    );
     false
 }
 

@@ -192,6 +192,14 @@ async fn write_line(w: &mut tokio::net::unix::OwnedWriteHalf, r: &Response) -> i
 /// The listening socket: the one systemd passed (`LISTEN_FDS`, fd 3) when socket-activated
 /// for this process, else a fresh socket at `path` that only root and `group` may open.
 pub fn listener(path: &Path, group: Option<u32>) -> io::Result<std::os::unix::net::UnixListener> {
+    if socket_activated() {
+        return inherited_listener();
+    }
+    bind_listener(path, group)
+}
+
+/// True when systemd passed this process its listening socket.
+pub fn socket_activated() -> bool {
     let ours = std::env::var("LISTEN_PID")
         .ok()
         .and_then(|p| p.parse::<u32>().ok())
@@ -200,24 +208,29 @@ pub fn listener(path: &Path, group: Option<u32>) -> io::Result<std::os::unix::ne
         .ok()
         .and_then(|n| n.parse::<u32>().ok())
         .unwrap_or(0);
-    if ours && fds >= 1 {
-        // SAFETY: systemd's socket-activation protocol hands this process fd 3 (SD_LISTEN_FDS_START)
-        // as an open listening socket when LISTEN_PID is our pid; nothing else in this
-        // process owns fd 3, so taking ownership here is sound.
-        let fd = unsafe { OwnedFd::from_raw_fd(3) };
-        let st =
-            nix::sys::stat::fstat(std::os::fd::AsRawFd::as_raw_fd(&fd)).map_err(io::Error::from)?;
-        if nix::sys::stat::SFlag::from_bits_truncate(st.st_mode) & nix::sys::stat::SFlag::S_IFMT
-            != nix::sys::stat::SFlag::S_IFSOCK
-        {
-            return Err(io::Error::other(
-                "systemd passed fd 3, but it is not a socket; check hearth-agent.socket",
-            ));
-        }
-        let l = std::os::unix::net::UnixListener::from(fd);
-        l.set_nonblocking(true)?;
-        return Ok(l);
+    ours && fds >= 1
+}
+
+fn inherited_listener() -> io::Result<std::os::unix::net::UnixListener> {
+    // SAFETY: systemd's socket-activation protocol hands this process fd 3 (SD_LISTEN_FDS_START)
+    // as an open listening socket when LISTEN_PID is our pid; nothing else in this
+    // process owns fd 3, so taking ownership here is sound.
+    let fd = unsafe { OwnedFd::from_raw_fd(3) };
+    let st =
+        nix::sys::stat::fstat(std::os::fd::AsRawFd::as_raw_fd(&fd)).map_err(io::Error::from)?;
+    if nix::sys::stat::SFlag::from_bits_truncate(st.st_mode) & nix::sys::stat::SFlag::S_IFMT
+        != nix::sys::stat::SFlag::S_IFSOCK
+    {
+        return Err(io::Error::other(
+            "systemd passed fd 3, but it is not a socket; check hearth-agent.socket",
+        ));
     }
+    let l = std::os::unix::net::UnixListener::from(fd);
+    l.set_nonblocking(true)?;
+    Ok(l)
+}
+
+fn bind_listener(path: &Path, group: Option<u32>) -> io::Result<std::os::unix::net::UnixListener> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
     }

@@ -49,6 +49,8 @@ pub enum AgentError {
         "the kernel of this device cannot mount {0} filesystems; use ext4, or an image with that driver"
     )]
     KernelUnsupported(String),
+    #[error("refusing to mount at {0}: not directly inside the media folder")]
+    UnsafeMountPoint(String),
     #[error("{path} already exists in the media folder; remove it or rename the disk")]
     MountPointExists { path: String },
     #[error(
@@ -74,6 +76,7 @@ impl AgentError {
             AgentError::Busy => "busy",
             AgentError::KernelUnsupported(_) => "kernel_unsupported",
             AgentError::MountPointExists { .. } => "mount_point_exists",
+            AgentError::UnsafeMountPoint(_) => "unsafe_mount_point",
             AgentError::MountFailed(_) => "mount_failed",
             AgentError::UnmountFailed { .. } => "unmount_failed",
             AgentError::Io(_) => "internal",
@@ -176,9 +179,9 @@ pub fn mount(
         return Err(PlanError::NotAllowed(plan.fs_type).into());
     }
     if !in_media(config, &plan.mount_point) {
-        return Err(AgentError::MountPointExists {
-            path: plan.mount_point.display().to_string(),
-        });
+        return Err(AgentError::UnsafeMountPoint(
+            plan.mount_point.display().to_string(),
+        ));
     }
     let device = BlockDevice::new(&config.sysroot.dev(), &plan.device)?;
     // Act.

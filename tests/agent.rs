@@ -424,6 +424,7 @@ fn laptop_disk_api_says_it_needs_the_appliance() {
             "Disk management needs the Hearth appliance; add folders by path instead."
         );
         assert!(v["disks"].is_array());
+        assert_eq!(v["known"], json!([]));
         let r = common::send(
             "POST",
             &s.url("/api/v1/disks/1234-ABCD/mount"),

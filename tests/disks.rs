@@ -362,6 +362,12 @@ fn server_remounts_a_known_disk_at_the_same_place() {
     // Pulled…
     lo.take().unwrap().detach();
     wait_for("the pulled disk to disappear", &|v| v.is_none());
+    let r = common::get(&s.url("/api/v1/disks"), Some(&token)).json();
+    let known = r["known"].as_array().unwrap();
+    assert_eq!(known.len(), 1, "{r}");
+    assert_eq!(known[0]["uuid"], uuid.as_str());
+    assert_eq!(known[0]["online"], false, "a pulled disk is offline");
+    assert_eq!(known[0]["mount_point"], mp.to_str().unwrap());
     // …and plugged back in: the server mounts it again where it was, read-only as before.
     let lo2 = Loop::attach(&img);
     wait_for("the known disk to be re-mounted", &|v| {
@@ -373,6 +379,20 @@ fn server_remounts_a_known_disk_at_the_same_place() {
         std::fs::write(mp.join("x"), b"x").is_err(),
         "read-only was not kept"
     );
+    let r = common::get(&s.url("/api/v1/disks"), Some(&token)).json();
+    assert_eq!(r["known"][0]["online"], true, "{r}");
+    // The owner's mount and eject are in the audit log, with the disk's UUID.
+    let audit = common::get(&s.url("/api/v1/audit"), Some(&token)).json();
+    for event in ["disk_mounted", "disk_ejected"] {
+        assert!(
+            audit
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|e| e["event"] == event && e["detail"].as_str().unwrap().contains(&uuid)),
+            "{event} missing: {audit}"
+        );
+    }
 
     drop(s);
     drop(lo2);

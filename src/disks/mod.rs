@@ -224,22 +224,62 @@ fn now() -> u64 {
         .unwrap_or(0)
 }
 
-/// Records a mount so the disk comes back at the same place.
-pub fn remember(
+/// Who asked for a mount or an eject, for the audit log.
+#[derive(Debug, Clone)]
+pub struct Requester {
+    pub user_id: u64,
+    pub address: String,
+}
+
+/// Records a mount the owner asked for, so the disk comes back at the same place, and
+/// audits it, in one transaction.
+pub fn record_mount(
     store: &Store,
     uuid: &str,
     mount_point: &std::path::Path,
     label: Option<String>,
     read_only: bool,
+    by: &Requester,
 ) -> Result<(), crate::store::StoreError> {
+    let at = now();
     let rec = RememberedDisk {
         uuid: uuid.to_owned(),
         mount_point: mount_point.display().to_string(),
         label,
         read_only,
-        last_seen: now(),
+        last_seen: at,
     };
-    store.write(|tx| tx.remember_disk(&rec))
+    store.write(|tx| {
+        tx.remember_disk(&rec)?;
+        tx.audit(
+            at,
+            "disk_mounted",
+            Some(by.user_id),
+            Some(by.address.clone()),
+            format!(
+                "{uuid} at {} ({})",
+                rec.mount_point,
+                if read_only { "read-only" } else { "read-write" }
+            ),
+        )
+    })
+}
+
+/// Audits an eject. The disk stays remembered, so it comes back at the same place.
+pub fn record_eject(
+    store: &Store,
+    uuid: &str,
+    by: &Requester,
+) -> Result<(), crate::store::StoreError> {
+    store.write(|tx| {
+        tx.audit(
+            now(),
+            "disk_ejected",
+            Some(by.user_id),
+            Some(by.address.clone()),
+            uuid.to_owned(),
+        )
+    })
 }
 
 async fn remount_remembered(

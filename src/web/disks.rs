@@ -28,6 +28,21 @@ pub struct DisksReply {
     #[serde(skip_serializing_if = "Option::is_none")]
     message: Option<String>,
     disks: Vec<Disk>,
+    /// Disks Hearth mounted before, attached or not: a pulled disk shows here as offline,
+    /// and its libraries come back when it does.
+    known: Vec<KnownDisk>,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct KnownDisk {
+    uuid: String,
+    label: Option<String>,
+    /// Where it is mounted when attached.
+    mount_point: String,
+    read_only: bool,
+    online: bool,
+    /// Unix seconds when it was last seen attached.
+    last_seen: u64,
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -85,25 +100,39 @@ fn agent_error(e: ClientError) -> ApiError {
         (status = 503, body = ErrorBody)))]
 async fn list(State(state): State<AppState>, _owner: Owner) -> Result<Json<DisksReply>, ApiError> {
     let sysroot = disks::Sysroot::default();
+    let mut from_agent = None;
     if let Some(agent) = &state.agent {
         match agent.list_disks().await {
-            Ok(l) => {
-                return Ok(Json(DisksReply {
-                    agent: true,
-                    message: None,
-                    disks: l.disks,
-                }));
-            }
+            Ok(l) => from_agent = Some(l.disks),
             Err(ClientError::NoAgent) => {}
             Err(e) => return Err(agent_error(e)),
         }
     }
-    // No agent: show what this (unprivileged) process can see, read-only.
-    let disks = tokio::task::spawn_blocking(move || disks::discover(&sysroot)).await?;
+    let agent = from_agent.is_some();
+    let disks = match from_agent {
+        Some(d) => d,
+        // No agent: show what this (unprivileged) process can see, read-only.
+        None => tokio::task::spawn_blocking(move || disks::discover(&sysroot)).await?,
+    };
+    let store = state.store.clone();
+    let remembered =
+        tokio::task::spawn_blocking(move || store.read(|r| r.remembered_disks())).await??;
+    let known = remembered
+        .into_iter()
+        .map(|r| KnownDisk {
+            online: disks::find_uuid(&disks, &r.uuid).is_some(),
+            uuid: r.uuid,
+            label: r.label,
+            mount_point: r.mount_point,
+            read_only: r.read_only,
+            last_seen: r.last_seen,
+        })
+        .collect();
     Ok(Json(DisksReply {
-        agent: false,
-        message: Some(NO_AGENT_MESSAGE.into()),
+        agent,
+        message: (!agent).then(|| NO_AGENT_MESSAGE.into()),
         disks,
+        known,
     }))
 }
 
@@ -115,7 +144,7 @@ async fn list(State(state): State<AppState>, _owner: Owner) -> Result<Json<Disks
         (status = 501, body = ErrorBody)))]
 async fn mount(
     State(state): State<AppState>,
-    _owner: Owner,
+    owner: Owner,
     Path(id): Path<String>,
     body: JsonBody<MountBody>,
 ) -> Result<Json<MountReply>, ApiError> {
@@ -151,7 +180,9 @@ async fn mount(
         m.mount_point.clone(),
         m.read_only,
     );
-    tokio::task::spawn_blocking(move || disks::remember(&store, &uuid, &mp, label, ro)).await??;
+    let by = requester(&owner);
+    tokio::task::spawn_blocking(move || disks::record_mount(&store, &uuid, &mp, label, ro, &by))
+        .await??;
     Ok(Json(MountReply {
         mount_point: m.mount_point.display().to_string(),
         already_mounted: m.already_mounted,
@@ -167,7 +198,7 @@ async fn mount(
         (status = 409, body = ErrorBody), (status = 501, body = ErrorBody)))]
 async fn eject(
     State(state): State<AppState>,
-    _owner: Owner,
+    owner: Owner,
     Path(id): Path<String>,
 ) -> Result<Json<EjectReply>, ApiError> {
     let agent = state
@@ -175,6 +206,8 @@ async fn eject(
         .as_ref()
         .ok_or_else(|| agent_error(ClientError::NoAgent))?;
     let e: Ejected = agent.eject(&id).await.map_err(agent_error)?;
+    let (store, by) = (state.store.clone(), requester(&owner));
+    tokio::task::spawn_blocking(move || disks::record_eject(&store, &id, &by)).await??;
     Ok(Json(EjectReply {
         unmounted: e
             .unmounted
@@ -184,6 +217,13 @@ async fn eject(
         powered_off: e.powered_off,
         note: e.note,
     }))
+}
+
+fn requester(owner: &Owner) -> disks::Requester {
+    disks::Requester {
+        user_id: owner.viewer.user.id,
+        address: owner.viewer.client.addr.to_string(),
+    }
 }
 
 pub fn router() -> OpenApiRouter<AppState> {

@@ -272,7 +272,8 @@ async function homePage(me) {
     h("section", { class: "card", "aria-labelledby": "libs-title" },
       h("h2", { id: "libs-title" }, "Libraries"),
       list.length
-        ? h("ul", { class: "list" }, list.map((l) => h("li", {}, h("span", {}, l.name), h("span", { class: "tag" }, l.kind))))
+        ? h("ul", { class: "list" }, list.map((l) => h("li", {}, h("a", { href: "#/library/" + l.id }, l.name),
+            h("span", { class: "tag" }, l.kind + (l.items !== undefined ? " · " + l.items + " items" : "")))))
         : h("p", { class: "muted" }, me.user.role === "owner" ? "No libraries yet. Add folders of films, shows, music or photos to start." : "Nothing has been shared with you yet."),
     ),
   );
@@ -299,6 +300,47 @@ async function devicesPage(me) {
     h("p", { class: "muted" }, "Every browser or app signed in to this Hearth. Revoking one signs it out at once."),
     r.ok ? h("ul", { class: "list" }, rows) : null, err));
   if (!r.ok) showError(err, r.error);
+}
+
+// ---------- libraries and playback ----------
+
+function ratingText(r) {
+  if (!r) return null;
+  return r.value || r.raw || null;
+}
+
+async function libraryPage(id) {
+  const [lib, items] = await Promise.all([api("GET", "/api/v1/libraries"), api("GET", "/api/v1/libraries/" + id + "/items?limit=500")]);
+  const err = errorBox("lib-page-error");
+  const info = lib.ok ? (Array.isArray(lib.data) ? lib.data : lib.data.libraries || []).find((l) => String(l.id) === String(id)) : null;
+  if (!items.ok) {
+    render(h("section", { class: "card" }, h("h1", {}, "Library"), err));
+    showError(err, items.error);
+    return;
+  }
+  const cards = items.data.items.map((it) => h("li", {}, h("a", { class: "poster", href: "#/item/" + it.id },
+    it.has_artwork ? h("img", { src: "/api/v1/items/" + it.id + "/artwork", alt: "", loading: "lazy" }) : h("span", { class: "placeholder", "aria-hidden": "true" }, it.title.slice(0, 1)),
+    h("span", { class: "title" }, it.title), h("span", { class: "hint" }, [it.year, ratingText(it.rating)].filter(Boolean).join(" · ")))));
+  render(h("section", { class: "card", "aria-labelledby": "title" }, h("h1", { id: "title" }, info ? info.name : "Library"),
+    cards.length ? h("ul", { class: "grid", "aria-label": "Titles" }, cards) : h("p", { class: "muted" }, "Nothing here yet.")));
+}
+
+async function itemPage(id) {
+  const r = await api("GET", "/api/v1/items/" + id);
+  const err = errorBox("item-error");
+  if (!r.ok) { render(h("section", { class: "card" }, h("h1", {}, "Not available"), err)); showError(err, r.error); return; }
+  const it = r.data;
+  const isAudio = /^audio\//.test(it.content_type);
+  const player = h(isAudio ? "audio" : "video", { controls: true, preload: "metadata", src: it.stream_url, class: "player" });
+  for (const [i, sub] of (it.subtitles || []).entries()) {
+    if (sub.url) player.append(h("track", { kind: "subtitles", src: sub.url, srclang: sub.language || "und", label: sub.label || sub.language || "Subtitles " + (i + 1) }));
+  }
+  const note = h("p", { class: "hint", role: "status" });
+  player.addEventListener("error", () => { note.textContent = "This browser cannot play this file's format (" + it.content_type + "). Try another device or app."; });
+  render(h("section", { class: "card", "aria-labelledby": "title" },
+    h("h1", { id: "title" }, it.title + (it.year ? " (" + it.year + ")" : "")),
+    h("p", { class: "muted" }, [ratingText(it.rating), (it.genres || []).join(", ")].filter(Boolean).join(" · ")),
+    it.plot ? h("p", {}, it.plot) : null, player, note));
 }
 
 // ---------- household ----------
@@ -536,6 +578,8 @@ async function route() {
   for (const a of nav.querySelectorAll("a")) {
     if (a.getAttribute("href") === hash) a.setAttribute("aria-current", "page"); else a.removeAttribute("aria-current");
   }
+  if (hash.startsWith("#/library/")) return libraryPage(hash.slice("#/library/".length));
+  if (hash.startsWith("#/item/")) return itemPage(hash.slice("#/item/".length));
   switch (hash) {
     case "#/setup/network": return wizardNetwork();
     case "#/setup/libraries": return wizardLibraries();

@@ -109,7 +109,38 @@ pub async fn serve(
         config.data_dir.clone(),
         config.esp_dir.clone(),
     ));
-    let lan = net::LanNetworks::new(net::LanNetworks::detect());
+    let names = net::tls::DeviceNames::detect();
+    let lan = net::LanNetworks::new(net::LanNetworks::networks_of(&names.interfaces));
+    let https_port = match listeners.https.first() {
+        Some(l) => Some(l.local_addr()?.port()),
+        None => None,
+    };
+    let rules = {
+        let (store, lan) = (store.clone(), lan.clone());
+        tokio::task::spawn_blocking(move || net::NetRules::load(&store, lan, https_port))
+            .await
+            .map_err(|e| ServeError::Other(e.to_string()))??
+    };
+    let tls = if listeners.https.is_empty() {
+        None
+    } else {
+        let dir = config.data_dir.join("tls");
+        let names = names.clone();
+        let opened = tokio::task::spawn_blocking(move || {
+            net::tls::TlsManager::open(&dir, &names, now_secs() as i64)
+        })
+        .await
+        .map_err(|e| ServeError::Other(e.to_string()))?;
+        match opened {
+            Ok(m) => Some(Arc::new(m)),
+            Err(e) => {
+                // Plain HTTP keeps working so the owner can still reach the device and see why.
+                tracing::error!(error = %e, "HTTPS is unavailable: the device certificate cannot be set up");
+                None
+            }
+        }
+    };
+    let watcher = net::watch::spawn(lan.clone(), tls.clone());
     let system = system::SystemMonitor::new();
     let sampler = system.spawn_sampler();
     let agent = config.agent_socket.clone().map(agent::Client::new);
@@ -123,6 +154,8 @@ pub async fn serve(
         config: config.clone(),
         store,
         lan,
+        rules: rules.clone(),
+        tls: tls.clone(),
         system,
         identity,
         agent,
@@ -152,8 +185,26 @@ pub async fn serve(
             DRAIN,
         ));
     }
-    if !listeners.https.is_empty() {
-        tracing::warn!("HTTPS is not available in this build yet; serving plain HTTP only");
+    if let Some(tls) = &tls {
+        let server_config = net::tls::server_config(tls.resolver())
+            .map_err(|e| ServeError::Other(e.to_string()))?;
+        let acceptor = net::listener::Tls::new(server_config, Some(rules.clone()));
+        if rules.snapshot().secure_connections == net::rules::SecureConnections::Disabled {
+            tracing::info!(
+                "secure connections are turned off in the network settings; the HTTPS port refuses handshakes until they are turned on"
+            );
+        }
+        for listener in listeners.https {
+            tracing::info!("listening on https://{}", listener.local_addr()?);
+            tasks.spawn(net::listener::run(
+                listener,
+                acceptor.clone(),
+                app.clone(),
+                limits,
+                stop_rx.clone(),
+                DRAIN,
+            ));
+        }
     }
     if let identity::ClaimState::Unclaimed { setup_code } = &claim {
         announce_setup_code(setup_code, &http_urls);
@@ -170,6 +221,7 @@ pub async fn serve(
     while tasks.join_next().await.is_some() {}
     sampler.abort();
     disk_task.abort();
+    watcher.abort();
     Ok(())
 }
 

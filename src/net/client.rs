@@ -63,6 +63,41 @@ impl IpNet {
             _ => false,
         }
     }
+
+    /// The same network with the host bits cleared (`192.168.1.7/24` → `192.168.1.0/24`).
+    pub fn network(&self) -> IpNet {
+        let addr = match self.addr {
+            IpAddr::V4(a) => {
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                IpAddr::V4(Ipv4Addr::from(u32::from(a) & mask))
+            }
+            IpAddr::V6(a) => {
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                IpAddr::V6(Ipv6Addr::from(u128::from(a) & mask))
+            }
+        };
+        IpNet {
+            addr,
+            prefix: self.prefix,
+        }
+    }
+}
+
+impl Serialize for IpNet {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for IpNet {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
 }
 
 impl std::str::FromStr for IpNet {
@@ -86,7 +121,7 @@ impl std::str::FromStr for IpNet {
                 .ok_or_else(|| format!("{s:?} has an invalid prefix length"))?,
             None => max,
         };
-        Ok(IpNet { addr, prefix })
+        Ok(IpNet { addr, prefix }.network())
     }
 }
 
@@ -107,45 +142,76 @@ pub fn canonical(ip: IpAddr) -> IpAddr {
     }
 }
 
-/// The networks counted as "in the house": the device's own interface subnets plus the
-/// owner's additions.
+/// The networks counted as "in the house": the device's own interface subnets (found at
+/// start and re-detected while running) plus the owner's additions (`lan_networks`).
 #[derive(Debug, Clone, Default)]
 pub struct LanNetworks {
-    inner: Arc<RwLock<Vec<IpNet>>>,
+    inner: Arc<RwLock<LanLists>>,
+}
+
+#[derive(Debug, Clone, Default)]
+struct LanLists {
+    detected: Vec<IpNet>,
+    extra: Vec<IpNet>,
+}
+
+/// One address of one of the device's interfaces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InterfaceAddr {
+    pub addr: IpAddr,
+    pub prefix: u8,
 }
 
 impl LanNetworks {
-    pub fn new(nets: Vec<IpNet>) -> Self {
+    pub fn new(detected: Vec<IpNet>) -> Self {
         LanNetworks {
-            inner: Arc::new(RwLock::new(nets)),
+            inner: Arc::new(RwLock::new(LanLists {
+                detected,
+                extra: Vec::new(),
+            })),
         }
+    }
+
+    /// Every non-loopback address of the device's interfaces, as the kernel reports it now.
+    pub fn interface_addrs() -> Vec<InterfaceAddr> {
+        let mut out = Vec::new();
+        let Ok(addrs) = nix::ifaddrs::getifaddrs() else {
+            return out;
+        };
+        for ifa in addrs {
+            let (Some(addr), Some(mask)) = (ifa.address, ifa.netmask) else {
+                continue;
+            };
+            let found = if let (Some(a), Some(m)) = (addr.as_sockaddr_in(), mask.as_sockaddr_in()) {
+                Some((IpAddr::V4(a.ip()), u32::from(m.ip()).count_ones() as u8))
+            } else if let (Some(a), Some(m)) = (addr.as_sockaddr_in6(), mask.as_sockaddr_in6()) {
+                Some((IpAddr::V6(a.ip()), u128::from(m.ip()).count_ones() as u8))
+            } else {
+                None
+            };
+            if let Some((addr, prefix)) = found
+                && !addr.is_loopback()
+                && !out.contains(&InterfaceAddr { addr, prefix })
+            {
+                out.push(InterfaceAddr { addr, prefix });
+            }
+        }
+        out
     }
 
     /// The subnets of the device's own non-loopback interfaces, plus IPv6 link-local.
     pub fn detect() -> Vec<IpNet> {
+        Self::networks_of(&Self::interface_addrs())
+    }
+
+    /// The networks the given interface addresses sit in, plus fe80::/10.
+    pub fn networks_of(addrs: &[InterfaceAddr]) -> Vec<IpNet> {
         let mut nets = Vec::new();
-        if let Ok(addrs) = nix::ifaddrs::getifaddrs() {
-            for ifa in addrs {
-                let (Some(addr), Some(mask)) = (ifa.address, ifa.netmask) else {
-                    continue;
-                };
-                let net = if let (Some(a), Some(m)) = (addr.as_sockaddr_in(), mask.as_sockaddr_in())
-                {
-                    let prefix = u32::from(m.ip()).count_ones() as u8;
-                    IpNet::new(IpAddr::V4(a.ip()), prefix)
-                } else if let (Some(a), Some(m)) = (addr.as_sockaddr_in6(), mask.as_sockaddr_in6())
-                {
-                    let prefix = u128::from(m.ip()).count_ones() as u8;
-                    IpNet::new(IpAddr::V6(a.ip()), prefix)
-                } else {
-                    None
-                };
-                if let Some(net) = net
-                    && !net.addr.is_loopback()
-                    && !nets.contains(&net)
-                {
-                    nets.push(net);
-                }
+        for a in addrs {
+            if let Some(net) = IpNet::new(a.addr, a.prefix).map(|n| n.network())
+                && !nets.contains(&net)
+            {
+                nets.push(net);
             }
         }
         // fe80::/10 is on-link by definition: nobody outside the LAN can use it.
@@ -159,28 +225,67 @@ impl LanNetworks {
         nets
     }
 
-    pub fn set(&self, nets: Vec<IpNet>) {
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, LanLists> {
         // A poisoned lock only means a writer panicked mid-assignment of a Vec; the old
         // value is still a valid list, so keep using it.
-        let mut guard = self.inner.write().unwrap_or_else(|e| e.into_inner());
-        *guard = nets;
+        self.inner.read().unwrap_or_else(|e| e.into_inner())
     }
 
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, LanLists> {
+        self.inner.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Replaces the detected interface networks; returns whether they changed.
+    pub fn set(&self, nets: Vec<IpNet>) -> bool {
+        let mut guard = self.write();
+        let changed = guard.detected != nets;
+        guard.detected = nets;
+        changed
+    }
+
+    /// Replaces the owner's additional LAN networks.
+    pub fn set_extra(&self, nets: Vec<IpNet>) {
+        self.write().extra = nets;
+    }
+
+    /// Detected networks followed by the owner's additions.
     pub fn list(&self) -> Vec<IpNet> {
-        self.inner.read().unwrap_or_else(|e| e.into_inner()).clone()
+        let g = self.read();
+        let mut all = g.detected.clone();
+        for n in &g.extra {
+            if !all.contains(n) {
+                all.push(*n);
+            }
+        }
+        all
+    }
+
+    pub fn detected(&self) -> Vec<IpNet> {
+        self.read().detected.clone()
     }
 
     pub fn classify(&self, ip: IpAddr) -> NetClass {
-        let ip = canonical(ip);
-        if ip.is_loopback() {
-            return NetClass::Local;
-        }
-        let nets = self.inner.read().unwrap_or_else(|e| e.into_inner());
-        if nets.iter().any(|n| n.contains(ip)) {
-            NetClass::Lan
-        } else {
-            NetClass::Remote
-        }
+        let g = self.read();
+        classify_in(ip, &[&g.detected, &g.extra])
+    }
+
+    /// Classification as it would be if the owner's additions were `extra` (used to check a
+    /// settings change before it is made).
+    pub fn classify_with_extra(&self, ip: IpAddr, extra: &[IpNet]) -> NetClass {
+        let g = self.read();
+        classify_in(ip, &[&g.detected, extra])
+    }
+}
+
+fn classify_in(ip: IpAddr, lists: &[&[IpNet]]) -> NetClass {
+    let ip = canonical(ip);
+    if ip.is_loopback() {
+        return NetClass::Local;
+    }
+    if lists.iter().any(|l| l.iter().any(|n| n.contains(ip))) {
+        NetClass::Lan
+    } else {
+        NetClass::Remote
     }
 }
 

@@ -39,6 +39,40 @@ impl Acceptor for Plain {
     }
 }
 
+/// TLS over TCP, with certificates from the device's resolver. While the owner has turned
+/// secure connections off, every handshake is refused.
+#[derive(Clone)]
+pub struct Tls {
+    acceptor: tokio_rustls::TlsAcceptor,
+    rules: Option<super::rules::NetRules>,
+}
+
+impl Tls {
+    pub fn new(config: Arc<rustls::ServerConfig>, rules: Option<super::rules::NetRules>) -> Tls {
+        Tls {
+            acceptor: tokio_rustls::TlsAcceptor::from(config),
+            rules,
+        }
+    }
+}
+
+impl Acceptor for Tls {
+    type Stream = tokio_rustls::server::TlsStream<tokio::net::TcpStream>;
+    async fn accept(&self, tcp: tokio::net::TcpStream) -> std::io::Result<Self::Stream> {
+        if let Some(rules) = &self.rules
+            && rules.snapshot().secure_connections == super::rules::SecureConnections::Disabled
+        {
+            return Err(std::io::Error::other(
+                "HTTPS is turned off in the network settings",
+            ));
+        }
+        self.acceptor.accept(tcp).await
+    }
+    fn secure(&self) -> bool {
+        true
+    }
+}
+
 /// Limits applied to every connection.
 #[derive(Debug, Clone, Copy)]
 pub struct ConnLimits {

@@ -24,7 +24,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request, State};
-use axum::http::{HeaderName, HeaderValue, StatusCode, header};
+use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use tower_http::timeout::TimeoutLayer;
@@ -35,7 +35,8 @@ use utoipa_axum::router::OpenApiRouter;
 pub use error::ApiError;
 pub use state::AppState;
 
-use crate::net::{ClientInfo, ConnInfo};
+use crate::net::ConnInfo;
+use crate::net::rules::{RequestFacts, SecureConnections, Verdict};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -143,21 +144,83 @@ async fn security_headers(mut resp: Response) -> Response {
     resp
 }
 
-/// Works out who the client is and puts a [`ClientInfo`] on the request.
+/// Works out who the client is (through trusted proxies only), applies the owner's network
+/// rules, and puts a [`crate::net::ClientInfo`] on the request for everything after it.
 async fn client_info(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
     let Some(conn) = req.extensions().get::<ConnInfo>().copied() else {
         // Only our accept loop builds requests; anything else is a programming error, and
         // treating it as remote is the safe side.
         return ApiError::forbidden("no_client", "The client address is unknown.").into_response();
     };
-    let addr = crate::net::client::canonical(conn.peer.ip());
-    let info = ClientInfo {
-        addr,
-        class: state.lan.classify(addr),
+    let info = state
+        .rules
+        .client(conn.peer.ip(), conn.secure, req.headers());
+    let wants_page = matches!(*req.method(), Method::GET | Method::HEAD)
+        && req
+            .headers()
+            .get_all(header::ACCEPT)
+            .iter()
+            .any(|v| v.to_str().is_ok_and(|v| v.contains("text/html")));
+    let facts = RequestFacts {
+        peer: conn.peer.ip(),
         secure: conn.secure,
+        wants_page,
+        is_health_check: req.uri().path() == "/api/v1/health",
     };
+    match state.rules.check(&info, &facts) {
+        Verdict::Allow => {}
+        Verdict::Refuse { code, message } => {
+            return ApiError::forbidden(code, message).into_response();
+        }
+        Verdict::RedirectToHttps => return redirect_to_https(&req, state.rules.https_port()),
+    }
     req.extensions_mut().insert(info);
-    next.run(req).await
+    let hsts =
+        conn.secure && state.rules.snapshot().secure_connections == SecureConnections::Required;
+    let mut resp = next.run(req).await;
+    if hsts {
+        resp.headers_mut().insert(
+            header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static("max-age=31536000"),
+        );
+    }
+    resp
+}
+
+/// 308 to the same host and path on the HTTPS port; refused if there is no usable host.
+fn redirect_to_https(req: &Request, https_port: Option<u16>) -> Response {
+    let refuse = || {
+        ApiError::forbidden(
+            "secure_connection_required",
+            "This server only accepts secure connections: use its https:// address.",
+        )
+        .into_response()
+    };
+    let Some(port) = https_port else {
+        return refuse();
+    };
+    let host = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .and_then(|h| h.parse::<axum::http::uri::Authority>().ok());
+    let Some(host) = host else {
+        return refuse();
+    };
+    let path = req
+        .uri()
+        .path_and_query()
+        .map(|p| p.as_str())
+        .unwrap_or("/");
+    let location = if port == 443 {
+        format!("https://{}{path}", host.host())
+    } else {
+        format!("https://{}:{port}{path}", host.host())
+    };
+    match HeaderValue::from_str(&location) {
+        Ok(v) => (StatusCode::PERMANENT_REDIRECT, [(header::LOCATION, v)]).into_response(),
+        Err(_) => refuse(),
+    }
 }
 
 async fn not_found() -> ApiError {

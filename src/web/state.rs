@@ -6,7 +6,8 @@ use crate::agent;
 use crate::config::Config;
 use crate::disks::DiskMonitor;
 use crate::identity::Identity;
-use crate::net::LanNetworks;
+use crate::net::tls::TlsManager;
+use crate::net::{LanNetworks, NetRules};
 use crate::store::Store;
 use crate::system::SystemMonitor;
 
@@ -15,6 +16,10 @@ pub struct AppState {
     pub config: Arc<Config>,
     pub store: Store,
     pub lan: LanNetworks,
+    /// The owner's network rules, applied to every request.
+    pub rules: NetRules,
+    /// The device's certificates; `None` when this server has no HTTPS listener.
+    pub tls: Option<Arc<TlsManager>>,
     pub system: SystemMonitor,
     pub identity: Arc<Identity>,
     /// The root helper that mounts disks; `None` on a laptop.

@@ -14,6 +14,7 @@ mod devices;
 mod disks;
 pub mod error;
 mod health;
+mod network;
 mod setup;
 pub mod state;
 mod system;
@@ -48,6 +49,7 @@ use crate::net::rules::{RequestFacts, SecureConnections, Verdict};
         (name = "devices", description = "Signed-in devices"),
         (name = "disks", description = "Disks, mounting and ejecting (appliance only)"),
         (name = "users", description = "The household: profiles, guest, friends, invites"),
+        (name = "network", description = "Network rules and secure connections"),
     )
 )]
 struct ApiDoc;
@@ -100,7 +102,8 @@ pub fn api(state: AppState) -> OpenApiRouter {
         .merge(health::router())
         .merge(setup::router())
         .merge(account::public_router())
-        .merge(users::public_router());
+        .merge(users::public_router())
+        .merge(network::public_router());
     let signed_in = OpenApiRouter::new()
         .merge(account::signed_in_router())
         .merge(devices::router())
@@ -114,6 +117,7 @@ pub fn api(state: AppState) -> OpenApiRouter {
         .merge(audit::router())
         .merge(disks::router())
         .merge(users::owner_router())
+        .merge(network::owner_router())
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             auth::owner_only,
@@ -175,9 +179,10 @@ async fn client_info(State(state): State<AppState>, mut req: Request, next: Next
         Verdict::RedirectToHttps => return redirect_to_https(&req, state.rules.https_port()),
     }
     req.extensions_mut().insert(info);
+    let mut resp = next.run(req).await;
+    // Read after the handler, so the answer to the change that requires HTTPS carries it.
     let hsts =
         conn.secure && state.rules.snapshot().secure_connections == SecureConnections::Required;
-    let mut resp = next.run(req).await;
     if hsts {
         resp.headers_mut().insert(
             header::STRICT_TRANSPORT_SECURITY,

@@ -142,7 +142,8 @@ mod tests {
         let xff = "x-forwarded-for";
         let fwd = "forwarded";
         let too_long = "1.1.1.1,".repeat(40);
-        let cases: Vec<(&str, Vec<(&str, &str)>, ClientAddr)> = vec![
+        type Case<'a> = (&'a str, Vec<(&'a str, &'a str)>, ClientAddr);
+        let cases: Vec<Case> = vec![
             // No proxy involved: the peer, headers ignored.
             ("192.168.1.9", vec![], known("192.168.1.9")),
             // Spoofing from an untrusted peer changes nothing, whatever the header says.

@@ -297,6 +297,9 @@ pub fn server_config(resolver: Arc<CertResolver>) -> Result<Arc<rustls::ServerCo
         .with_no_client_auth()
         .with_cert_resolver(resolver);
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    // Our suite order (AES-256-GCM, AES-128-GCM, ChaCha20) wins over a client's preference,
+    // so an old client that lists weaker choices first still gets the strongest shared one.
+    config.ignore_client_order = true;
     Ok(Arc::new(config))
 }
 

@@ -126,8 +126,12 @@ pub async fn serve(
     } else {
         let dir = config.data_dir.join("tls");
         let names = names.clone();
+        let http_port = match listeners.http.first() {
+            Some(l) => Some(l.local_addr()?.port()),
+            None => None,
+        };
         let opened = tokio::task::spawn_blocking(move || {
-            net::tls::TlsManager::open(&dir, &names, now_secs() as i64)
+            net::tls::TlsManager::open_with(&dir, &names, http_port, now_secs() as i64)
         })
         .await
         .map_err(|e| ServeError::Other(e.to_string()))?;

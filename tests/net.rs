@@ -332,6 +332,25 @@ fn https_serves_a_leaf_that_chains_to_the_name_constrained_device_ca() {
     assert!(dns.contains(&"localhost".to_owned()), "{dns:?}");
     assert!(ips.contains(&vec![127, 0, 0, 1]), "{ips:?}");
     assert!(!leaf.is_ca());
+    // The leaf points at the device's CRL, which the device serves (signed by the CA).
+    let info =
+        hearth::net::tls::cert_info(&leaf_der, hearth::net::tls::CertSource::Device).unwrap();
+    assert_eq!(
+        info.crl_urls,
+        [format!(
+            "http://{label}.local:{}/api/v1/tls/crl",
+            s.http.port()
+        )]
+    );
+    let crl = agent().get(&s.url("/api/v1/tls/crl")).call().unwrap();
+    assert_eq!(crl.status().as_u16(), 200);
+    assert_eq!(
+        crl.headers().get("content-type").unwrap(),
+        "application/pkix-crl"
+    );
+    let crl_der = crl.into_body().read_to_vec().unwrap();
+    let (_, crl) = <x509_parser::revocation_list::CertificateRevocationList as x509_parser::prelude::FromDer<_>>::from_der(&crl_der).unwrap();
+    assert_eq!(crl.issuer(), ca.subject());
     let eku = leaf.extended_key_usage().unwrap().unwrap();
     assert!(eku.value.server_auth);
 

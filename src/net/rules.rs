@@ -220,9 +220,10 @@ pub struct RequestFacts {
     pub secure: bool,
     /// A browser asking for a page (GET/HEAD accepting `text/html`): redirected, not refused.
     pub wants_page: bool,
-    /// Health checks stay answerable over plain HTTP whatever the rules say, so a
-    /// supervisor on the device can always tell whether the server is up.
-    pub is_health_check: bool,
+    /// The health check and the CRL stay answerable over plain HTTP whatever the rules say:
+    /// a supervisor on the device must always be able to tell whether the server is up, and
+    /// a CRL is fetched over plain HTTP by design (it is signed; HTTPS would be circular).
+    pub plain_http_ok: bool,
 }
 
 /// The rules, in order: deny list, remote access, secure connections.
@@ -246,7 +247,7 @@ pub fn evaluate(settings: &NetSettings, client: &ClientInfo, facts: &RequestFact
     }
     if settings.secure_connections == SecureConnections::Required
         && !facts.secure
-        && !facts.is_health_check
+        && !facts.plain_http_ok
     {
         if facts.wants_page {
             return Verdict::RedirectToHttps;
@@ -402,7 +403,7 @@ impl NetRules {
             peer,
             secure,
             wants_page: false,
-            is_health_check: false,
+            plain_http_ok: false,
         };
         if let Verdict::Refuse { code, .. } = evaluate(next, &client, &facts) {
             let why = match code {
@@ -507,7 +508,7 @@ mod tests {
             peer: peer.parse().unwrap(),
             secure,
             wants_page,
-            is_health_check: false,
+            plain_http_ok: false,
         }
     }
 
@@ -671,7 +672,7 @@ mod tests {
             ("198.51.100.1", false),
         ] {
             let f = RequestFacts {
-                is_health_check: true,
+                plain_http_ok: true,
                 ..facts(ip, false, false)
             };
             let c = rules.client(f.peer, false, &HeaderMap::new());

@@ -197,6 +197,8 @@ pub struct CertInfo {
     pub not_after: i64,
     /// SHA-256 of the certificate (DER), lowercase hex with colons.
     pub fingerprint_sha256: String,
+    /// Where clients may fetch the issuer's revocation list.
+    pub crl_urls: Vec<String>,
 }
 
 /// The certificate and key new handshakes get; swapped atomically.
@@ -266,11 +268,42 @@ struct Inner {
     leaf: Served,
     leaf_names: (Vec<String>, Vec<IpAddr>),
     custom: Option<Served>,
+    /// Leaves this CA issued and then replaced; listed in the CRL until they expire.
+    revoked: Vec<Revoked>,
+    /// The last CRL made, with when it was made; cleared when `revoked` changes.
+    crl: Option<(i64, Vec<u8>)>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+struct Revoked {
+    serial_hex: String,
+    revoked_at: i64,
+    not_after: i64,
+}
+
+/// Most superseded leaves remembered in the CRL.
+const MAX_REVOKED: usize = 256;
+/// A CRL is re-signed after this long, and says the next one comes within [`CRL_NEXT`].
+const CRL_REFRESH: i64 = 3600;
+const CRL_NEXT: i64 = 7 * DAY;
+
+/// The URL of the device's CRL, written into each leaf it issues: plain HTTP on the
+/// device's `.local` name (a CRL is signed, and fetching it over HTTPS would be circular).
+fn crl_url(names: &DeviceNames, http_port: Option<u16>) -> Option<String> {
+    let port = http_port?;
+    let label = names.hostname.split('.').next().unwrap_or("hearth");
+    Some(if port == 80 {
+        format!("http://{label}.local/api/v1/tls/crl")
+    } else {
+        format!("http://{label}.local:{port}/api/v1/tls/crl")
+    })
 }
 
 /// The device's certificates and the resolver the HTTPS listener uses.
 pub struct TlsManager {
     dir: PathBuf,
+    /// The HTTP port the CRL is served on, if any (goes into each leaf's CRL URL).
+    http_port: Option<u16>,
     provider: Arc<CryptoProvider>,
     resolver: Arc<CertResolver>,
     inner: Mutex<Inner>,
@@ -308,6 +341,16 @@ impl TlsManager {
     /// missing, damaged, expiring or no longer matching `names`. Blocks (files, key
     /// generation): call from a blocking thread.
     pub fn open(dir: &Path, names: &DeviceNames, now: i64) -> Result<TlsManager, TlsError> {
+        Self::open_with(dir, names, None, now)
+    }
+
+    /// Like [`TlsManager::open`], with leaves that name a CRL served on `http_port`.
+    pub fn open_with(
+        dir: &Path,
+        names: &DeviceNames,
+        http_port: Option<u16>,
+        now: i64,
+    ) -> Result<TlsManager, TlsError> {
         std::fs::create_dir_all(dir).map_err(io_err(dir))?;
         std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
             .map_err(io_err(dir))?;
@@ -323,20 +366,31 @@ impl TlsManager {
                 new_ca(dir, names, now)?
             }
         };
+        let url = crl_url(names, http_port);
+        let mut revoked = load_revoked(dir, &ca);
         let leaf = match load_served(&provider, dir, "leaf", CertSource::Device)? {
             Some(leaf)
-                if leaf_matches(&leaf.info, names)
+                if leaf_matches(&leaf.info, names, url.as_deref())
                     && leaf.info.not_after - now > LEAF_RENEW_DAYS * DAY
                     && issued_by(&leaf.key, &ca) =>
             {
                 leaf
             }
-            _ => new_leaf(&provider, dir, &ca, names, now)?,
+            old => {
+                if let Some(old) = old
+                    && issued_by(&old.key, &ca)
+                {
+                    revoke(&mut revoked, &old, now);
+                    save_revoked(dir, &ca, &revoked)?;
+                }
+                new_leaf(&provider, dir, &ca, names, url.as_deref(), now)?
+            }
         };
         let custom = load_served(&provider, dir, "custom", CertSource::Custom)?;
         let active = custom.as_ref().unwrap_or(&leaf).key.clone();
         Ok(TlsManager {
             dir: dir.to_owned(),
+            http_port,
             resolver: Arc::new(CertResolver::new(active)),
             provider,
             inner: Mutex::new(Inner {
@@ -344,6 +398,8 @@ impl TlsManager {
                 leaf,
                 leaf_names: (names.dns_names(), names.leaf_ips()),
                 custom,
+                revoked,
+                crl: None,
             }),
         })
     }
@@ -376,8 +432,24 @@ impl TlsManager {
                 "the device CA does not cover this device's names any more or is about to expire; making a new one (devices that trusted the old CA must download the new one)"
             );
             inner.ca = new_ca(&self.dir, names, now)?;
+            inner.revoked.clear();
+        } else {
+            // The replaced leaf goes on the CRL: it names addresses the device may no longer
+            // have, so nobody should accept it from anyone else.
+            let inner = &mut *inner;
+            revoke(&mut inner.revoked, &inner.leaf, now);
         }
-        inner.leaf = new_leaf(&self.provider, &self.dir, &inner.ca, names, now)?;
+        save_revoked(&self.dir, &inner.ca, &inner.revoked)?;
+        inner.crl = None;
+        let url = crl_url(names, self.http_port);
+        inner.leaf = new_leaf(
+            &self.provider,
+            &self.dir,
+            &inner.ca,
+            names,
+            url.as_deref(),
+            now,
+        )?;
         inner.leaf_names = wanted;
         tracing::info!(
             names = ?inner.leaf.info.dns_names,
@@ -434,6 +506,48 @@ impl TlsManager {
     /// The device CA in PEM, for the household to trust once.
     pub fn ca_pem(&self) -> String {
         self.lock().ca.pem.clone()
+    }
+
+    /// The device CA's certificate revocation list (DER): the leaves it issued and then
+    /// replaced. Re-signed at most hourly. Blocks briefly (one signature).
+    pub fn crl_der(&self, now: i64) -> Result<Vec<u8>, TlsError> {
+        let mut inner = self.lock();
+        if let Some((made, der)) = &inner.crl
+            && now - made < CRL_REFRESH
+            && now >= *made
+        {
+            return Ok(der.clone());
+        }
+        let revoked_certs = inner
+            .revoked
+            .iter()
+            .filter(|r| r.not_after > now)
+            .filter_map(|r| {
+                Some(rcgen::RevokedCertParams {
+                    serial_number: rcgen::SerialNumber::from_slice(
+                        &hex::decode(&r.serial_hex).ok()?,
+                    ),
+                    revocation_time: offset(r.revoked_at).ok()?,
+                    reason_code: Some(rcgen::RevocationReason::Superseded),
+                    invalidity_date: None,
+                })
+            })
+            .collect();
+        let params = rcgen::CertificateRevocationListParams {
+            this_update: offset(now - BACKDATE_SECS)?,
+            next_update: offset(now + CRL_NEXT)?,
+            // Seconds only move forward, so each CRL's number is larger than the last.
+            crl_number: rcgen::SerialNumber::from(now.max(1) as u64),
+            issuing_distribution_point: None,
+            revoked_certs,
+            key_identifier_method: inner.ca.issuer.params().key_identifier_method.clone(),
+        };
+        let der = params
+            .signed_by(&inner.ca.issuer, &inner.ca.key)?
+            .der()
+            .to_vec();
+        inner.crl = Some((now, der.clone()));
+        Ok(der)
     }
 
     /// The device CA's SHA-256 fingerprint and expiry (unix seconds).
@@ -565,6 +679,7 @@ fn new_leaf(
     dir: &Path,
     ca: &DeviceCa,
     names: &DeviceNames,
+    crl_url: Option<&str>,
     now: i64,
 ) -> Result<Served, TlsError> {
     let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?;
@@ -584,6 +699,11 @@ fn new_leaf(
     params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
     params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
     params.use_authority_key_identifier_extension = true;
+    if let Some(url) = crl_url {
+        params.crl_distribution_points = vec![rcgen::CrlDistributionPoint {
+            uris: vec![url.to_owned()],
+        }];
+    }
     params.not_before = offset(now - BACKDATE_SECS)?;
     params.not_after = offset(now + LEAF_DAYS * DAY)?;
     params.serial_number = Some(random_serial()?);
@@ -596,7 +716,10 @@ fn new_leaf(
         .map_err(|e| TlsError::Generate(e.to_string()))
 }
 
-fn leaf_matches(info: &CertInfo, names: &DeviceNames) -> bool {
+fn leaf_matches(info: &CertInfo, names: &DeviceNames, crl_url: Option<&str>) -> bool {
+    if info.crl_urls.iter().map(String::as_str).ne(crl_url) {
+        return false;
+    }
     let ips: Vec<String> = names.leaf_ips().iter().map(|i| i.to_string()).collect();
     let mut a = info.dns_names.clone();
     let mut b = names.dns_names();
@@ -624,6 +747,51 @@ fn issued_by(leaf: &CertifiedKey, ca: &DeviceCa) -> bool {
     leaf_cert
         .verify_signature(Some(ca_cert.public_key()))
         .is_ok()
+}
+
+fn revoke(list: &mut Vec<Revoked>, leaf: &Served, now: i64) {
+    let Some(der) = leaf.key.end_entity_cert().ok() else {
+        return;
+    };
+    let Ok((_, cert)) = x509_parser::parse_x509_certificate(der.as_ref()) else {
+        return;
+    };
+    list.retain(|r| r.not_after > now);
+    list.push(Revoked {
+        serial_hex: hex::encode(cert.raw_serial()),
+        revoked_at: now,
+        not_after: leaf.info.not_after,
+    });
+    if list.len() > MAX_REVOKED {
+        let extra = list.len() - MAX_REVOKED;
+        list.drain(..extra);
+    }
+}
+
+/// `revoked.json` holds the list for one CA (named by fingerprint): a new CA starts empty.
+#[derive(Serialize, serde::Deserialize)]
+struct RevokedFile {
+    ca_fingerprint: String,
+    revoked: Vec<Revoked>,
+}
+
+fn load_revoked(dir: &Path, ca: &DeviceCa) -> Vec<Revoked> {
+    let Ok(Some(text)) = read_capped(&dir.join("revoked.json")) else {
+        return Vec::new();
+    };
+    match serde_json::from_str::<RevokedFile>(&text) {
+        Ok(f) if f.ca_fingerprint == ca.fingerprint => f.revoked,
+        _ => Vec::new(),
+    }
+}
+
+fn save_revoked(dir: &Path, ca: &DeviceCa, revoked: &[Revoked]) -> Result<(), TlsError> {
+    let file = RevokedFile {
+        ca_fingerprint: ca.fingerprint.clone(),
+        revoked: revoked.to_vec(),
+    };
+    let text = serde_json::to_vec(&file).map_err(|e| TlsError::Generate(e.to_string()))?;
+    write_file(&dir.join("revoked.json"), &text, 0o644)
 }
 
 fn load_served(
@@ -801,7 +969,27 @@ pub fn cert_info(der: &[u8], source: CertSource) -> Option<CertInfo> {
         not_before: cert.validity().not_before.timestamp(),
         not_after: cert.validity().not_after.timestamp(),
         fingerprint_sha256: fingerprint(der),
+        crl_urls: crl_urls_of(&cert),
     })
+}
+
+fn crl_urls_of(cert: &x509_parser::certificate::X509Certificate<'_>) -> Vec<String> {
+    use x509_parser::extensions::{DistributionPointName, GeneralName, ParsedExtension};
+    let mut out = Vec::new();
+    for ext in cert.extensions() {
+        if let ParsedExtension::CRLDistributionPoints(points) = ext.parsed_extension() {
+            for p in points.iter() {
+                if let Some(DistributionPointName::FullName(names)) = &p.distribution_point {
+                    for n in names {
+                        if let GeneralName::URI(u) = n {
+                            out.push((*u).to_owned());
+                        }
+                    }
+                }
+            }
+        }
+    }
+    out
 }
 
 fn fingerprint(der: &[u8]) -> String {
@@ -858,6 +1046,7 @@ fn write_file(path: &Path, bytes: &[u8], mode: u32) -> Result<(), TlsError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use x509_parser::prelude::FromDer;
 
     fn names(host: &str, addrs: &[(&str, u8)]) -> DeviceNames {
         DeviceNames::new(
@@ -963,6 +1152,58 @@ mod tests {
         );
         assert_ne!(m.ca_pem(), ca2);
         assert_eq!(m.active().dns_names[0], "attic");
+    }
+
+    #[test]
+    fn replaced_leaves_are_listed_in_the_crl_the_leaf_points_to() {
+        let dir = tempfile::tempdir().unwrap();
+        let tls = dir.path().join("tls");
+        let n = names("den", &[("192.168.1.7", 24)]);
+        let m = TlsManager::open_with(&tls, &n, Some(8080), NOW).unwrap();
+        let first = m.active();
+        assert_eq!(first.crl_urls, ["http://den.local:8080/api/v1/tls/crl"]);
+        let serial_of = |m: &TlsManager| {
+            let der = m.resolver().current().end_entity_cert().unwrap().to_vec();
+            let (_, c) = x509_parser::parse_x509_certificate(&der).unwrap();
+            c.raw_serial().to_vec()
+        };
+        let first_serial = serial_of(&m);
+        let crl = m.crl_der(NOW).unwrap();
+        let (_, parsed) =
+            x509_parser::revocation_list::CertificateRevocationList::from_der(&crl).unwrap();
+        assert_eq!(parsed.iter_revoked_certificates().count(), 0);
+        let ca_der = CertificateDer::from_pem_slice(m.ca_pem().as_bytes()).unwrap();
+        let (_, ca) = x509_parser::parse_x509_certificate(&ca_der).unwrap();
+        assert_eq!(parsed.issuer(), ca.subject());
+
+        assert!(
+            m.refresh(&names("den", &[("192.168.1.9", 24)]), NOW + 10)
+                .unwrap()
+        );
+        let crl = m.crl_der(NOW + 10).unwrap();
+        let (_, parsed) =
+            x509_parser::revocation_list::CertificateRevocationList::from_der(&crl).unwrap();
+        let listed: Vec<Vec<u8>> = parsed
+            .iter_revoked_certificates()
+            .map(|r| r.raw_serial().to_vec())
+            .collect();
+        assert_eq!(listed, vec![first_serial]);
+        assert_ne!(serial_of(&m), listed[0]);
+
+        // A restart keeps the list; a different HTTP port means a new leaf (its URL changed).
+        drop(m);
+        let m = TlsManager::open_with(
+            &tls,
+            &names("den", &[("192.168.1.9", 24)]),
+            Some(80),
+            NOW + 20,
+        )
+        .unwrap();
+        assert_eq!(m.active().crl_urls, ["http://den.local/api/v1/tls/crl"]);
+        let crl = m.crl_der(NOW + 20).unwrap();
+        let (_, parsed) =
+            x509_parser::revocation_list::CertificateRevocationList::from_der(&crl).unwrap();
+        assert_eq!(parsed.iter_revoked_certificates().count(), 2);
     }
 
     #[test]

@@ -169,7 +169,7 @@ async fn client_info(State(state): State<AppState>, mut req: Request, next: Next
         peer: conn.peer.ip(),
         secure: conn.secure,
         wants_page,
-        is_health_check: req.uri().path() == "/api/v1/health",
+        plain_http_ok: matches!(req.uri().path(), "/api/v1/health" | "/api/v1/tls/crl"),
     };
     match state.rules.check(&info, &facts) {
         Verdict::Allow => {}

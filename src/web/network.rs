@@ -199,6 +199,25 @@ async fn ca_pem(
         .into_response())
 }
 
+/// The device CA's revocation list (DER): device certificates it issued and then replaced.
+/// Plain HTTP is fine (and expected): the list is signed by the CA.
+#[utoipa::path(get, path = "/api/v1/tls/crl", tag = "network",
+    responses((status = 200, content_type = "application/pkix-crl", body = Vec<u8>), (status = 404, body = ErrorBody)))]
+async fn crl(State(state): State<AppState>) -> Result<Response, ApiError> {
+    let Some(tls) = state.tls.clone() else {
+        return Err(ApiError::not_found());
+    };
+    let der = tokio::task::spawn_blocking(move || tls.crl_der(crate::now_secs() as i64)).await??;
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/pkix-crl"),
+            (header::CACHE_CONTROL, "max-age=3600"),
+        ],
+        der,
+    )
+        .into_response())
+}
+
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CustomCertificate {
@@ -274,7 +293,9 @@ async fn delete_custom(
 
 /// Anyone the network rules let in (the handler itself refuses remote clients).
 pub fn public_router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(ca_pem))
+    OpenApiRouter::new()
+        .routes(routes!(ca_pem))
+        .routes(routes!(crl))
 }
 
 pub fn owner_router() -> OpenApiRouter<AppState> {

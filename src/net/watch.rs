@@ -22,15 +22,12 @@ pub fn spawn(lan: LanNetworks, tls: Option<Arc<TlsManager>>) -> tokio::task::Joi
             let tls = tls.clone();
             let lan = lan.clone();
             let done = tokio::task::spawn_blocking(move || {
-                let names = DeviceNames::detect();
-                if lan.set(LanNetworks::networks_of(&names.interfaces)) {
-                    tracing::info!(networks = ?lan.detected(), "the device's networks changed");
-                }
-                if let Some(tls) = tls
-                    && let Err(e) = tls.refresh(&names, crate::now_secs() as i64)
-                {
-                    tracing::error!(error = %e, "cannot renew the device certificate; the current one stays in use");
-                }
+                step(
+                    &lan,
+                    tls.as_deref(),
+                    &DeviceNames::detect(),
+                    crate::now_secs() as i64,
+                );
             })
             .await;
             if let Err(e) = done {
@@ -38,4 +35,64 @@ pub fn spawn(lan: LanNetworks, tls: Option<Arc<TlsManager>>) -> tokio::task::Joi
             }
         }
     })
+}
+
+/// One look at the device: the LAN list follows `names`' interfaces, and the certificate is
+/// renewed if they or its expiry call for it. Returns whether the LAN list changed. Blocks.
+pub fn step(lan: &LanNetworks, tls: Option<&TlsManager>, names: &DeviceNames, now: i64) -> bool {
+    let changed = lan.set(LanNetworks::networks_of(&names.interfaces));
+    if changed {
+        tracing::info!(networks = ?lan.detected(), "the device's networks changed");
+    }
+    if let Some(tls) = tls
+        && let Err(e) = tls.refresh(names, now)
+    {
+        tracing::error!(error = %e, "cannot renew the device certificate; the current one stays in use");
+    }
+    changed
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::net::NetClass;
+    use crate::net::client::InterfaceAddr;
+
+    fn names(addrs: &[(&str, u8)]) -> DeviceNames {
+        DeviceNames::new(
+            "den",
+            addrs
+                .iter()
+                .map(|(a, p)| InterfaceAddr {
+                    addr: a.parse().unwrap(),
+                    prefix: *p,
+                })
+                .collect(),
+        )
+    }
+
+    #[test]
+    fn a_new_address_moves_the_lan_and_the_certificate() {
+        let dir = tempfile::tempdir().unwrap();
+        let before = names(&[("192.168.1.7", 24)]);
+        let lan = LanNetworks::new(LanNetworks::networks_of(&before.interfaces));
+        let tls = TlsManager::open(&dir.path().join("tls"), &before, 1_800_000_000).unwrap();
+        let client = "192.168.5.20".parse().unwrap();
+        assert_eq!(lan.classify(client), NetClass::Remote);
+        assert!(!step(&lan, Some(&tls), &before, 1_800_000_100));
+
+        // The device moved to another network (new DHCP lease, second interface, ULA).
+        let after = names(&[("192.168.5.2", 24), ("fd00:5::2", 64)]);
+        assert!(step(&lan, Some(&tls), &after, 1_800_000_200));
+        assert_eq!(lan.classify(client), NetClass::Lan);
+        assert_eq!(
+            lan.classify("192.168.1.9".parse().unwrap()),
+            NetClass::Remote
+        );
+        assert_eq!(lan.classify("fd00:5::77".parse().unwrap()), NetClass::Lan);
+        let ips = tls.active().ip_addresses;
+        assert!(ips.contains(&"192.168.5.2".to_owned()), "{ips:?}");
+        assert!(ips.contains(&"fd00:5::2".to_owned()), "{ips:?}");
+        assert!(!ips.contains(&"192.168.1.7".to_owned()), "{ips:?}");
+    }
 }

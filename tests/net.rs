@@ -693,6 +693,32 @@ fn names(addrs: &[(&str, u8)]) -> hearth::net::tls::DeviceNames {
     )
 }
 
+/// The owner's proof, made the only way there is: policy admitting a signed-in owner.
+fn owner() -> hearth::policy::OwnerProof {
+    use hearth::policy::{Account, Context, DeviceStatus, Presented, admit, require_owner};
+    let account = Account {
+        user_id: 1,
+        role: hearth::policy::Role::Owner,
+        has_pin: false,
+        restrictions: Default::default(),
+    };
+    let ctx = Context {
+        now: hearth::policy::restrictions::LocalTime::from_unix(0, 0),
+        home_mode: false,
+        network: hearth::net::NetClass::Lan,
+        guest_enabled: false,
+    };
+    let actor = admit(
+        Presented::Device {
+            status: DeviceStatus::Active,
+            account,
+        },
+        &ctx,
+    )
+    .unwrap();
+    require_owner(&actor).unwrap()
+}
+
 fn now() -> i64 {
     hearth::now_secs() as i64
 }
@@ -742,7 +768,7 @@ fn a_new_certificate_reaches_new_connections_while_open_ones_keep_working() {
     let (_, other_key) = custom_leaf(&ca, &ca_key, false);
     let chain = format!("{}{}", leaf.pem(), ca.pem());
     let e = m
-        .set_custom(&chain, &other_key.serialize_pem(), now())
+        .set_custom(&owner(), &chain, &other_key.serialize_pem(), now())
         .unwrap_err();
     assert!(e.to_string().contains("does not belong"), "{e}");
     assert_eq!(m.active().fingerprint_sha256, new_fp);
@@ -753,7 +779,7 @@ fn a_new_certificate_reaches_new_connections_while_open_ones_keep_working() {
     );
 
     let info = m
-        .set_custom(&chain, &leaf_key.serialize_pem(), now())
+        .set_custom(&owner(), &chain, &leaf_key.serialize_pem(), now())
         .unwrap();
     assert_eq!(info.source, hearth::net::tls::CertSource::Custom);
     let custom_cfg = client_config(&ca.pem(), &[&rustls::version::TLS13]);
@@ -776,7 +802,7 @@ fn a_new_certificate_reaches_new_connections_while_open_ones_keep_working() {
         hearth::net::tls::CertSource::Custom
     );
     drop(reopened);
-    m.remove_custom().unwrap();
+    m.remove_custom(&owner()).unwrap();
     assert_eq!(
         Tls::connect(addr, "localhost", cfg).unwrap().leaf(),
         new_leaf
@@ -850,7 +876,7 @@ fn uploaded_certificates_are_checked_before_use() {
         ),
     ];
     for (what, chain, k, needle) in cases {
-        let e = m.set_custom(&chain, &k, now()).expect_err(what);
+        let e = m.set_custom(&owner(), &chain, &k, now()).expect_err(what);
         assert!(
             matches!(e, hearth::net::tls::TlsError::Rejected(_)),
             "{what}: {e}"
@@ -861,7 +887,7 @@ fn uploaded_certificates_are_checked_before_use() {
     assert!(!dir.path().join("tls/custom.key").exists());
     // The leaf alone (no intermediates) is fine too.
     let info = m
-        .set_custom(&leaf.pem(), &key.serialize_pem(), now())
+        .set_custom(&owner(), &leaf.pem(), &key.serialize_pem(), now())
         .unwrap();
     assert_eq!(info.dns_names, ["localhost"]);
 }

@@ -346,7 +346,8 @@ impl NetRules {
             .then_some(s.allowed_without_auth.profile)
     }
 
-    /// Applies `patch` for the client described by `peer`/`secure`/`headers`: validates it,
+    /// Applies `patch` for the owner's client described by `peer`/`secure`/`headers` (only the
+    /// owner may: the [`crate::policy::OwnerProof`] says so): validates it,
     /// refuses a change that would refuse this very client unless `patch.confirm`, stores it
     /// with an audit entry in one transaction, then swaps it in. Blocks on the database.
     pub fn change(
@@ -354,7 +355,7 @@ impl NetRules {
         store: &Store,
         patch: &NetSettingsPatch,
         asker: (IpAddr, bool, &HeaderMap),
-        user_id: Option<u64>,
+        owner: &crate::policy::OwnerProof,
         now: u64,
     ) -> Result<Arc<NetSettings>, RulesError> {
         let _guard = self.update.lock().unwrap_or_else(|e| e.into_inner());
@@ -379,7 +380,7 @@ impl NetRules {
             tx.audit(
                 now,
                 "network_settings_changed",
-                user_id,
+                Some(owner.user_id()),
                 Some(client.addr.to_string()),
                 detail,
             )
@@ -497,6 +498,31 @@ mod tests {
 
     fn nets(l: &[&str]) -> Vec<IpNet> {
         l.iter().map(|s| s.parse().unwrap()).collect()
+    }
+
+    fn owner() -> crate::policy::OwnerProof {
+        use crate::policy::{Account, Context, DeviceStatus, Presented, admit, require_owner};
+        let account = Account {
+            user_id: 1,
+            role: crate::policy::Role::Owner,
+            has_pin: false,
+            restrictions: Default::default(),
+        };
+        let ctx = Context {
+            now: crate::policy::restrictions::LocalTime::from_unix(0, 0),
+            home_mode: false,
+            network: NetClass::Lan,
+            guest_enabled: false,
+        };
+        let actor = admit(
+            Presented::Device {
+                status: DeviceStatus::Active,
+                account,
+            },
+            &ctx,
+        )
+        .unwrap();
+        require_owner(&actor).unwrap()
     }
 
     fn lan() -> LanNetworks {
@@ -813,7 +839,7 @@ mod tests {
             ..Default::default()
         };
         rules
-            .change(&store, &patch, (me, false, &none), Some(1), 7)
+            .change(&store, &patch, (me, false, &none), &owner(), 7)
             .unwrap();
         assert_eq!(rules.client(remote, false, &none).class, NetClass::Lan);
 
@@ -823,7 +849,7 @@ mod tests {
             ..Default::default()
         };
         let e = rules
-            .change(&store, &patch, (me, false, &none), Some(1), 8)
+            .change(&store, &patch, (me, false, &none), &owner(), 8)
             .unwrap_err();
         assert!(matches!(e, RulesError::WouldLockOut { .. }), "{e}");
         assert!(e.to_string().contains("192.168.1.5"), "{e}");
@@ -834,7 +860,7 @@ mod tests {
             ..Default::default()
         };
         let e = rules
-            .change(&store, &patch, (remote, false, &none), Some(1), 8)
+            .change(&store, &patch, (remote, false, &none), &owner(), 8)
             .unwrap_err();
         assert!(e.to_string().contains("remote access is off"), "{e}");
         // Requiring HTTPS while on plain HTTP.
@@ -843,7 +869,7 @@ mod tests {
             ..Default::default()
         };
         let e = rules
-            .change(&store, &patch, (me, false, &none), Some(1), 8)
+            .change(&store, &patch, (me, false, &none), &owner(), 8)
             .unwrap_err();
         assert!(e.to_string().contains("https://"), "{e}");
         // Turning HTTPS off while on it.
@@ -852,7 +878,7 @@ mod tests {
             ..Default::default()
         };
         let e = rules
-            .change(&store, &patch, (me, true, &none), Some(1), 8)
+            .change(&store, &patch, (me, true, &none), &owner(), 8)
             .unwrap_err();
         assert!(matches!(e, RulesError::WouldLockOut { .. }), "{e}");
 
@@ -863,7 +889,7 @@ mod tests {
             ..Default::default()
         };
         rules
-            .change(&store, &patch, (me, false, &none), Some(1), 9)
+            .change(&store, &patch, (me, false, &none), &owner(), 9)
             .unwrap();
         let c = rules.client(me, false, &none);
         let f = facts("192.168.1.5", false, false);
@@ -901,7 +927,7 @@ mod tests {
                 &store,
                 &patch,
                 ("127.0.0.1".parse().unwrap(), false, &HeaderMap::new()),
-                None,
+                &owner(),
                 1,
             )
             .unwrap_err();

@@ -467,6 +467,7 @@ impl TlsManager {
     /// Blocks.
     pub fn set_custom(
         &self,
+        _owner: &crate::policy::OwnerProof,
         chain_pem: &str,
         key_pem: &str,
         now: i64,
@@ -482,7 +483,7 @@ impl TlsManager {
     }
 
     /// Goes back to the device certificate. Blocks.
-    pub fn remove_custom(&self) -> Result<(), TlsError> {
+    pub fn remove_custom(&self, _owner: &crate::policy::OwnerProof) -> Result<(), TlsError> {
         let mut inner = self.lock();
         for f in ["custom.pem", "custom.key"] {
             let p = self.dir.join(f);

@@ -88,8 +88,8 @@ fn view(state: &AppState, client: &ClientInfo) -> NetworkView {
 /// The network rules in force, this request's classification and the detected LAN.
 #[utoipa::path(get, path = "/api/v1/settings/network", tag = "network",
     responses((status = 200, body = NetworkView), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
-async fn get_network(State(state): State<AppState>, Owner(owner): Owner) -> Json<NetworkView> {
-    Json(view(&state, &owner.client))
+async fn get_network(State(state): State<AppState>, owner: Owner) -> Json<NetworkView> {
+    Json(view(&state, &owner.viewer.client))
 }
 
 /// Changes the network rules; they apply from the next request. A change that would refuse
@@ -99,25 +99,26 @@ async fn get_network(State(state): State<AppState>, Owner(owner): Owner) -> Json
         (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn patch_network(
     State(state): State<AppState>,
-    Owner(owner): Owner,
+    owner: Owner,
     axum::Extension(conn): axum::Extension<ConnInfo>,
     headers: HeaderMap,
     body: JsonBody<NetSettingsPatch>,
 ) -> Result<Json<NetworkView>, ApiError> {
     let Json(patch) = body.map_err(from_rejection)?;
     let (rules, store) = (state.rules.clone(), state.store.clone());
-    let user_id = owner.user.id;
+    let client = owner.viewer.client;
+    let proof = owner.proof;
     tokio::task::spawn_blocking(move || {
         rules.change(
             &store,
             &patch,
             (conn.peer.ip(), conn.secure, &headers),
-            Some(user_id),
+            &proof,
             crate::now_secs(),
         )
     })
     .await??;
-    Ok(Json(view(&state, &owner.client)))
+    Ok(Json(view(&state, &client)))
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -234,7 +235,7 @@ pub struct CustomCertificate {
         (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn put_custom(
     State(state): State<AppState>,
-    Owner(owner): Owner,
+    owner: Owner,
     body: JsonBody<CustomCertificate>,
 ) -> Result<Json<CertInfo>, ApiError> {
     let Json(upload) = body.map_err(from_rejection)?;
@@ -247,13 +248,18 @@ async fn put_custom(
     };
     let store = state.store.clone();
     let info = tokio::task::spawn_blocking(move || -> Result<CertInfo, ApiError> {
-        let info = tls.set_custom(&upload.chain, &upload.key, crate::now_secs() as i64)?;
+        let info = tls.set_custom(
+            &owner.proof,
+            &upload.chain,
+            &upload.key,
+            crate::now_secs() as i64,
+        )?;
         store.write(|tx| {
             tx.audit(
                 crate::now_secs(),
                 "custom_certificate_installed",
-                Some(owner.user.id),
-                Some(owner.client.addr.to_string()),
+                Some(owner.proof.user_id()),
+                Some(owner.viewer.client.addr.to_string()),
                 format!("{} ({})", info.subject, info.fingerprint_sha256),
             )
         })?;
@@ -268,20 +274,20 @@ async fn put_custom(
     responses((status = 200, body = CertInfo), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 async fn delete_custom(
     State(state): State<AppState>,
-    Owner(owner): Owner,
+    owner: Owner,
 ) -> Result<Json<CertInfo>, ApiError> {
     let Some(tls) = state.tls.clone() else {
         return Err(ApiError::not_found());
     };
     let store = state.store.clone();
     let info = tokio::task::spawn_blocking(move || -> Result<CertInfo, ApiError> {
-        tls.remove_custom()?;
+        tls.remove_custom(&owner.proof)?;
         store.write(|tx| {
             tx.audit(
                 crate::now_secs(),
                 "custom_certificate_removed",
-                Some(owner.user.id),
-                Some(owner.client.addr.to_string()),
+                Some(owner.proof.user_id()),
+                Some(owner.viewer.client.addr.to_string()),
                 "back to the device certificate",
             )
         })?;

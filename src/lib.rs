@@ -111,16 +111,6 @@ pub async fn serve(
     ));
     let names = net::tls::DeviceNames::detect();
     let lan = net::LanNetworks::new(net::LanNetworks::networks_of(&names.interfaces));
-    let https_port = match listeners.https.first() {
-        Some(l) => Some(l.local_addr()?.port()),
-        None => None,
-    };
-    let rules = {
-        let (store, lan) = (store.clone(), lan.clone());
-        tokio::task::spawn_blocking(move || net::NetRules::load(&store, lan, https_port))
-            .await
-            .map_err(|e| ServeError::Other(e.to_string()))??
-    };
     let tls = if listeners.https.is_empty() {
         None
     } else {
@@ -143,6 +133,17 @@ pub async fn serve(
                 None
             }
         }
+    };
+    // Only a running HTTPS listener counts: without one, "required" cannot be enforced.
+    let https_port = match (&tls, listeners.https.first()) {
+        (Some(_), Some(l)) => Some(l.local_addr()?.port()),
+        _ => None,
+    };
+    let rules = {
+        let (store, lan) = (store.clone(), lan.clone());
+        tokio::task::spawn_blocking(move || net::NetRules::load(&store, lan, https_port))
+            .await
+            .map_err(|e| ServeError::Other(e.to_string()))??
     };
     let watcher = net::watch::spawn(lan.clone(), tls.clone());
     let system = system::SystemMonitor::new();

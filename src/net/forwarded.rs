@@ -57,6 +57,31 @@ pub fn resolve(peer: IpAddr, headers: &HeaderMap, trusted_proxies: &[IpNet]) -> 
     ClientAddr::Known(current)
 }
 
+/// Whether a trusted proxy says the client reached it over HTTPS (`Forwarded: proto=https`
+/// or `X-Forwarded-Proto: https`, the hop nearest to us). From anyone else: never.
+pub fn proxied_https(peer: IpAddr, headers: &HeaderMap, trusted_proxies: &[IpNet]) -> bool {
+    let peer = canonical(peer);
+    if !trusted_proxies.iter().any(|n| n.contains(peer)) {
+        return false;
+    }
+    if headers.contains_key(header::FORWARDED) {
+        let Some(items) = joined_values(headers, header::FORWARDED.as_str()) else {
+            return false;
+        };
+        return items.last().is_some_and(|element| {
+            element.split(';').any(|pair| {
+                pair.split_once('=').is_some_and(|(k, v)| {
+                    k.trim().eq_ignore_ascii_case("proto")
+                        && v.trim().trim_matches('"').eq_ignore_ascii_case("https")
+                })
+            })
+        });
+    }
+    joined_values(headers, "x-forwarded-proto")
+        .and_then(|items| items.last().cloned())
+        .is_some_and(|p| p.eq_ignore_ascii_case("https"))
+}
+
 /// All values of `name`, joined in order as one comma-separated list (RFC 9110 §5.3).
 /// `None` if any value is not text or the list is longer than [`MAX_HOPS`].
 fn joined_values(headers: &HeaderMap, name: &str) -> Option<Vec<String>> {
@@ -242,6 +267,44 @@ mod tests {
         for (peer, hs, want) in cases {
             let got = resolve(peer.parse().unwrap(), &headers(&hs), &proxies);
             assert_eq!(got, want, "peer {peer} headers {hs:?}");
+        }
+    }
+
+    #[test]
+    fn https_is_believed_only_from_a_trusted_proxy() {
+        let proxies: Vec<IpNet> = vec!["10.0.0.2".parse().unwrap()];
+        let cases = [
+            ("10.0.0.2", vec![("x-forwarded-proto", "https")], true),
+            ("10.0.0.2", vec![("x-forwarded-proto", "http")], false),
+            ("10.0.0.2", vec![("x-forwarded-proto", "http, https")], true),
+            (
+                "10.0.0.2",
+                vec![("forwarded", "for=1.2.3.4;proto=https")],
+                true,
+            ),
+            (
+                "10.0.0.2",
+                vec![("forwarded", "for=1.2.3.4;proto=\"https\"")],
+                true,
+            ),
+            (
+                "10.0.0.2",
+                vec![("forwarded", "proto=https, for=1.2.3.4;proto=http")],
+                false,
+            ),
+            // Forwarded wins over X-Forwarded-Proto.
+            (
+                "10.0.0.2",
+                vec![("forwarded", "for=1.2.3.4"), ("x-forwarded-proto", "https")],
+                false,
+            ),
+            ("10.0.0.2", vec![], false),
+            ("10.0.0.3", vec![("x-forwarded-proto", "https")], false),
+            ("203.0.113.1", vec![("forwarded", "proto=https")], false),
+        ];
+        for (peer, hs, want) in cases {
+            let got = proxied_https(peer.parse().unwrap(), &headers(&hs), &proxies);
+            assert_eq!(got, want, "{peer} {hs:?}");
         }
     }
 

@@ -328,7 +328,20 @@ impl NetRules {
 
     /// The verdict for a request under the rules in force.
     pub fn check(&self, client: &ClientInfo, facts: &RequestFacts) -> Verdict {
-        evaluate(&self.snapshot(), client, facts)
+        evaluate(&self.effective(self.snapshot()), client, facts)
+    }
+
+    /// The settings as enforced: with no HTTPS listener running, "required" cannot be met
+    /// and is enforced as "preferred", so a failed certificate set-up never locks everyone
+    /// out of plain HTTP.
+    fn effective(&self, s: Arc<NetSettings>) -> Arc<NetSettings> {
+        if self.https_port.is_none() && s.secure_connections == SecureConnections::Required {
+            let mut relaxed = (*s).clone();
+            relaxed.secure_connections = SecureConnections::Preferred;
+            Arc::new(relaxed)
+        } else {
+            s
+        }
     }
 
     /// The profile a client acts as without signing in, if its network allows that.
@@ -402,7 +415,7 @@ impl NetRules {
         let client = client_under(next, &self.lan, &next.lan_networks, peer, secure, headers);
         let facts = RequestFacts {
             peer,
-            secure,
+            secure: client.secure,
             wants_page: false,
             plain_http_ok: false,
         };
@@ -437,6 +450,8 @@ fn client_under(
     secure: bool,
     headers: &HeaderMap,
 ) -> ClientInfo {
+    // A TLS-terminating proxy we trust speaks for how the client reached it.
+    let secure = secure || forwarded::proxied_https(peer, headers, &settings.trusted_proxies);
     match forwarded::resolve(peer, headers, &settings.trusted_proxies) {
         ClientAddr::Known(addr) => ClientInfo {
             addr,
@@ -910,6 +925,49 @@ mod tests {
         let log = store.read(|rx| rx.audit_entries(10)).unwrap();
         assert_eq!(log.len(), 2);
         assert!(log.iter().all(|e| e.event == "network_settings_changed"));
+    }
+
+    #[test]
+    fn required_is_not_enforced_while_there_is_no_https() {
+        let required = NetSettings {
+            secure_connections: SecureConnections::Required,
+            ..Default::default()
+        };
+        let none = HeaderMap::new();
+        let f = facts("192.168.1.5", false, false);
+        let without = NetRules::new(required.clone(), lan(), None);
+        let c = without.client(f.peer, false, &none);
+        assert_eq!(without.check(&c, &f), Verdict::Allow);
+        let with = NetRules::new(required, lan(), Some(443));
+        let c = with.client(f.peer, false, &none);
+        assert!(matches!(with.check(&c, &f), Verdict::Refuse { .. }));
+        // Behind a trusted TLS-terminating proxy the request counts as secure.
+        let proxied = NetRules::new(
+            NetSettings {
+                secure_connections: SecureConnections::Required,
+                trusted_proxies: nets(&["192.168.1.2"]),
+                ..Default::default()
+            },
+            lan(),
+            Some(443),
+        );
+        let mut h = HeaderMap::new();
+        h.insert("x-forwarded-proto", "https".parse().unwrap());
+        h.insert("x-forwarded-for", "192.168.1.5".parse().unwrap());
+        let f = facts("192.168.1.2", false, false);
+        let c = proxied.client(f.peer, false, &h);
+        assert!(c.secure);
+        assert_eq!(c.addr, "192.168.1.5".parse::<IpAddr>().unwrap());
+        let f = RequestFacts {
+            secure: c.secure,
+            ..f
+        };
+        assert_eq!(proxied.check(&c, &f), Verdict::Allow);
+        // The same header from the client itself is ignored.
+        let f = facts("192.168.1.5", false, false);
+        let c = proxied.client(f.peer, false, &h);
+        assert!(!c.secure);
+        assert!(matches!(proxied.check(&c, &f), Verdict::Refuse { .. }));
     }
 
     #[test]

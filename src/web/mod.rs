@@ -167,7 +167,8 @@ async fn client_info(State(state): State<AppState>, mut req: Request, next: Next
             .any(|v| v.to_str().is_ok_and(|v| v.contains("text/html")));
     let facts = RequestFacts {
         peer: conn.peer.ip(),
-        secure: conn.secure,
+        // The TLS of this connection, or of a trusted proxy in front of it.
+        secure: info.secure,
         wants_page,
         plain_http_ok: matches!(req.uri().path(), "/api/v1/health" | "/api/v1/tls/crl"),
     };
@@ -182,7 +183,7 @@ async fn client_info(State(state): State<AppState>, mut req: Request, next: Next
     let mut resp = next.run(req).await;
     // Read after the handler, so the answer to the change that requires HTTPS carries it.
     let hsts =
-        conn.secure && state.rules.snapshot().secure_connections == SecureConnections::Required;
+        info.secure && state.rules.snapshot().secure_connections == SecureConnections::Required;
     if hsts {
         resp.headers_mut().insert(
             header::STRICT_TRANSPORT_SECURITY,

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use common::{agent, get, send};
 use hearth::Config;
+use rustls::client::danger::ServerCertVerifier;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName};
 use serde_json::json;
@@ -405,9 +406,9 @@ fn network_rules_apply_on_the_next_request_and_protect_the_owner() {
     let r = get(&net, Some(&token));
     assert_eq!(r.status, 200, "{}", r.body);
     let v = r.json();
-    assert_eq!(v["settings"]["remote_access"], false);
-    assert_eq!(v["settings"]["secure_connections"], "preferred");
-    assert_eq!(v["settings"]["allowed_without_auth"]["profile"], "guest");
+    assert_eq!(v["remote_access"], false);
+    assert_eq!(v["secure_connections"], "preferred");
+    assert_eq!(v["allowed_without_auth"]["profile"], "guest");
     assert_eq!(v["this_client"]["class"], "local");
     assert_eq!(v["https_port"], s.https.port());
     assert!(
@@ -437,10 +438,7 @@ fn network_rules_apply_on_the_next_request_and_protect_the_owner() {
         "{}",
         r.body
     );
-    assert_eq!(
-        get(&net, Some(&token)).json()["settings"]["remote_access"],
-        false
-    );
+    assert_eq!(get(&net, Some(&token)).json()["remote_access"], false);
 
     // A spoofed X-Forwarded-For from an untrusted peer changes nothing.
     let spoof = |xff: &str| {
@@ -922,4 +920,71 @@ fn custom_certificate_over_http_rejects_a_mismatched_key() {
         .map(|(r, c)| (r.len(), c.issuer().to_string()))
         .unwrap();
     assert!(served.contains("Hearth device CA"), "{served}");
+}
+
+#[test]
+fn the_device_ca_cannot_vouch_for_anyone_else() {
+    // Even someone holding the CA key (say, a stolen backup) cannot make a certificate the
+    // household's browsers accept for another site or another network's address.
+    let dir = tempfile::tempdir().unwrap();
+    let tls = dir.path().join("tls");
+    let m = hearth::net::tls::TlsManager::open(&tls, &names(&[("10.231.9.1", 24)]), now()).unwrap();
+    let ca_pem = m.ca_pem();
+    let ca_key =
+        rcgen::KeyPair::from_pem(&std::fs::read_to_string(tls.join("ca.key")).unwrap()).unwrap();
+    let issuer = rcgen::CertificateParams::from_ca_cert_pem(&ca_pem)
+        .unwrap()
+        .self_signed(&ca_key)
+        .unwrap();
+    let forge = |sans: Vec<String>| {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut p = rcgen::CertificateParams::new(sans).unwrap();
+        p.not_before = rcgen::date_time_ymd(2024, 1, 1);
+        p.not_after = rcgen::date_time_ymd(2090, 1, 1);
+        p.use_authority_key_identifier_extension = true;
+        p.signed_by(&key, &issuer, &ca_key).unwrap().der().clone()
+    };
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(CertificateDer::from_pem_slice(ca_pem.as_bytes()).unwrap())
+        .unwrap();
+    let verifier = rustls::client::WebPkiServerVerifier::builder_with_provider(
+        Arc::new(roots),
+        Arc::new(rustls::crypto::ring::default_provider()),
+    )
+    .build()
+    .unwrap();
+    let check = |cert: &CertificateDer<'static>, name: &str| {
+        verifier.verify_server_cert(
+            cert,
+            &[],
+            &ServerName::try_from(name.to_owned()).unwrap(),
+            &[],
+            rustls::pki_types::UnixTime::now(),
+        )
+    };
+    let cases: Vec<(Vec<&str>, &str, bool)> = vec![
+        (vec!["swaptest.local"], "swaptest.local", true),
+        (vec!["localhost"], "localhost", true),
+        (vec!["10.231.9.77"], "10.231.9.77", true),
+        (vec!["bank.example"], "bank.example", false),
+        (
+            vec!["swaptest.local", "bank.example"],
+            "swaptest.local",
+            false,
+        ),
+        (vec!["router.lan"], "router.lan", false),
+        (vec!["10.231.10.1"], "10.231.10.1", false),
+        (vec!["192.168.1.1"], "192.168.1.1", false),
+        (vec!["2001:db8::1"], "2001:db8::1", false),
+    ];
+    for (sans, name, ok) in cases {
+        let cert = forge(sans.iter().map(|s| s.to_string()).collect());
+        let r = check(&cert, name);
+        assert_eq!(r.is_ok(), ok, "{sans:?} as {name}: {r:?}");
+        if !ok {
+            let e = format!("{:?}", r.unwrap_err());
+            assert!(e.contains("NameConstraint") || e.contains("Name"), "{e}");
+        }
+    }
 }

@@ -61,6 +61,8 @@ impl From<&ClientInfo> for ThisClient {
 
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct NetworkView {
+    /// The rules themselves, at the top level (the fields PATCH takes).
+    #[serde(flatten)]
     pub settings: NetSettings,
     /// This request's address and classification.
     pub this_client: ThisClient,

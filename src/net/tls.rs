@@ -128,19 +128,16 @@ impl DeviceNames {
         names
     }
 
-    /// Addresses the leaf names: loopback plus every interface address except IPv6
-    /// link-local ones (they need a zone, which no URL or certificate can carry).
+    /// Addresses the leaf names: loopback plus every interface address that is stable
+    /// enough to certify (see [`certifiable`]).
     pub fn leaf_ips(&self) -> Vec<IpAddr> {
         let mut set = BTreeSet::new();
         set.insert(IpAddr::V4(Ipv4Addr::LOCALHOST));
         set.insert(IpAddr::V6(Ipv6Addr::LOCALHOST));
         for i in &self.interfaces {
-            if let IpAddr::V6(v6) = i.addr
-                && v6.is_unicast_link_local()
-            {
-                continue;
+            if certifiable(i.addr) {
+                set.insert(i.addr);
             }
-            set.insert(i.addr);
         }
         set.into_iter().collect()
     }
@@ -159,9 +156,7 @@ impl DeviceNames {
             },
         ];
         for i in &self.interfaces {
-            if let IpAddr::V6(v6) = i.addr
-                && v6.is_unicast_link_local()
-            {
+            if !certifiable(i.addr) {
                 continue;
             }
             if let Some(n) = IpNet::new(i.addr, i.prefix).map(|n| n.network())
@@ -171,6 +166,17 @@ impl DeviceNames {
             }
         }
         nets
+    }
+}
+
+/// Whether an interface address belongs in the certificate: IPv4 and IPv6 ULA (fc00::/7)
+/// yes. IPv6 link-local no (it needs a zone, which no URL or certificate can carry), and
+/// global IPv6 no: providers rotate those prefixes (often daily) and privacy addresses change
+/// hourly, which would mean a new leaf (and a new CA for the household to trust) each time.
+fn certifiable(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(_) => true,
+        IpAddr::V6(v6) => v6.is_unique_local(),
     }
 }
 
@@ -1087,7 +1093,12 @@ mod tests {
         let tls = dir.path().join("tls");
         let n = names(
             "den",
-            &[("192.168.1.7", 24), ("fd00:1::7", 64), ("fe80::7", 64)],
+            &[
+                ("192.168.1.7", 24),
+                ("fd00:1::7", 64),
+                ("fe80::7", 64),
+                ("2001:db8:1:2::7", 64),
+            ],
         );
         let m = TlsManager::open(&tls, &n, NOW).unwrap();
         for (f, mode) in [
@@ -1108,6 +1119,7 @@ mod tests {
         assert_eq!(info.dns_names, ["den", "den.local", "localhost"]);
         let mut ips = info.ip_addresses.clone();
         ips.sort();
+        // No link-local (needs a zone) and no global IPv6 (its prefix rotates).
         assert_eq!(ips, ["127.0.0.1", "192.168.1.7", "::1", "fd00:1::7"]);
         assert_eq!(info.not_after - NOW, LEAF_DAYS * DAY);
 
@@ -1205,6 +1217,27 @@ mod tests {
         let (_, parsed) =
             x509_parser::revocation_list::CertificateRevocationList::from_der(&crl).unwrap();
         assert_eq!(parsed.iter_revoked_certificates().count(), 2);
+    }
+
+    #[test]
+    fn a_rotating_global_ipv6_prefix_does_not_churn_certificates() {
+        let dir = tempfile::tempdir().unwrap();
+        let tls = dir.path().join("tls");
+        let m = TlsManager::open(
+            &tls,
+            &names("den", &[("192.168.1.7", 24), ("2001:db8:aa::7", 64)]),
+            NOW,
+        )
+        .unwrap();
+        let (ca, leaf) = (m.ca_pem(), m.active());
+        assert!(
+            !m.refresh(
+                &names("den", &[("192.168.1.7", 24), ("2001:db8:bb::7", 64)]),
+                NOW + 10
+            )
+            .unwrap()
+        );
+        assert_eq!((m.ca_pem(), m.active()), (ca, leaf));
     }
 
     #[test]

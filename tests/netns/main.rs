@@ -458,3 +458,94 @@ fn lan_and_remote_clients_meet_the_rules_from_their_own_addresses() {
     drop(server);
     drop(topo);
 }
+
+/// The claim is for people in the house: even with remote access turned on (kept across a
+/// `reset-claim`), a client on the internet cannot claim an unclaimed device, with the right
+/// code or without; a LAN client then can.
+#[test]
+fn remote_clients_cannot_claim_even_with_remote_access_on() {
+    let topo = Topology::create();
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let (lan, remote) = (topo.lan.as_str(), topo.remote.as_str());
+    let claim_body = |code: &str| {
+        json!({
+            "setup_code": code,
+            "server_name": "Den",
+            "owner": {"username": "anna", "password": "correct horse battery"},
+        })
+    };
+
+    // First life: claimed from the LAN, remote access turned on.
+    {
+        let server = Server::start(&topo.server, &data);
+        let v4: SocketAddr = format!("{SERVER_LAN}:{}", server.port).parse().unwrap();
+        // Answers once start-up (and so the setup code) is done.
+        assert_eq!(
+            request(lan, v4, "GET", "/api/v1/health", &[], None).status,
+            200
+        );
+        let code = hearth::identity::setup_code::read(&data).unwrap().unwrap();
+        let r = request(
+            lan,
+            v4,
+            "POST",
+            "/api/v1/setup/claim",
+            &[],
+            Some(claim_body(&code)),
+        );
+        assert_eq!(r.status, 201, "{r:?}");
+        let auth = format!("Bearer {}", r.body["token"].as_str().unwrap());
+        let r = request(
+            lan,
+            v4,
+            "PATCH",
+            "/api/v1/settings/network",
+            &[("Authorization", auth.as_str())],
+            Some(json!({"remote_access": true})),
+        );
+        assert_eq!(r.status, 200, "{r:?}");
+    }
+
+    // The owner is locked out and resets the claim on the console; settings stay.
+    let code = {
+        let store = hearth::store::Store::open(&data.join("hearth.redb")).unwrap();
+        hearth::identity::reset_claim(&store, &data, None, "test").unwrap()
+    };
+
+    let server = Server::start(&topo.server, &data);
+    let v4: SocketAddr = format!("{SERVER_LAN}:{}", server.port).parse().unwrap();
+    // Remote access is on, so the remote client reaches the server at all…
+    assert_eq!(
+        request(remote, v4, "GET", "/api/v1/setup", &[], None).status,
+        200
+    );
+    // …but may not check codes or claim, even with the right code.
+    for (path, body) in [
+        ("/api/v1/setup/check-code", json!({"setup_code": code})),
+        ("/api/v1/setup/claim", claim_body(&code)),
+    ] {
+        let r = request(remote, v4, "POST", path, &[], Some(body));
+        assert_eq!(r.status, 403, "{path}: {r:?}");
+        assert_eq!(r.body["error"]["code"], "claim_needs_lan", "{path}: {r:?}");
+        let msg = r.body["error"]["message"].as_str().unwrap();
+        assert!(msg.contains("home network"), "{msg}");
+    }
+    assert_eq!(
+        hearth::identity::setup_code::read(&data)
+            .unwrap()
+            .as_deref(),
+        Some(code.as_str()),
+        "refused claims change nothing"
+    );
+    // A LAN client claims with the same code.
+    let r = request(
+        lan,
+        v4,
+        "POST",
+        "/api/v1/setup/claim",
+        &[],
+        Some(claim_body(&code)),
+    );
+    assert_eq!(r.status, 201, "{r:?}");
+}

@@ -203,8 +203,19 @@ async function wizardNetwork() {
         secure_connections: main.querySelector("input[name=secure]:checked").value,
       };
       busy(next, true);
-      const r = await api("PATCH", "/api/v1/settings/network", body);
+      let r = await api("PATCH", "/api/v1/settings/network", body);
       busy(next, false);
+      if (!r.ok && r.error.code === "would_lock_you_out" && body.secure_connections === "required" && current.data && current.data.https_port) {
+        const httpsUrl = "https://" + location.hostname + ":" + current.data.https_port + "/#/setup/libraries";
+        showError(err, { message: r.error.message + " This browser is using a plain connection; after this step, continue at " + httpsUrl + " (your browser will ask you to trust the device certificate)." });
+        const go = h("button", { type: "button", class: "primary", onclick: async () => {
+          const again = await api("PATCH", "/api/v1/settings/network", Object.assign({ confirm: true }, body));
+          if (!again.ok) { showError(err, again.error); return; }
+          location.href = httpsUrl;
+        } }, "Require HTTPS and switch");
+        err.after(go);
+        return;
+      }
       if (!r.ok) { showError(err, r.error); return; }
       location.hash = "#/setup/libraries";
     }, 4));
@@ -341,6 +352,65 @@ async function itemPage(id) {
     h("h1", { id: "title" }, it.title + (it.year ? " (" + it.year + ")" : "")),
     h("p", { class: "muted" }, [ratingText(it.rating), (it.genres || []).join(", ")].filter(Boolean).join(" · ")),
     it.plot ? h("p", {}, it.plot) : null, player, note));
+}
+
+// ---------- network & security ----------
+
+async function networkPage() {
+  const [net, tls] = await Promise.all([api("GET", "/api/v1/settings/network"), api("GET", "/api/v1/tls")]);
+  const err = errorBox("net-error");
+  if (!net.ok) { render(h("section", { class: "card" }, h("h1", {}, "Network & Security"), err)); showError(err, net.error); return; }
+  const n = net.data;
+  const radio = (name, value, label, hint, checked) => h("label", { class: "choice" },
+    h("input", { type: "radio", name, value, checked }), h("span", {}, label, h("span", { class: "hint" }, hint)));
+  const list = (id, label, values, hint) => field(id, label, { value: (values || []).join(", "), spellcheck: "false", autocapitalize: "none" }, hint);
+  const lanExtra = list("lan-networks", "Extra home networks", n.lan_networks, "Networks (like 192.168.2.0/24) to treat as home, besides the ones Hearth found itself.");
+  const deny = list("ip-deny", "Blocked addresses", n.ip_deny, "Addresses or networks refused before anything else.");
+  const proxies = list("proxies", "Trusted reverse proxies", n.trusted_proxies, "Only these may tell Hearth the real client address (X-Forwarded-For).");
+  const save = h("button", { class: "primary", type: "submit" }, "Save");
+  const status = h("p", { role: "status", class: "hint" });
+  const split = (v) => v.split(",").map((x) => x.trim()).filter(Boolean);
+  const form = h("form", { novalidate: true, onsubmit: async (e) => {
+    e.preventDefault();
+    const body = {
+      remote_access: form.querySelector("input[name=remote]:checked").value === "on",
+      secure_connections: form.querySelector("input[name=secure]:checked").value,
+      lan_networks: split(lanExtra.input.value), ip_deny: split(deny.input.value), trusted_proxies: split(proxies.input.value),
+    };
+    busy(save, true);
+    let r = await api("PATCH", "/api/v1/settings/network", body);
+    if (!r.ok && r.error.code === "would_lock_you_out" && confirm(r.error.message + "\n\nSave anyway?")) {
+      r = await api("PATCH", "/api/v1/settings/network", Object.assign({ confirm: true }, body));
+    }
+    busy(save, false);
+    if (!r.ok) { showError(err, r.error); return; }
+    status.textContent = "Saved. The new rules apply from the next request.";
+  } },
+    h("fieldset", {}, h("legend", {}, "Access from outside your home"),
+      radio("remote", "off", "Off", "Only the home network can reach Hearth.", !n.remote_access),
+      radio("remote", "on", "On", "Signed-in people can reach Hearth over the internet through your router.", n.remote_access)),
+    h("fieldset", {}, h("legend", {}, "Secure connections (HTTPS)"),
+      radio("secure", "preferred", "Preferred", "Both plain and secure connections work.", n.secure_connections === "preferred"),
+      radio("secure", "required", "Required", "Plain connections are redirected (browsers) or refused (apps).", n.secure_connections === "required"),
+      radio("secure", "disabled", "Off", "No secure connections.", n.secure_connections === "disabled")),
+    lanExtra.node, deny.node, proxies.node, err, h("div", { class: "actions" }, save), status);
+  const cert = tls.ok && tls.data.active;
+  render(
+    h("section", { class: "card", "aria-labelledby": "title" }, h("h1", { id: "title" }, "Network & Security"),
+      h("p", { class: "muted" }, "Who can reach this Hearth, and how."),
+      h("dl", { class: "facts" },
+        h("dt", {}, "This browser"), h("dd", {}, n.this_client.address + " — " + ({ local: "on this device", lan: "home network", remote: "internet" }[n.this_client.class] || n.this_client.class) + (n.this_client.secure ? ", secure connection" : ", plain connection")),
+        h("dt", {}, "Home networks found"), h("dd", {}, (n.detected_lan_networks || []).join(", ") || "none"),
+        h("dt", {}, "HTTPS"), h("dd", {}, n.https_port ? "port " + n.https_port : "not available"))),
+    h("section", { class: "card", "aria-labelledby": "rules-title" }, h("h2", { id: "rules-title" }, "Rules"), form),
+    h("section", { class: "card", "aria-labelledby": "cert-title" }, h("h2", { id: "cert-title" }, "Certificate"),
+      cert ? h("dl", { class: "facts" },
+        h("dt", {}, "Names"), h("dd", {}, [...cert.dns_names, ...cert.ip_addresses].join(", ")),
+        h("dt", {}, "Expires"), h("dd", {}, new Date(cert.not_after * 1000).toLocaleDateString()),
+        h("dt", {}, "Issued by"), h("dd", {}, cert.source === "custom" ? "your own certificate" : "this Hearth's own certificate authority")) : h("p", { class: "muted" }, "HTTPS is not available."),
+      h("p", {}, "Install the Hearth certificate authority once on each device, and browsers will trust this Hearth's secure address. It can only vouch for this Hearth's own names."),
+      h("a", { class: "button", href: "/api/v1/tls/ca.pem", download: "hearth-ca.pem" }, "Download the certificate authority")),
+  );
 }
 
 // ---------- household ----------
@@ -574,6 +644,7 @@ async function route() {
   nav.hidden = false;
   const owner = me.data.user.role === "owner";
   document.getElementById("nav-users").hidden = !owner;
+  document.getElementById("nav-network").hidden = !owner;
   document.getElementById("nav-profiles").hidden = !(owner || me.data.user.role === "managed" || me.data.user.role === "guest");
   for (const a of nav.querySelectorAll("a")) {
     if (a.getAttribute("href") === hash) a.setAttribute("aria-current", "page"); else a.removeAttribute("aria-current");
@@ -587,6 +658,7 @@ async function route() {
     case "#/devices": return devicesPage(me.data);
     case "#/users": return owner ? usersPage(me.data) : homePage(me.data);
     case "#/profiles": return profilesPage(me.data);
+    case "#/network": return owner ? networkPage() : homePage(me.data);
     default: return homePage(me.data);
   }
 }

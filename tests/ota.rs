@@ -1,0 +1,9 @@
+//! Update bundles, boot control and the download engine, against real files, real HTTP on
+//! 127.0.0.1 and a real redb journal.
+
+#[path = "ota/boot.rs"]
+mod boot;
+#[path = "ota/bundle.rs"]
+mod bundle;
+#[path = "ota/support.rs"]
+mod support;

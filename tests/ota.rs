@@ -5,5 +5,7 @@
 mod boot;
 #[path = "ota/bundle.rs"]
 mod bundle;
+#[path = "ota/download.rs"]
+mod download;
 #[path = "ota/support.rs"]
 mod support;

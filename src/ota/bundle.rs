@@ -7,7 +7,9 @@
 //! preamble   24 bytes  magic "HEARTHUP" | format u32 | header_len u32 | index_len u32 | 0 u32
 //! header     JSON      board, version, min_version, payloads (slot, size, sha256)
 //! signatures 209 bytes sha256(header) | sha256(index) | count u8 | 2 × (key id [8] | ed25519 [64])
-//! index      48 bytes per 64 KiB chunk: sha256 of the plain chunk | offset u64 | length u32 | codec u8 | 0 [3]
+//! index      52 bytes per 64 KiB chunk: sha256 of the plain chunk | head [4] | offset u64 | length u32 | codec u8 | 0 [3]
+//!            (head: sha256 of the chunk's first 4 KiB, cut to 4 bytes; finds chunks at any
+//!            4 KiB position of the device's current slots cheaply)
 //! chunks     each compressed on its own (zstd) or stored plain, back to back
 //! ```
 //!
@@ -37,7 +39,9 @@ pub const MAX_SIGNATURES: usize = 2;
 const SIG_ENTRY_LEN: usize = 8 + 64;
 pub const SIG_BLOCK_LEN: usize = 32 + 32 + 1 + MAX_SIGNATURES * SIG_ENTRY_LEN;
 pub const CHUNK_SIZE: u32 = 64 * 1024;
-pub const INDEX_ENTRY_LEN: usize = 48;
+pub const INDEX_ENTRY_LEN: usize = 52;
+/// Filesystem block size chunks are looked for at in the device's slots.
+pub const HEAD_LEN: usize = 4096;
 /// A header is a few hundred bytes of JSON; 64 KiB is generous.
 pub const MAX_HEADER_LEN: u32 = 64 * 1024;
 /// All payloads together: 16 GiB, far above any root or boot partition we ship.
@@ -439,6 +443,8 @@ pub struct Chunk {
     /// Plain length (64 KiB, less for a payload's last chunk).
     pub len: u32,
     pub sha256: [u8; 32],
+    /// Prefix of sha256 of the first [`HEAD_LEN`] bytes.
+    pub head: [u8; 4],
     /// Offset of the stored bytes from the first chunk.
     pub stored_offset: u64,
     pub stored_len: u32,
@@ -478,14 +484,16 @@ pub fn parse_index(bytes: &[u8], header: &Header) -> Result<Vec<Chunk>, BundleEr
             let len = (p.size - offset).min(CHUNK_SIZE as u64) as u32;
             let mut sha = [0u8; 32];
             sha.copy_from_slice(&e[..32]);
-            let stored_offset = le64(&e[32..]);
-            let stored_len = le32(&e[40..]);
-            let codec = match e[44] {
+            let mut head = [0u8; 4];
+            head.copy_from_slice(&e[32..36]);
+            let stored_offset = le64(&e[36..]);
+            let stored_len = le32(&e[44..]);
+            let codec = match e[48] {
                 0 => Codec::Plain,
                 1 => Codec::Zstd,
                 c => return bad(format!("chunk {} has unknown codec {c}", chunks.len())),
             };
-            if e[45..48] != [0, 0, 0] {
+            if e[49..52] != [0, 0, 0] {
                 return bad(format!(
                     "chunk {} has non-zero reserved bytes",
                     chunks.len()
@@ -513,6 +521,7 @@ pub fn parse_index(bytes: &[u8], header: &Header) -> Result<Vec<Chunk>, BundleEr
                 offset,
                 len,
                 sha256: sha,
+                head,
                 stored_offset,
                 stored_len,
                 codec,
@@ -577,10 +586,10 @@ fn split_meta(meta: &[u8]) -> Result<RawMeta<'_>, BundleError> {
 }
 
 /// Verifies everything before the chunks: `meta` holds at least [`Preamble::meta_len`]
-/// bytes from the start of the bundle. `total_len` is the size of the whole file.
+/// bytes from the start of the bundle. `total_len` is the size of the whole file, when known.
 pub fn open_meta(
     meta: &[u8],
-    total_len: u64,
+    total_len: Option<u64>,
     keyring: &Keyring,
 ) -> Result<BundleMeta, BundleError> {
     let raw = split_meta(meta)?;
@@ -623,22 +632,24 @@ pub fn open_meta(
             .last()
             .map(|c| c.stored_offset + c.stored_len as u64)
             .unwrap_or(0);
-    if total_len < need {
-        return Err(BundleError::Truncated {
-            have: total_len,
-            need,
-        });
-    }
-    if total_len > need {
-        return Err(BundleError::TrailingData {
-            extra: total_len - need,
-        });
+    if let Some(total_len) = total_len {
+        if total_len < need {
+            return Err(BundleError::Truncated {
+                have: total_len,
+                need,
+            });
+        }
+        if total_len > need {
+            return Err(BundleError::TrailingData {
+                extra: total_len - need,
+            });
+        }
     }
     Ok(BundleMeta {
         header,
         chunks,
         data_offset,
-        total_len,
+        total_len: need,
         signed_by,
         digest,
     })
@@ -742,7 +753,7 @@ pub fn open_file(path: &Path, keyring: &Keyring) -> Result<(File, BundleMeta), B
         .map_err(io(format!("read {}", path.display())))?
         .len();
     let meta = read_meta(&mut f, total_len)?;
-    let m = open_meta(&meta, total_len, keyring)?;
+    let m = open_meta(&meta, Some(total_len), keyring)?;
     Ok((f, m))
 }
 
@@ -889,6 +900,7 @@ fn create_inner(
                 (0, plain)
             };
             index.extend_from_slice(&sha256(plain));
+            index.extend_from_slice(&head_of(plain));
             index.extend_from_slice(&stored_offset.to_le_bytes());
             index.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
             index.extend_from_slice(&[codec, 0, 0, 0]);
@@ -963,6 +975,17 @@ fn create_inner(
     open_file(out, &keyring).map(|(_, m)| m)
 }
 
+/// The 4-byte prefilter of a chunk (or of a 4 KiB block of a slot).
+pub fn head_of(data: &[u8]) -> [u8; 4] {
+    let d = sha256(&data[..data.len().min(HEAD_LEN)]);
+    [d[0], d[1], d[2], d[3]]
+}
+
+/// sha256 of `data`.
+pub fn sha256_of(data: &[u8]) -> [u8; 32] {
+    sha256(data)
+}
+
 fn read_full(f: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
     let mut n = 0;
     while n < buf.len() {
@@ -1021,7 +1044,7 @@ mod tests {
     fn preamble_checks_come_in_order() {
         let good = Preamble {
             header_len: 10,
-            index_len: 48,
+            index_len: 52,
         }
         .encode();
         assert!(parse_preamble(&good).is_ok());
@@ -1067,7 +1090,7 @@ mod tests {
             (
                 {
                     let mut b = good;
-                    b[16..20].copy_from_slice(&47u32.to_le_bytes());
+                    b[16..20].copy_from_slice(&51u32.to_le_bytes());
                     b.to_vec()
                 },
                 "whole number",

@@ -6,6 +6,7 @@
 
 pub mod bundle;
 pub mod cli;
+pub mod download;
 pub mod keys;
 pub mod version;
 

@@ -162,7 +162,7 @@ fn each_kind_of_tampering_is_refused_with_its_own_message() {
         ),
         (
             "huge index",
-            Box::new(|b| b[16..20].copy_from_slice(&(48u32 << 24).to_le_bytes())),
+            Box::new(|b| b[16..20].copy_from_slice(&(52u32 << 24).to_le_bytes())),
             "index claims",
         ),
     ];

@@ -5,7 +5,11 @@
 mod boot;
 #[path = "ota/bundle.rs"]
 mod bundle;
+#[path = "common/mod.rs"]
+mod common;
 #[path = "ota/download.rs"]
 mod download;
 #[path = "ota/support.rs"]
 mod support;
+#[path = "ota/updates_http.rs"]
+mod updates_http;

@@ -227,7 +227,7 @@ pub fn parse_preamble(bytes: &[u8]) -> Result<Preamble, BundleError> {
     if index_len > MAX_INDEX_LEN {
         return Err(BundleError::IndexTooLarge { len: index_len });
     }
-    if index_len as usize % INDEX_ENTRY_LEN != 0 {
+    if !(index_len as usize).is_multiple_of(INDEX_ENTRY_LEN) {
         return Err(BundleError::IndexMisaligned { len: index_len });
     }
     if le32(&bytes[20..]) != 0 {
@@ -460,7 +460,7 @@ pub fn parse_index(bytes: &[u8], header: &Header) -> Result<Vec<Chunk>, BundleEr
             len: bytes.len() as u32,
         });
     }
-    if bytes.len() % INDEX_ENTRY_LEN != 0 {
+    if !bytes.len().is_multiple_of(INDEX_ENTRY_LEN) {
         return Err(BundleError::IndexMisaligned {
             len: bytes.len() as u32,
         });

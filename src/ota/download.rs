@@ -344,6 +344,8 @@ impl Default for Retry {
 #[derive(Clone)]
 pub struct Client {
     agent: ureq::Agent,
+    /// Bearer token for a private channel.
+    token: Option<String>,
 }
 
 impl Default for Client {
@@ -371,6 +373,20 @@ impl Client {
             .build();
         Client {
             agent: config.into(),
+            token: None,
+        }
+    }
+
+    pub fn with_token(mut self, token: Option<String>) -> Client {
+        self.token = token;
+        self
+    }
+
+    fn get(&self, url: &str) -> ureq::RequestBuilder<ureq::typestate::WithoutBody> {
+        let req = self.agent.get(url);
+        match &self.token {
+            Some(t) => req.header("Authorization", format!("Bearer {t}")),
+            None => req,
         }
     }
 
@@ -378,7 +394,6 @@ impl Client {
     pub fn fetch_channel(&self, url: &str, board: &str) -> Result<Channel, DownloadError> {
         check_url(url)?;
         let resp = self
-            .agent
             .get(url)
             .call()
             .map_err(|e| DownloadError::Http(e.to_string()))?;
@@ -421,7 +436,6 @@ impl Client {
     /// range and the body is the whole file.
     fn get_range(&self, url: &str, start: u64, end: u64) -> Result<Ranged, String> {
         let resp = self
-            .agent
             .get(url)
             .header("Range", format!("bytes={start}-{}", end.saturating_sub(1)))
             .call()

@@ -8,6 +8,7 @@ pub mod bundle;
 pub mod cli;
 pub mod download;
 pub mod keys;
+pub mod service;
 pub mod version;
 
 pub use bundle::{BundleError, BundleMeta, InstallPolicy};

@@ -10,6 +10,8 @@ const OTA_JOB: JsonTable<&str> = TableDefinition::new("ota_job");
 /// Chunk numbers of the current job that are on the slot (value unused).
 const OTA_CHUNKS: TableDefinition<u32, u8> = TableDefinition::new("ota_chunks");
 const JOB_KEY: &str = "current";
+/// The last check, the offer it found and the last rollback, for the Updates page.
+const RECORD_KEY: &str = "record";
 
 pub(super) fn create_tables(tx: &redb::WriteTransaction) -> Result<(), StoreError> {
     tx.open_table(OTA_JOB)?;
@@ -83,7 +85,30 @@ impl Tx<'_> {
     }
 }
 
+impl Tx<'_> {
+    pub fn ota_set_record<T: Serialize>(&self, record: &T) -> Result<(), StoreError> {
+        self.tx
+            .open_table(OTA_JOB)?
+            .insert(RECORD_KEY, encode(record)?.as_slice())?;
+        Ok(())
+    }
+
+    pub fn ota_record_for_update<T: serde::de::DeserializeOwned>(
+        &self,
+    ) -> Result<Option<T>, StoreError> {
+        let t = self.tx.open_table(OTA_JOB)?;
+        let v = t.get(RECORD_KEY)?;
+        v.map(|v| decode(v.value())).transpose()
+    }
+}
+
 impl Rx {
+    pub fn ota_record<T: serde::de::DeserializeOwned>(&self) -> Result<Option<T>, StoreError> {
+        let t = self.tx.open_table(OTA_JOB)?;
+        let v = t.get(RECORD_KEY)?;
+        v.map(|v| decode(v.value())).transpose()
+    }
+
     pub fn ota_job(&self) -> Result<Option<OtaJob>, StoreError> {
         let t = self.tx.open_table(OTA_JOB)?;
         let v = t.get(JOB_KEY)?;

@@ -357,12 +357,11 @@ impl Pi {
             "[all]\ntryboot_a_b=1\nboot_partition=2\n[tryboot]\nboot_partition=3\n",
         )
         .unwrap();
-        let pi = Pi {
+        Pi {
             boot,
             dt: tempfile::tempdir().unwrap(),
             boot_no: 0,
-        };
-        pi
+        }
     }
 
     /// What the firmware does: a tryboot reboot uses [tryboot] once, any other boot [all].

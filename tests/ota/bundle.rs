@@ -49,7 +49,7 @@ fn round_trip_rebuilds_every_payload() {
     assert!(meta.chunks.iter().any(|c| c.codec == bundle::Codec::Plain));
     // Reassemble from chunks, as the download engine does.
     let file = read(&path);
-    let mut out = vec![Vec::new(), Vec::new()];
+    let mut out = [Vec::new(), Vec::new()];
     for (i, c) in meta.chunks.iter().enumerate() {
         let (a, b) = meta.stored_range(c);
         let plain = meta.decode_chunk(i, &file[a as usize..b as usize]).unwrap();
@@ -95,7 +95,8 @@ fn each_kind_of_tampering_is_refused_with_its_own_message() {
         .unwrap();
     let plain_at = meta.stored_range(plain_chunk).0 as usize + 100;
     let total = read(&path).len();
-    let table: Vec<(&str, Box<dyn FnOnce(&mut Vec<u8>)>, &str)> = vec![
+    type Edit = Box<dyn FnOnce(&mut Vec<u8>)>;
+    let table: Vec<(&str, Edit, &str)> = vec![
         (
             "magic",
             Box::new(|b| b[0] ^= 1),

@@ -18,7 +18,7 @@ use hearth::store::Store;
 use crate::support::{Publisher, codeish, noise};
 
 #[derive(Clone, Copy, Debug, PartialEq)]
-enum Fault {
+pub(crate) enum Fault {
     None,
     /// Always answers 200 with the whole file.
     NoRange,
@@ -32,14 +32,14 @@ enum Fault {
     Corrupt,
 }
 
-struct Server {
-    base: String,
+pub(crate) struct Server {
+    pub(crate) base: String,
     requests: Arc<AtomicU64>,
     /// Body bytes the server may still send; below zero it closes every connection.
     budget: Arc<AtomicI64>,
 }
 
-fn serve(files: HashMap<String, Vec<u8>>, fault: Fault) -> Server {
+pub(crate) fn serve(files: HashMap<String, Vec<u8>>, fault: Fault) -> Server {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let requests = Arc::new(AtomicU64::new(0));
@@ -102,13 +102,13 @@ fn answer(
     };
     // Faults hit every other request for the bundle (the first, for the header and
     // index, is request 1; chunk runs start at 2), so each fault meets chunk data.
-    let odd = path.ends_with(".hbundle") && n % 2 == 0;
+    let odd = path.ends_with(".hbundle") && n.is_multiple_of(2);
     let mut body = body;
     let mut announced = body.len();
     let mut send = body.len();
     match fault {
         Fault::DropMidway if odd => send = body.len() / 2,
-        Fault::WrongLength if odd && n % 4 == 0 => {
+        Fault::WrongLength if odd && n.is_multiple_of(4) => {
             announced += 1000;
         }
         Fault::WrongLength if odd => announced = body.len() / 3,

@@ -1,6 +1,6 @@
 //! Updates: the owner sees the running version, the channel and what it offers, and asks
-//! for a check. Installing needs the privileged agent, which this build lacks: those
-//! routes answer 501 and say so.
+//! for a check. Installing needs agent verbs (write a slot, set the trial boot) that are
+//! not built yet: those routes answer 501 and say so.
 
 use axum::Json;
 use axum::extract::State;

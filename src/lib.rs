@@ -155,6 +155,7 @@ pub async fn serve(
         Some(store.clone()),
         disks::POLL_INTERVAL,
     );
+    let update_checker = ota::service::spawn_checker(config.updates.clone(), store.clone());
     let state = web::AppState {
         config: config.clone(),
         store,
@@ -227,6 +228,9 @@ pub async fn serve(
     sampler.abort();
     disk_task.abort();
     watcher.abort();
+    if let Some(c) = update_checker {
+        c.abort();
+    }
     Ok(())
 }
 

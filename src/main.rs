@@ -56,6 +56,61 @@ enum Command {
         #[arg(long)]
         data: Option<PathBuf>,
     },
+    /// Make, sign and check update bundles (for publishers).
+    #[command(subcommand)]
+    Bundle(BundleCommand),
+}
+
+#[derive(Subcommand)]
+enum BundleCommand {
+    /// Create an ed25519 key pair: DIR/NAME.key (secret) and DIR/NAME.pub (for keyrings).
+    Keygen {
+        #[arg(long, default_value = ".")]
+        dir: PathBuf,
+        #[arg(long)]
+        name: String,
+    },
+    /// Build and sign a bundle from payload files.
+    Create {
+        #[arg(long)]
+        board: String,
+        #[arg(long)]
+        version: String,
+        /// Oldest running version this bundle may replace.
+        #[arg(long)]
+        min_version: String,
+        /// SLOT=FILE, e.g. rootfs=root.erofs (repeatable).
+        #[arg(long = "payload", required = true)]
+        payloads: Vec<String>,
+        /// Private key file (from `keygen`).
+        #[arg(long)]
+        key: PathBuf,
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Add a second signature (key rotation).
+    Sign {
+        bundle: PathBuf,
+        #[arg(long)]
+        key: PathBuf,
+    },
+    /// Check a bundle completely, offline.
+    Verify {
+        bundle: PathBuf,
+        /// Directory of trusted public keys (*.pub).
+        #[arg(long)]
+        keyring: PathBuf,
+        /// Refuse bundles for another board.
+        #[arg(long)]
+        board: Option<String>,
+        /// Refuse bundles that may not replace this version.
+        #[arg(long)]
+        running_version: Option<String>,
+        #[arg(long)]
+        allow_downgrade: bool,
+    },
+    /// Show what a bundle says about itself (signatures not checked).
+    Inspect { bundle: PathBuf },
 }
 
 fn version() -> &'static str {
@@ -129,6 +184,7 @@ fn main() -> ExitCode {
         Command::ResetClaim { config, data } => {
             load_config(config, data, None, None).and_then(|c| reset_claim(&c))
         }
+        Command::Bundle(cmd) => run_bundle(cmd).map(|out| println!("{out}")),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -192,6 +248,36 @@ fn reset_claim(config: &Config) -> Result<(), String> {
     );
     println!("Start the server and claim it with the new setup code: {code}");
     Ok(())
+}
+
+fn run_bundle(cmd: BundleCommand) -> Result<String, String> {
+    use hearth::ota::cli;
+    match cmd {
+        BundleCommand::Keygen { dir, name } => cli::keygen(&dir, &name),
+        BundleCommand::Create {
+            board,
+            version,
+            min_version,
+            payloads,
+            key,
+            out,
+        } => cli::create(&board, &version, &min_version, &payloads, &key, &out),
+        BundleCommand::Sign { bundle, key } => cli::sign(&bundle, &key),
+        BundleCommand::Verify {
+            bundle,
+            keyring,
+            board,
+            running_version,
+            allow_downgrade,
+        } => cli::verify(
+            &bundle,
+            &keyring,
+            board.as_deref(),
+            running_version.as_deref(),
+            allow_downgrade,
+        ),
+        BundleCommand::Inspect { bundle } => cli::inspect(&bundle),
+    }
 }
 
 fn run_serve(config: Config) -> Result<(), String> {

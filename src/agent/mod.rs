@@ -5,6 +5,7 @@
 //! [`server`] (who may call), [`protocol`] (what may be asked) and [`verbs`] (what is
 //! checked before acting).
 
+pub mod boot;
 pub mod client;
 pub mod protocol;
 pub mod server;

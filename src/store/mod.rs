@@ -9,6 +9,7 @@ pub mod audit;
 pub mod devices;
 pub mod disks;
 pub mod invites;
+pub mod ota;
 pub mod settings;
 pub mod users;
 
@@ -123,6 +124,7 @@ impl Store {
         audit::create_tables(&tx)?;
         invites::create_tables(&tx)?;
         disks::create_tables(&tx)?;
+        ota::create_tables(&tx)?;
         tx.commit()?;
         Ok(())
     }

@@ -19,6 +19,7 @@ mod setup;
 pub mod state;
 mod system;
 mod ui;
+mod updates;
 mod users;
 
 use std::time::Duration;
@@ -50,6 +51,7 @@ use crate::net::rules::{RequestFacts, SecureConnections, Verdict};
         (name = "disks", description = "Disks, mounting and ejecting (appliance only)"),
         (name = "users", description = "The household: profiles, guest, friends, invites"),
         (name = "network", description = "Network rules and secure connections"),
+        (name = "updates", description = "Over-the-air updates"),
     )
 )]
 struct ApiDoc;
@@ -118,6 +120,7 @@ pub fn api(state: AppState) -> OpenApiRouter {
         .merge(disks::router())
         .merge(users::owner_router())
         .merge(network::owner_router())
+        .merge(updates::router())
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             auth::owner_only,

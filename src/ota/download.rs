@@ -1,0 +1,881 @@
+//! Security-sensitive: brings a bundle from the update channel onto the inactive slot.
+//! Nothing from the network is trusted: the header and index are verified against the
+//! keyring before they are used, every chunk is hashed before it is written, and the slot
+//! is read back and checked against the signed payload hashes at the end.
+//!
+//! Flow: `channel.json` → one range request for header + index (a second only if the
+//! index is unusually large) → chunks the device already has (in either slot, at any
+//! 4 KiB position) are copied locally → the rest is fetched by range, in runs of adjacent
+//! chunks; a server without range support is read in one sequential pass. A redb journal
+//! records each synced batch of chunks, so a cut download resumes where it stopped.
+
+use std::collections::{HashMap, HashSet};
+use std::fs::File;
+use std::io::{BufReader, Read};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+use super::bundle::{self, BundleError, BundleMeta, HEAD_LEN, InstallPolicy, PREAMBLE_LEN};
+use super::keys::Keyring;
+use super::version::Version;
+use crate::store::ota::OtaJob;
+use crate::store::{Store, StoreError};
+
+/// `channel.json` is a few hundred bytes.
+const MAX_CHANNEL_JSON: u64 = 64 * 1024;
+/// First request: preamble, header, signatures and an index for up to ~5000 chunks.
+const FIRST_FETCH: u64 = 256 * 1024;
+/// Chunks written between syncs + journal commits.
+const BATCH_CHUNKS: usize = 32;
+
+#[derive(Debug, thiserror::Error)]
+pub enum DownloadError {
+    #[error("the update URL `{0}` is not allowed: use https (plain http only to this machine)")]
+    InsecureUrl(String),
+    #[error("the update URL `{0}` is not a valid http(s) URL")]
+    BadUrl(String),
+    #[error("cannot reach the update channel: {0}; check the network and the channel URL")]
+    Http(String),
+    #[error("the update server answered {status} for {url}")]
+    Status { status: u16, url: String },
+    #[error("channel.json is invalid: {0}")]
+    BadChannel(String),
+    #[error(
+        "the channel offers board `{offered}` but this device is `{device}`; check the channel URL"
+    )]
+    WrongBoard { offered: String, device: String },
+    #[error(transparent)]
+    Bundle(#[from] BundleError),
+    #[error("the download keeps failing ({0}); it will resume where it stopped when tried again")]
+    GaveUp(String),
+    #[error("the server sent a different file than announced: {0}")]
+    Mismatch(String),
+    #[error("cannot write the update slot: {0}")]
+    Slot(std::io::Error),
+    #[error("cannot read {path}: {source}")]
+    Source {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error(
+        "the written slot does not read back correctly (payload `{0}`); the download will start over"
+    )]
+    ReadBack(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// `channel.json`: what the publisher currently offers on one channel for one board.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Channel {
+    pub board: String,
+    /// `stable` or `beta`.
+    pub channel: String,
+    #[schema(value_type = String)]
+    pub version: Version,
+    /// Absolute, or relative to channel.json.
+    pub bundle_url: String,
+    pub size: u64,
+    /// Oldest version the bundle can update from.
+    #[schema(value_type = String)]
+    pub min_version: Version,
+    #[serde(default)]
+    pub notes: String,
+}
+
+/// Refuses anything but https, except plain http to this machine (tests, local mirrors).
+pub fn check_url(url: &str) -> Result<(), DownloadError> {
+    let rest = if let Some(r) = url.strip_prefix("https://") {
+        r
+    } else if let Some(r) = url.strip_prefix("http://") {
+        let host_port = r.split('/').next().unwrap_or("");
+        let host = if let Some(h) = host_port.strip_prefix('[') {
+            h.split(']').next().unwrap_or("")
+        } else {
+            host_port.split(':').next().unwrap_or("")
+        };
+        let loopback = host == "localhost"
+            || host
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback());
+        if !loopback {
+            return Err(DownloadError::InsecureUrl(url.to_owned()));
+        }
+        r
+    } else {
+        return Err(DownloadError::BadUrl(url.to_owned()));
+    };
+    if rest.is_empty() || url.len() > 2048 || url.chars().any(|c| c.is_whitespace()) {
+        return Err(DownloadError::BadUrl(url.to_owned()));
+    }
+    Ok(())
+}
+
+/// Resolves a bundle URL relative to the channel.json URL.
+pub fn resolve(channel_url: &str, bundle_url: &str) -> String {
+    if bundle_url.contains("://") {
+        return bundle_url.to_owned();
+    }
+    let base = match channel_url.rfind('/') {
+        Some(i) => &channel_url[..=i],
+        None => channel_url,
+    };
+    format!("{base}{}", bundle_url.trim_start_matches("./"))
+}
+
+/// Shared progress counters, read by the Updates page while a download runs.
+#[derive(Debug, Default)]
+pub struct Progress {
+    pub bytes_total: AtomicU64,
+    pub bytes_done: AtomicU64,
+    pub chunks_total: AtomicU64,
+    pub chunks_done: AtomicU64,
+    /// Chunks taken from the device's own slots instead of the network.
+    pub chunks_local: AtomicU64,
+    started: std::sync::OnceLock<Instant>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct ProgressSnapshot {
+    pub bytes_total: u64,
+    pub bytes_done: u64,
+    pub chunks_total: u64,
+    pub chunks_done: u64,
+    pub chunks_local: u64,
+    pub bytes_per_second: u64,
+    pub eta_seconds: Option<u64>,
+}
+
+impl Progress {
+    pub fn snapshot(&self) -> ProgressSnapshot {
+        let bytes_total = self.bytes_total.load(Ordering::Relaxed);
+        let bytes_done = self.bytes_done.load(Ordering::Relaxed);
+        let secs = self
+            .started
+            .get()
+            .map(|s| s.elapsed().as_secs_f64())
+            .unwrap_or(0.0);
+        let rate = if secs > 0.0 {
+            (bytes_done as f64 / secs) as u64
+        } else {
+            0
+        };
+        ProgressSnapshot {
+            bytes_total,
+            bytes_done,
+            chunks_total: self.chunks_total.load(Ordering::Relaxed),
+            chunks_done: self.chunks_done.load(Ordering::Relaxed),
+            chunks_local: self.chunks_local.load(Ordering::Relaxed),
+            bytes_per_second: rate,
+            eta_seconds: (rate > 0).then(|| bytes_total.saturating_sub(bytes_done) / rate),
+        }
+    }
+
+    fn downloaded(&self, n: u64) {
+        self.bytes_done.fetch_add(n, Ordering::Relaxed);
+    }
+}
+
+/// Where verified payload bytes go. The agent backs it with the inactive slot's block
+/// devices; [`FileSlots`] backs it with files.
+pub trait SlotWriter {
+    /// Writes verified bytes of payload `slot` at `offset`.
+    fn write_at(&mut self, slot: &str, offset: u64, data: &[u8]) -> std::io::Result<()>;
+    /// Makes everything written so far durable.
+    fn sync(&mut self) -> std::io::Result<()>;
+    /// Reads back, for the final check.
+    fn read_at(&mut self, slot: &str, offset: u64, buf: &mut [u8]) -> std::io::Result<()>;
+}
+
+/// Payloads written to plain files, one per slot name.
+#[derive(Debug)]
+pub struct FileSlots {
+    files: HashMap<String, File>,
+}
+
+impl FileSlots {
+    /// Opens (creating) one file per slot name.
+    pub fn open(map: &[(&str, PathBuf)]) -> std::io::Result<FileSlots> {
+        let mut files = HashMap::new();
+        for (slot, path) in map {
+            let f = std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .open(path)?;
+            files.insert((*slot).to_owned(), f);
+        }
+        Ok(FileSlots { files })
+    }
+
+    fn file(&self, slot: &str) -> std::io::Result<&File> {
+        self.files.get(slot).ok_or_else(|| {
+            std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                format!("this device has no `{slot}` slot"),
+            )
+        })
+    }
+}
+
+impl SlotWriter for FileSlots {
+    fn write_at(&mut self, slot: &str, offset: u64, data: &[u8]) -> std::io::Result<()> {
+        self.file(slot)?.write_all_at(data, offset)
+    }
+    fn sync(&mut self) -> std::io::Result<()> {
+        for f in self.files.values() {
+            f.sync_data()?;
+        }
+        Ok(())
+    }
+    fn read_at(&mut self, slot: &str, offset: u64, buf: &mut [u8]) -> std::io::Result<()> {
+        self.file(slot)?.read_exact_at(buf, offset)
+    }
+}
+
+/// Where chunks the device already has were found: (source file, offset).
+struct LocalChunks {
+    files: Vec<File>,
+    found: HashMap<usize, (usize, u64)>,
+}
+
+/// Looks for the bundle's chunks at every 4 KiB position of the given files (the running
+/// slot and whatever the inactive one holds). Each 4 KiB block is hashed once; only blocks
+/// whose hash prefix matches a wanted chunk's head are read as a whole chunk and hashed.
+fn scan_sources(
+    meta: &BundleMeta,
+    wanted: &[usize],
+    sources: &[PathBuf],
+) -> Result<LocalChunks, DownloadError> {
+    let mut by_head: HashMap<[u8; 4], Vec<usize>> = HashMap::new();
+    for &i in wanted {
+        let c = &meta.chunks[i];
+        if c.len as usize >= HEAD_LEN {
+            by_head.entry(c.head).or_default().push(i);
+        }
+    }
+    let mut out = LocalChunks {
+        files: Vec::new(),
+        found: HashMap::new(),
+    };
+    if by_head.is_empty() {
+        return Ok(out);
+    }
+    let mut window = vec![0u8; bundle::CHUNK_SIZE as usize];
+    for path in sources {
+        let err = |source| DownloadError::Source {
+            path: path.display().to_string(),
+            source,
+        };
+        let f = match File::open(path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(err(e)),
+        };
+        let fi = out.files.len();
+        let mut r = BufReader::with_capacity(1 << 20, f.try_clone().map_err(err)?);
+        let mut block = vec![0u8; HEAD_LEN];
+        let mut offset = 0u64;
+        loop {
+            let n = read_full(&mut r, &mut block).map_err(err)?;
+            if n < HEAD_LEN {
+                break;
+            }
+            let head = bundle::head_of(&block);
+            if let Some(cands) = by_head.get(&head)
+                && cands.iter().any(|i| !out.found.contains_key(i))
+            {
+                for &i in cands {
+                    let c = &meta.chunks[i];
+                    if out.found.contains_key(&i) {
+                        continue;
+                    }
+                    let w = &mut window[..c.len as usize];
+                    if f.read_exact_at(w, offset).is_ok() && bundle::sha256_of(w) == c.sha256 {
+                        out.found.insert(i, (fi, offset));
+                    }
+                }
+            }
+            offset += HEAD_LEN as u64;
+        }
+        out.files.push(f);
+    }
+    Ok(out)
+}
+
+fn read_full(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match r.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
+}
+
+/// How hard to try.
+#[derive(Clone, Copy, Debug)]
+pub struct Retry {
+    /// Consecutive failed requests without any new chunk before giving up.
+    pub attempts: u32,
+    /// Wait before retry `n` is `backoff * n`.
+    pub backoff: Duration,
+}
+
+impl Default for Retry {
+    fn default() -> Retry {
+        Retry {
+            attempts: 8,
+            backoff: Duration::from_millis(500),
+        }
+    }
+}
+
+/// The HTTP side: one ureq agent, rustls for https.
+#[derive(Clone)]
+pub struct Client {
+    agent: ureq::Agent,
+    /// Bearer token for a private channel.
+    token: Option<String>,
+}
+
+impl Default for Client {
+    fn default() -> Self {
+        Client::new()
+    }
+}
+
+struct Ranged {
+    /// Where the body starts in the file (0 when the server ignored the range).
+    start: u64,
+    /// Size of the whole file, when the server said.
+    total: Option<u64>,
+    body: Box<dyn Read + Send>,
+}
+
+impl Client {
+    pub fn new() -> Client {
+        let config = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_connect(Some(Duration::from_secs(15)))
+            .timeout_recv_response(Some(Duration::from_secs(30)))
+            .max_redirects(3)
+            .user_agent(format!("hearth/{}", crate::VERSION))
+            .build();
+        Client {
+            agent: config.into(),
+            token: None,
+        }
+    }
+
+    pub fn with_token(mut self, token: Option<String>) -> Client {
+        self.token = token;
+        self
+    }
+
+    fn get(&self, url: &str) -> ureq::RequestBuilder<ureq::typestate::WithoutBody> {
+        let req = self.agent.get(url);
+        match &self.token {
+            Some(t) => req.header("Authorization", format!("Bearer {t}")),
+            None => req,
+        }
+    }
+
+    /// Fetches and checks `channel.json`. Sends nothing but what the URL holds.
+    pub fn fetch_channel(&self, url: &str, board: &str) -> Result<Channel, DownloadError> {
+        check_url(url)?;
+        let resp = self
+            .get(url)
+            .call()
+            .map_err(|e| DownloadError::Http(e.to_string()))?;
+        if resp.status() != 200 {
+            return Err(DownloadError::Status {
+                status: resp.status().as_u16(),
+                url: url.to_owned(),
+            });
+        }
+        let mut text = Vec::new();
+        resp.into_body()
+            .into_reader()
+            .take(MAX_CHANNEL_JSON + 1)
+            .read_to_end(&mut text)
+            .map_err(|e| DownloadError::Http(e.to_string()))?;
+        if text.len() as u64 > MAX_CHANNEL_JSON {
+            return Err(DownloadError::BadChannel(format!(
+                "larger than {MAX_CHANNEL_JSON} bytes"
+            )));
+        }
+        let mut ch: Channel =
+            serde_json::from_slice(&text).map_err(|e| DownloadError::BadChannel(e.to_string()))?;
+        if ch.board != board {
+            return Err(DownloadError::WrongBoard {
+                offered: ch.board,
+                device: board.to_owned(),
+            });
+        }
+        if ch.min_version > ch.version || ch.size == 0 {
+            return Err(DownloadError::BadChannel(
+                "min_version is newer than version, or size is 0".into(),
+            ));
+        }
+        ch.bundle_url = resolve(url, &ch.bundle_url);
+        check_url(&ch.bundle_url)?;
+        Ok(ch)
+    }
+
+    /// GET with `Range: bytes=start-(end-1)`. A 200 answer means the server ignored the
+    /// range and the body is the whole file.
+    fn get_range(&self, url: &str, start: u64, end: u64) -> Result<Ranged, String> {
+        let resp = self
+            .get(url)
+            .header("Range", format!("bytes={start}-{}", end.saturating_sub(1)))
+            .call()
+            .map_err(|e| e.to_string())?;
+        let status = resp.status().as_u16();
+        let header = |name: &str| {
+            resp.headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        };
+        let (body_start, total) = match status {
+            206 => {
+                // Content-Range: bytes a-b/total
+                let cr = header("content-range").ok_or("206 without Content-Range")?;
+                let spec = cr.strip_prefix("bytes ").ok_or("malformed Content-Range")?;
+                let (range, total) = spec.split_once('/').ok_or("malformed Content-Range")?;
+                let a: u64 = range
+                    .split('-')
+                    .next()
+                    .and_then(|a| a.parse().ok())
+                    .ok_or("malformed Content-Range")?;
+                (a, total.parse::<u64>().ok())
+            }
+            200 => (
+                0,
+                header("content-length").and_then(|l| l.parse::<u64>().ok()),
+            ),
+            s => return Err(format!("the server answered {s}")),
+        };
+        if status == 206 && body_start != start {
+            return Err(format!(
+                "asked for bytes from {start}, the server sent from {body_start}"
+            ));
+        }
+        Ok(Ranged {
+            start: body_start,
+            total,
+            body: Box::new(resp.into_body().into_reader()),
+        })
+    }
+}
+
+/// What a finished download did.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct DownloadReport {
+    pub version: Option<String>,
+    /// Bytes received from the network, metadata included.
+    pub bytes_downloaded: u64,
+    pub chunks_downloaded: u64,
+    pub chunks_local: u64,
+    /// Chunks the journal said were already on the slot.
+    pub chunks_resumed: u64,
+    pub requests: u64,
+    pub total_chunks: u64,
+}
+
+/// Everything a download needs besides the slot writer.
+pub struct DownloadJob<'a> {
+    pub client: &'a Client,
+    pub bundle_url: &'a str,
+    pub keyring: &'a Keyring,
+    pub policy: &'a InstallPolicy,
+    /// Files or block devices that may already hold some chunks.
+    pub sources: &'a [PathBuf],
+    pub store: &'a Store,
+    /// Names the target slot in the journal (device path or file).
+    pub target: &'a str,
+    pub progress: Arc<Progress>,
+    pub retry: Retry,
+}
+
+/// Downloads, verifies and writes a bundle; returns when every payload has been written,
+/// synced and read back against its signed hash.
+pub fn download(
+    job: &DownloadJob<'_>,
+    writer: &mut dyn SlotWriter,
+) -> Result<(BundleMeta, DownloadReport), DownloadError> {
+    check_url(job.bundle_url)?;
+    let _ = job.progress.started.set(Instant::now());
+    let mut report = DownloadReport::default();
+
+    // 1. Header, signatures and index.
+    let (meta_bytes, total) = fetch_meta(job, &mut report)?;
+    let meta = bundle::open_meta(&meta_bytes, total, job.keyring)?;
+    job.policy.check(&meta.header)?;
+    report.version = Some(meta.header.version.to_string());
+    report.total_chunks = meta.chunks.len() as u64;
+
+    // 2. The journal says what is already on the slot.
+    let digest = hex::encode(meta.digest);
+    let done: HashSet<u32> = job
+        .store
+        .write(|tx| {
+            tx.ota_begin(&OtaJob {
+                bundle: digest.clone(),
+                target: job.target.to_owned(),
+                chunks: meta.chunks.len() as u32,
+                complete: false,
+            })
+        })?
+        .into_iter()
+        .collect();
+    report.chunks_resumed = done.len() as u64;
+    let mut todo: Vec<usize> = (0..meta.chunks.len())
+        .filter(|i| !done.contains(&(*i as u32)))
+        .collect();
+    let p = &job.progress;
+    p.chunks_total
+        .store(meta.chunks.len() as u64, Ordering::Relaxed);
+    p.chunks_done.store(done.len() as u64, Ordering::Relaxed);
+
+    // 3. Chunks the device already has.
+    let local = scan_sources(&meta, &todo, job.sources)?;
+    let mut journal = Journal::new(job.store);
+    let mut buf = vec![0u8; bundle::CHUNK_SIZE as usize];
+    for &i in &todo {
+        let Some(&(fi, off)) = local.found.get(&i) else {
+            continue;
+        };
+        let c = &meta.chunks[i];
+        let w = &mut buf[..c.len as usize];
+        // Re-read and re-hash: the source could have changed since the scan.
+        let ok = local.files[fi].read_exact_at(w, off).is_ok() && bundle::sha256_of(w) == c.sha256;
+        if !ok {
+            continue;
+        }
+        writer
+            .write_at(&meta.payload_of(c).slot, c.offset, w)
+            .map_err(DownloadError::Slot)?;
+        journal.push(i, writer)?;
+        p.chunks_local.fetch_add(1, Ordering::Relaxed);
+        p.chunks_done.fetch_add(1, Ordering::Relaxed);
+        report.chunks_local += 1;
+    }
+    journal.flush(writer)?;
+    todo.retain(|i| !journal.written.contains(i));
+    let remaining: u64 = todo.iter().map(|&i| meta.chunks[i].stored_len as u64).sum();
+    p.bytes_total.store(
+        p.bytes_done.load(Ordering::Relaxed) + remaining,
+        Ordering::Relaxed,
+    );
+
+    // 4. The rest from the network.
+    fetch_chunks(job, &meta, &todo, writer, &mut journal, &mut report)?;
+    journal.flush(writer)?;
+
+    // 5. Read the slot back and check every payload against the signed hash.
+    for (pi, pay) in meta.header.payloads.iter().enumerate() {
+        let mut h = ring::digest::Context::new(&ring::digest::SHA256);
+        for c in meta.chunks.iter().filter(|c| c.payload == pi) {
+            let w = &mut buf[..c.len as usize];
+            writer
+                .read_at(&pay.slot, c.offset, w)
+                .map_err(DownloadError::Slot)?;
+            h.update(w);
+        }
+        if hex::encode(h.finish().as_ref()) != pay.sha256 {
+            job.store.write(|tx| tx.ota_clear())?;
+            return Err(DownloadError::ReadBack(pay.slot.clone()));
+        }
+    }
+    job.store.write(|tx| tx.ota_mark_complete())?;
+    Ok((meta, report))
+}
+
+fn fetch_meta(
+    job: &DownloadJob<'_>,
+    report: &mut DownloadReport,
+) -> Result<(Vec<u8>, Option<u64>), DownloadError> {
+    let mut attempt = 0;
+    loop {
+        match try_fetch_meta(job, report) {
+            Ok(v) => return Ok(v),
+            Err(Fetch::Fatal(e)) => return Err(e),
+            Err(Fetch::Retry(why)) => {
+                attempt += 1;
+                if attempt >= job.retry.attempts {
+                    return Err(DownloadError::GaveUp(why));
+                }
+                std::thread::sleep(job.retry.backoff * attempt);
+            }
+        }
+    }
+}
+
+enum Fetch {
+    Retry(String),
+    Fatal(DownloadError),
+}
+
+impl From<DownloadError> for Fetch {
+    fn from(e: DownloadError) -> Fetch {
+        Fetch::Fatal(e)
+    }
+}
+
+fn try_fetch_meta(
+    job: &DownloadJob<'_>,
+    report: &mut DownloadReport,
+) -> Result<(Vec<u8>, Option<u64>), Fetch> {
+    report.requests += 1;
+    let mut r = job
+        .client
+        .get_range(job.bundle_url, 0, FIRST_FETCH)
+        .map_err(Fetch::Retry)?;
+    let mut meta = vec![0u8; PREAMBLE_LEN];
+    read_counted(&mut r.body, &mut meta, &job.progress, report).map_err(Fetch::Retry)?;
+    let pre = bundle::parse_preamble(&meta).map_err(|e| Fetch::Fatal(e.into()))?;
+    // Capped by parse_preamble.
+    let need = pre.meta_len() as usize;
+    let first = if r.start == 0 && r.total.is_none_or(|t| t >= FIRST_FETCH) {
+        // 206 for our range, or the whole file: read what this body holds of the meta.
+        need.min(FIRST_FETCH as usize)
+    } else {
+        need
+    };
+    meta.resize(need, 0);
+    read_counted(
+        &mut r.body,
+        &mut meta[PREAMBLE_LEN..first],
+        &job.progress,
+        report,
+    )
+    .map_err(Fetch::Retry)?;
+    let mut total = r.total;
+    if first < need {
+        report.requests += 1;
+        let mut r2 = job
+            .client
+            .get_range(job.bundle_url, first as u64, need as u64)
+            .map_err(Fetch::Retry)?;
+        let mut skip = first as u64 - r2.start.min(first as u64);
+        if r2.start > first as u64 {
+            return Err(Fetch::Retry("server skipped bytes".into()));
+        }
+        while skip > 0 {
+            let n = skip.min(buf_len()) as usize;
+            let mut sink = vec![0u8; n];
+            read_counted(&mut r2.body, &mut sink, &job.progress, report).map_err(Fetch::Retry)?;
+            skip -= n as u64;
+        }
+        read_counted(&mut r2.body, &mut meta[first..], &job.progress, report)
+            .map_err(Fetch::Retry)?;
+        total = total.or(r2.total);
+    }
+    // Only a 206 tells the file size reliably via Content-Range; a 200 says it in
+    // Content-Length. Either way the signed index decides; a mismatch is caught there.
+    Ok((meta, total))
+}
+
+fn buf_len() -> u64 {
+    bundle::CHUNK_SIZE as u64
+}
+
+fn read_counted(
+    r: &mut dyn Read,
+    buf: &mut [u8],
+    progress: &Progress,
+    report: &mut DownloadReport,
+) -> Result<(), String> {
+    let mut n = 0;
+    while n < buf.len() {
+        match r.read(&mut buf[n..]) {
+            Ok(0) => return Err("the connection closed early".into()),
+            Ok(k) => {
+                n += k;
+                progress.downloaded(k as u64);
+                report.bytes_downloaded += k as u64;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+    Ok(())
+}
+
+/// Batches chunk completions: data synced on the slot first, then one journal commit.
+struct Journal<'a> {
+    store: &'a Store,
+    pending: Vec<u32>,
+    written: HashSet<usize>,
+}
+
+impl<'a> Journal<'a> {
+    fn new(store: &'a Store) -> Journal<'a> {
+        Journal {
+            store,
+            pending: Vec::new(),
+            written: HashSet::new(),
+        }
+    }
+
+    fn push(&mut self, i: usize, w: &mut dyn SlotWriter) -> Result<(), DownloadError> {
+        self.pending.push(i as u32);
+        self.written.insert(i);
+        if self.pending.len() >= BATCH_CHUNKS {
+            self.flush(w)?;
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self, w: &mut dyn SlotWriter) -> Result<(), DownloadError> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        w.sync().map_err(DownloadError::Slot)?;
+        let batch = std::mem::take(&mut self.pending);
+        self.store.write(|tx| tx.ota_mark_done(&batch))?;
+        Ok(())
+    }
+}
+
+/// Groups chunk numbers into runs of adjacent stored bytes.
+fn runs(todo: &[usize]) -> Vec<(usize, usize)> {
+    let mut out: Vec<(usize, usize)> = Vec::new();
+    for &i in todo {
+        match out.last_mut() {
+            Some((_, end)) if *end == i => *end = i + 1,
+            _ => out.push((i, i + 1)),
+        }
+    }
+    out
+}
+
+fn fetch_chunks(
+    job: &DownloadJob<'_>,
+    meta: &BundleMeta,
+    todo: &[usize],
+    writer: &mut dyn SlotWriter,
+    journal: &mut Journal<'_>,
+    report: &mut DownloadReport,
+) -> Result<(), DownloadError> {
+    let wanted: HashSet<usize> = todo.iter().copied().collect();
+    let mut failures = 0u32;
+    loop {
+        let left: Vec<usize> = todo
+            .iter()
+            .copied()
+            .filter(|i| !journal.written.contains(i))
+            .collect();
+        let Some(&(first, end)) = runs(&left).first() else {
+            return Ok(());
+        };
+        let (start, _) = meta.stored_range(&meta.chunks[first]);
+        let (_, stop) = meta.stored_range(&meta.chunks[end - 1]);
+        report.requests += 1;
+        let before = journal.written.len();
+        let result = job
+            .client
+            .get_range(job.bundle_url, start, stop)
+            .map_err(StreamError::Retry)
+            .and_then(|mut r| {
+                // A 206 body covers this run; a 200 body is the whole file, so it serves
+                // every chunk still wanted in one pass.
+                let last = if r.start == start {
+                    end
+                } else {
+                    meta.chunks.len()
+                };
+                stream_chunks(
+                    job, meta, &mut r, first, last, &wanted, writer, journal, report,
+                )
+            });
+        journal.flush(writer)?;
+        match result {
+            Ok(()) => failures = 0,
+            Err(StreamError::Fatal(e)) => return Err(e),
+            Err(StreamError::Retry(why)) => {
+                if journal.written.len() > before {
+                    failures = 0;
+                }
+                failures += 1;
+                tracing::debug!(error = %why, failures, "update download interrupted; retrying");
+                if failures >= job.retry.attempts {
+                    return Err(DownloadError::GaveUp(why));
+                }
+                std::thread::sleep(job.retry.backoff * failures);
+            }
+        }
+    }
+}
+
+enum StreamError {
+    Retry(String),
+    Fatal(DownloadError),
+}
+
+/// Reads chunks `first..last` from a body that starts at `r.start`, writing the wanted
+/// ones after verification and skipping the others.
+#[allow(clippy::too_many_arguments)]
+fn stream_chunks(
+    job: &DownloadJob<'_>,
+    meta: &BundleMeta,
+    r: &mut Ranged,
+    first: usize,
+    last: usize,
+    wanted: &HashSet<usize>,
+    writer: &mut dyn SlotWriter,
+    journal: &mut Journal<'_>,
+    report: &mut DownloadReport,
+) -> Result<(), StreamError> {
+    let mut pos = r.start;
+    let mut buf = vec![0u8; bundle::CHUNK_SIZE as usize];
+    for i in first..last {
+        if !wanted.contains(&i) || journal.written.contains(&i) {
+            continue;
+        }
+        let c = &meta.chunks[i];
+        let (a, b) = meta.stored_range(c);
+        // Skip to the chunk (a 200 body starts at 0; gaps hold chunks we have).
+        while pos < a {
+            let n = (a - pos).min(buf.len() as u64) as usize;
+            read_counted(&mut r.body, &mut buf[..n], &job.progress, report)?;
+            pos += n as u64;
+        }
+        let stored = &mut buf[..(b - a) as usize];
+        read_counted(&mut r.body, stored, &job.progress, report)?;
+        pos = b;
+        // Verified here; a bad chunk is never written, and the request is retried.
+        let plain = meta
+            .decode_chunk(i, stored)
+            .map_err(|e| StreamError::Retry(e.to_string()))?;
+        writer
+            .write_at(&meta.payload_of(c).slot, c.offset, &plain)
+            .map_err(|e| StreamError::Fatal(DownloadError::Slot(e)))?;
+        journal.push(i, writer).map_err(StreamError::Fatal)?;
+        job.progress.chunks_done.fetch_add(1, Ordering::Relaxed);
+        report.chunks_downloaded += 1;
+    }
+    Ok(())
+}
+
+impl From<String> for StreamError {
+    fn from(s: String) -> StreamError {
+        StreamError::Retry(s)
+    }
+}
+
+/// Where a payload file for `slot` lives under a directory (file-backed slots).
+pub fn slot_file(dir: &Path, slot: &str) -> PathBuf {
+    dir.join(format!("{slot}.img"))
+}

@@ -10,6 +10,7 @@ pub mod devices;
 pub mod disks;
 pub mod invites;
 pub mod ota;
+pub mod library;
 pub mod settings;
 pub mod users;
 
@@ -125,6 +126,7 @@ impl Store {
         invites::create_tables(&tx)?;
         disks::create_tables(&tx)?;
         ota::create_tables(&tx)?;
+        library::create_tables(&tx)?;
         tx.commit()?;
         Ok(())
     }

@@ -392,7 +392,7 @@ pub fn search(
         found.sort_by_key(|i| {
             let t = i.title.to_lowercase();
             (
-                !(t == q),
+                t != q,
                 !t.starts_with(&q),
                 !t.contains(&q),
                 i.sort_title.clone(),

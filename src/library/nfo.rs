@@ -242,17 +242,11 @@ fn apply(nfo: &mut Nfo, stack: &[String], value: &str) {
             }
             "aired" => nfo.aired = Some(value.chars().take(10).collect()),
             "plot" => nfo.plot = Some(clip(value)),
-            "outline" => {
-                if nfo.plot.is_none() {
-                    nfo.plot = Some(clip(value));
-                }
-            }
+            "outline" if nfo.plot.is_none() => nfo.plot = Some(clip(value)),
             "genre" => push_unique(&mut nfo.genres, value),
             "tag" => push_unique(&mut nfo.tags, value),
-            "mpaa" | "certification" => {
-                if nfo.rating.is_none() {
-                    nfo.rating = ContentRating::parse(value);
-                }
+            "mpaa" | "certification" if nfo.rating.is_none() => {
+                nfo.rating = ContentRating::parse(value)
             }
             "director" | "credits" => push_unique(&mut nfo.people, value),
             "season" => nfo.season = value.parse().ok(),

@@ -418,7 +418,10 @@ fn read_tracks(buf: &[u8], facts: &mut VideoFacts) -> Result<(), ProbeError> {
 const MAX_MOOV: u64 = 32 * 1024 * 1024;
 
 /// Boxes of an in-memory container: (fourcc, payload).
-fn boxes(mut data: &[u8]) -> Result<Vec<([u8; 4], &[u8])>, ProbeError> {
+/// A box's four-character type and its payload.
+type Mp4Box<'a> = ([u8; 4], &'a [u8]);
+
+fn boxes(mut data: &[u8]) -> Result<Vec<Mp4Box<'_>>, ProbeError> {
     let mut out = Vec::new();
     while data.len() >= 8 {
         let size32 = u32::from_be_bytes([data[0], data[1], data[2], data[3]]) as u64;

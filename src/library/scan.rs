@@ -568,6 +568,7 @@ fn scan_dir(walk: &Walk<'_>, job: &DirJob, tx: &std::sync::mpsc::SyncSender<Foun
     let dir_sig = inherited.sidecar_mtime.max(sidecar_mtime);
 
     let mut seen = Vec::new();
+    let mut processed_any = false;
     let mut dir_ctx = DirContext {
         walk,
         rel: &job.rel,
@@ -645,6 +646,7 @@ fn scan_dir(walk: &Walk<'_>, job: &DirJob, tx: &std::sync::mpsc::SyncSender<Foun
         } else {
             Kind::New
         };
+        processed_any = true;
         let full = dir_path.join(&f.name);
         if let Some(hook) = &walk.options.before_read {
             hook(&full);
@@ -667,6 +669,13 @@ fn scan_dir(walk: &Walk<'_>, job: &DirJob, tx: &std::sync::mpsc::SyncSender<Foun
                 },
                 Kind::Error,
             )),
+        }
+    }
+    // Sidecars are read when a file needs them; a broken one must be reported even when
+    // every file it describes is broken too.
+    if processed_any && !matches!(kind, LibraryKind::Music | LibraryKind::Photos) {
+        for f in files.iter().filter(|f| classify(&f.name) == FileClass::Nfo) {
+            dir_ctx.nfo(&f.name);
         }
     }
     let _ = tx.send(Found::Seen(seen));

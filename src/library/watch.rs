@@ -102,17 +102,17 @@ impl LibraryWatcher {
                     }
                 }
             })
-            .map_err(|e| notify::Error::io(e))?;
+            .map_err(notify::Error::io)?;
         Ok(this)
     }
 
     /// Adds a folder (e.g. of a library created after start).
     pub fn watch_folder(&self, path: PathBuf, library_id: u64) {
-        if let Ok(mut w) = self.watcher.lock() {
-            if let Err(e) = w.watch(&path, RecursiveMode::Recursive) {
-                tracing::warn!(path = %path.display(), error = %e, "cannot watch folder; changes there need a manual scan");
-                return;
-            }
+        if let Ok(mut w) = self.watcher.lock()
+            && let Err(e) = w.watch(&path, RecursiveMode::Recursive)
+        {
+            tracing::warn!(path = %path.display(), error = %e, "cannot watch folder; changes there need a manual scan");
+            return;
         }
         if let Ok(mut roots) = self.roots.lock() {
             roots.push((path, library_id));

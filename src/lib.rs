@@ -156,6 +156,17 @@ pub async fn serve(
         disks::POLL_INTERVAL,
     );
     let update_checker = ota::service::spawn_checker(config.updates.clone(), store.clone());
+    let scans = library::Scans::default();
+    let watch_store = store.clone();
+    let watch_scans = scans.clone();
+    let watcher = tokio::task::spawn_blocking(move || {
+        library::watch::LibraryWatcher::start(watch_store, watch_scans, Duration::from_secs(2))
+    })
+    .await
+    .map_err(|e| ServeError::Other(e.to_string()))?
+    .map(Arc::new)
+    .inspect_err(|e| tracing::warn!(error = %e, "cannot watch library folders; rescan by hand"))
+    .ok();
     let state = web::AppState {
         config: config.clone(),
         store,
@@ -166,6 +177,8 @@ pub async fn serve(
         identity,
         agent,
         disks: disk_monitor,
+        scans: scans.clone(),
+        watcher,
     };
     let app = web::app(state);
 

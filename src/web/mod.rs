@@ -15,6 +15,7 @@ mod disks;
 pub mod error;
 mod health;
 mod network;
+mod library;
 mod setup;
 pub mod state;
 mod system;
@@ -52,6 +53,7 @@ use crate::net::rules::{RequestFacts, SecureConnections, Verdict};
         (name = "users", description = "The household: profiles, guest, friends, invites"),
         (name = "network", description = "Network rules and secure connections"),
         (name = "updates", description = "Over-the-air updates"),
+        (name = "library", description = "Libraries, items, search and streaming"),
     )
 )]
 struct ApiDoc;
@@ -105,11 +107,13 @@ pub fn api(state: AppState) -> OpenApiRouter {
         .merge(setup::router())
         .merge(account::public_router())
         .merge(users::public_router())
-        .merge(network::public_router());
+        .merge(network::public_router())
+        .merge(library::media_router());
     let signed_in = OpenApiRouter::new()
         .merge(account::signed_in_router())
         .merge(devices::router())
         .merge(users::signed_in_router())
+        .merge(library::signed_in_router())
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             auth::signed_in,
@@ -121,6 +125,7 @@ pub fn api(state: AppState) -> OpenApiRouter {
         .merge(users::owner_router())
         .merge(network::owner_router())
         .merge(updates::router())
+        .merge(library::owner_router())
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             auth::owner_only,

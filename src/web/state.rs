@@ -26,4 +26,8 @@ pub struct AppState {
     pub agent: Option<agent::Client>,
     /// Disks as last seen, and hot-plug events (libraries go offline when theirs is pulled).
     pub disks: DiskMonitor,
+    /// Running and finished library scans.
+    pub scans: crate::library::Scans,
+    /// Filesystem watching of library folders (`None` if inotify is unavailable).
+    pub watcher: Option<Arc<crate::library::watch::LibraryWatcher>>,
 }

@@ -1,0 +1,714 @@
+//! Libraries, items, search and streaming over HTTP. Thin: parse, call `library`/`stream`,
+//! map the result. What a viewer may see is decided by [`access`], the single call point
+//! the policy module plugs into.
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::auth::{Owner, Viewer};
+use super::{ApiError, AppState};
+use crate::library::browse::{self, ItemQuery};
+use crate::library::probe::VideoFacts;
+use crate::library::{
+    ContentRating, ItemKind, ItemRecord, ItemSort, LibraryError, LibraryKind, LibraryRecord,
+    NewLibrary, ProgressSnapshot, ScanErrorRecord,
+};
+use crate::store::users::{Role, UserRecord};
+use crate::stream::signed::{self, MediaGrant, UrlError};
+
+/// What `user` may see: a library filter and an item filter. Every listing, search, item
+/// and stream goes through these two predicates.
+///
+/// Users carry no library or rating restrictions yet (the policy module adds them); until
+/// then every enabled signed-in user sees every library.
+fn access(
+    user: &UserRecord,
+) -> (
+    impl Fn(&LibraryRecord) -> bool + Send + 'static,
+    impl Fn(&ItemRecord) -> bool + Send + 'static,
+) {
+    let enabled = user.enabled;
+    (
+        move |_: &LibraryRecord| enabled,
+        move |_: &ItemRecord| enabled,
+    )
+}
+
+fn library_error(e: LibraryError) -> ApiError {
+    match e {
+        LibraryError::InvalidName | LibraryError::FolderCount => {
+            ApiError::invalid("invalid_library", e.to_string())
+        }
+        LibraryError::InvalidFolder { .. } => ApiError::invalid("invalid_folder", e.to_string()),
+        LibraryError::NotFound => ApiError::not_found(),
+        LibraryError::ScanRunning => ApiError::conflict("scan_running", e.to_string()),
+        LibraryError::Scan(e) => ApiError::internal(e),
+        LibraryError::Store(e) => ApiError::from(e),
+    }
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct LibraryView {
+    id: u64,
+    name: String,
+    kind: LibraryKind,
+    /// Folder paths; only the owner sees them.
+    folders: Option<Vec<String>>,
+    items: u64,
+    last_scan: Option<u64>,
+    scan: Option<ProgressSnapshot>,
+}
+
+fn library_view(
+    state: &AppState,
+    lib: LibraryRecord,
+    owner: bool,
+) -> Result<LibraryView, ApiError> {
+    let (items, folders) = state.store.read(|rx| {
+        let n = rx.item_count(lib.id)?;
+        let mut paths = Vec::new();
+        for id in &lib.folder_ids {
+            if let Some(f) = rx.folder(*id)? {
+                paths.push(f.path.display().to_string());
+            }
+        }
+        Ok::<_, crate::store::StoreError>((n, paths))
+    })?;
+    Ok(LibraryView {
+        id: lib.id,
+        name: lib.name,
+        kind: lib.kind,
+        folders: owner.then_some(folders),
+        items,
+        last_scan: lib.last_scan,
+        scan: state.scans.progress(lib.id),
+    })
+}
+
+/// Adds a library and starts scanning it.
+#[utoipa::path(post, path = "/api/v1/libraries", tag = "library", request_body = NewLibrary,
+    responses((status = 201, body = LibraryView), (status = 422, body = super::error::ErrorBody),
+        (status = 403, body = super::error::ErrorBody)))]
+async fn create(
+    State(state): State<AppState>,
+    _owner: Owner,
+    body: Result<Json<NewLibrary>, axum::extract::rejection::JsonRejection>,
+) -> Result<(StatusCode, Json<LibraryView>), ApiError> {
+    let Json(new) = body.map_err(super::error::from_rejection)?;
+    let store = state.store.clone();
+    let lib = tokio::task::spawn_blocking(move || {
+        crate::library::create_library(&store, &new, crate::now_secs())
+    })
+    .await?
+    .map_err(library_error)?;
+    if let Some(w) = &state.watcher {
+        let folders = state.store.read(|rx| rx.folders())?;
+        for f in folders.into_iter().filter(|f| f.library_id == lib.id) {
+            w.watch_folder(f.path, lib.id);
+        }
+    }
+    state
+        .scans
+        .start(state.store.clone(), lib.id)
+        .map_err(library_error)?;
+    let view = library_view(&state, lib, true)?;
+    Ok((StatusCode::CREATED, Json(view)))
+}
+
+/// Libraries the signed-in user may see.
+#[utoipa::path(get, path = "/api/v1/libraries", tag = "library",
+    responses((status = 200, body = [LibraryView]), (status = 401, body = super::error::ErrorBody)))]
+async fn list(
+    State(state): State<AppState>,
+    viewer: Viewer,
+) -> Result<Json<Vec<LibraryView>>, ApiError> {
+    let (lib_ok, _) = access(&viewer.user);
+    let libs = browse::libraries(&state.store, lib_ok)?;
+    let owner = viewer.user.role == Role::Owner;
+    let views = libs
+        .into_iter()
+        .map(|l| library_view(&state, l, owner))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Json(views))
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ScanView {
+    progress: Option<ProgressSnapshot>,
+    errors: Vec<ScanErrorRecord>,
+}
+
+/// Starts an incremental scan.
+#[utoipa::path(post, path = "/api/v1/libraries/{id}/scan", tag = "library",
+    params(("id" = u64, Path, description = "library id")),
+    responses((status = 202, body = ScanView), (status = 404, body = super::error::ErrorBody),
+        (status = 409, body = super::error::ErrorBody)))]
+async fn scan(
+    State(state): State<AppState>,
+    _owner: Owner,
+    Path(id): Path<u64>,
+) -> Result<(StatusCode, Json<ScanView>), ApiError> {
+    state
+        .scans
+        .start(state.store.clone(), id)
+        .map_err(library_error)?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(ScanView {
+            progress: state.scans.progress(id),
+            errors: Vec::new(),
+        }),
+    ))
+}
+
+/// Progress of the running (or last) scan, and the files it could not use.
+#[utoipa::path(get, path = "/api/v1/libraries/{id}/scan", tag = "library",
+    params(("id" = u64, Path, description = "library id")),
+    responses((status = 200, body = ScanView), (status = 404, body = super::error::ErrorBody)))]
+async fn scan_status(
+    State(state): State<AppState>,
+    _owner: Owner,
+    Path(id): Path<u64>,
+) -> Result<Json<ScanView>, ApiError> {
+    let (lib, errors) = state
+        .store
+        .read(|rx| Ok::<_, crate::store::StoreError>((rx.library(id)?, rx.scan_errors(id)?)))?;
+    if lib.is_none() {
+        return Err(ApiError::not_found());
+    }
+    Ok(Json(ScanView {
+        progress: state.scans.progress(id),
+        errors,
+    }))
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct SubtitleView {
+    language: Option<String>,
+    format: String,
+    /// A signed WebVTT URL.
+    url: String,
+}
+
+/// An item as clients see it, with its signed `stream_url`.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ItemView {
+    id: u64,
+    library_id: u64,
+    kind: Option<ItemKind>,
+    title: String,
+    year: Option<u16>,
+    plot: Option<String>,
+    genres: Vec<String>,
+    tags: Vec<String>,
+    people: Vec<String>,
+    rating: Option<ContentRating>,
+    show: Option<String>,
+    season: Option<u32>,
+    episode: Option<u32>,
+    air_date: Option<String>,
+    part: Option<u32>,
+    artist: Option<String>,
+    album: Option<String>,
+    track: Option<u32>,
+    disc: Option<u32>,
+    taken_at: Option<String>,
+    orientation: Option<u16>,
+    duration_ms: Option<u64>,
+    video: Option<VideoFacts>,
+    content_type: String,
+    size: u64,
+    added_at: u64,
+    has_artwork: bool,
+    subtitles: Vec<SubtitleView>,
+    stream_url: String,
+}
+
+fn item_view(key: &[u8], viewer: &Viewer, i: ItemRecord) -> ItemView {
+    let grant = MediaGrant {
+        user_id: viewer.user.id,
+        item_id: i.id,
+        device_id: viewer.device_id,
+        expires: crate::now_secs() + signed::URL_LIFETIME_SECS,
+    };
+    let stream_url = signed::url(key, &grant);
+    let query = stream_url.split_once('?').map(|(_, q)| q).unwrap_or("");
+    let subtitles = i
+        .subtitles
+        .iter()
+        .enumerate()
+        .map(|(n, s)| SubtitleView {
+            language: s.language.clone(),
+            format: s.format.clone(),
+            url: format!("/api/v1/stream/{}/subtitles/{n}?{query}", i.id),
+        })
+        .collect();
+    ItemView {
+        id: i.id,
+        library_id: i.library_id,
+        kind: i.kind,
+        title: i.title,
+        year: i.year,
+        plot: i.plot,
+        genres: i.genres,
+        tags: i.tags,
+        people: i.people,
+        rating: i.rating,
+        show: i.show,
+        season: i.season,
+        episode: i.episode,
+        air_date: i.air_date,
+        part: i.part,
+        artist: i.artist,
+        album: i.album,
+        track: i.track,
+        disc: i.disc,
+        taken_at: i.taken_at,
+        orientation: i.orientation,
+        duration_ms: i.duration_ms,
+        video: i.video,
+        content_type: i.content_type,
+        size: i.size,
+        added_at: i.added_at,
+        has_artwork: i.artwork.is_some(),
+        subtitles,
+        stream_url,
+    }
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ItemsParams {
+    /// `title` (default), `year` or `added`.
+    sort: Option<ItemSort>,
+    /// `asc` (default) or `desc`.
+    order: Option<String>,
+    genre: Option<String>,
+    kind: Option<ItemKind>,
+    offset: Option<usize>,
+    limit: Option<usize>,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ItemPage {
+    items: Vec<ItemView>,
+    offset: usize,
+    more: bool,
+}
+
+/// Checks the library exists and the viewer may see it; 404 otherwise (no leak).
+fn visible_library(state: &AppState, viewer: &Viewer, id: u64) -> Result<LibraryRecord, ApiError> {
+    let lib = state
+        .store
+        .read(|rx| rx.library(id))?
+        .ok_or_else(ApiError::not_found)?;
+    let (lib_ok, _) = access(&viewer.user);
+    if !lib_ok(&lib) {
+        return Err(ApiError::not_found());
+    }
+    Ok(lib)
+}
+
+/// Items of a library, sorted and filtered.
+#[utoipa::path(get, path = "/api/v1/libraries/{id}/items", tag = "library",
+    params(("id" = u64, Path, description = "library id"), ItemsParams),
+    responses((status = 200, body = ItemPage), (status = 404, body = super::error::ErrorBody)))]
+async fn items(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    Path(id): Path<u64>,
+    Query(p): Query<ItemsParams>,
+) -> Result<Json<ItemPage>, ApiError> {
+    visible_library(&state, &viewer, id)?;
+    let descending = match p.order.as_deref() {
+        None | Some("asc") => false,
+        Some("desc") => true,
+        Some(_) => {
+            return Err(ApiError::invalid(
+                "invalid_order",
+                "order must be asc or desc.",
+            ));
+        }
+    };
+    let q = ItemQuery {
+        sort: p.sort.unwrap_or(ItemSort::Title),
+        descending,
+        genre: p.genre,
+        kind: p.kind,
+        offset: p.offset.unwrap_or(0),
+        limit: p.limit.unwrap_or(100),
+    };
+    let (_, item_ok) = access(&viewer.user);
+    let store = state.store.clone();
+    let page =
+        tokio::task::spawn_blocking(move || browse::items(&store, id, &q, |_| true, item_ok))
+            .await??;
+    let key = signed::key(&state.store)?;
+    Ok(Json(ItemPage {
+        offset: page.offset,
+        more: page.more,
+        items: page
+            .items
+            .into_iter()
+            .map(|i| item_view(&key, &viewer, i))
+            .collect(),
+    }))
+}
+
+fn visible_item(state: &AppState, user: &UserRecord, id: u64) -> Result<ItemRecord, ApiError> {
+    let item = state
+        .store
+        .read(|rx| rx.item(id))?
+        .ok_or_else(ApiError::not_found)?;
+    let lib = state
+        .store
+        .read(|rx| rx.library(item.library_id))?
+        .ok_or_else(ApiError::not_found)?;
+    let (lib_ok, item_ok) = access(user);
+    if !lib_ok(&lib) || !item_ok(&item) {
+        return Err(ApiError::not_found());
+    }
+    Ok(item)
+}
+
+/// One item.
+#[utoipa::path(get, path = "/api/v1/items/{id}", tag = "library",
+    params(("id" = u64, Path, description = "item id")),
+    responses((status = 200, body = ItemView), (status = 404, body = super::error::ErrorBody)))]
+async fn item(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    Path(id): Path<u64>,
+) -> Result<Json<ItemView>, ApiError> {
+    let item = visible_item(&state, &viewer.user, id)?;
+    let key = signed::key(&state.store)?;
+    Ok(Json(item_view(&key, &viewer, item)))
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct SearchParams {
+    q: String,
+    limit: Option<usize>,
+}
+
+/// Search titles, shows, artists, albums, people, genres and tags.
+#[utoipa::path(get, path = "/api/v1/search", tag = "library", params(SearchParams),
+    responses((status = 200, body = [ItemView]), (status = 401, body = super::error::ErrorBody)))]
+async fn search(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    Query(p): Query<SearchParams>,
+) -> Result<Json<Vec<ItemView>>, ApiError> {
+    if p.q.len() > 200 {
+        return Err(ApiError::invalid(
+            "query_too_long",
+            "Search for at most 200 characters.",
+        ));
+    }
+    let (lib_ok, item_ok) = access(&viewer.user);
+    let store = state.store.clone();
+    let libs: Vec<u64> = browse::libraries(&state.store, lib_ok)?
+        .into_iter()
+        .map(|l| l.id)
+        .collect();
+    let limit = p.limit.unwrap_or(50);
+    let found = tokio::task::spawn_blocking(move || {
+        browse::search(&store, &p.q, limit, |i| {
+            libs.contains(&i.library_id) && item_ok(i)
+        })
+    })
+    .await??;
+    let key = signed::key(&state.store)?;
+    Ok(Json(
+        found
+            .into_iter()
+            .map(|i| item_view(&key, &viewer, i))
+            .collect(),
+    ))
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct GroupParams {
+    show: Option<String>,
+    season: Option<u32>,
+    artist: Option<String>,
+    album: Option<String>,
+}
+
+/// Browsing by group: `shows`, `seasons` (show=), `episodes` (show=, season=), `artists`,
+/// `albums` (artist=), `tracks` (artist=, album=), `timeline` (photos by month).
+#[utoipa::path(get, path = "/api/v1/libraries/{id}/browse/{group}", tag = "library",
+    params(("id" = u64, Path, description = "library id"),
+        ("group" = String, Path, description = "shows, seasons, episodes, artists, albums, tracks or timeline"),
+        GroupParams),
+    responses((status = 200, description = "the group's entries"), (status = 404, body = super::error::ErrorBody),
+        (status = 422, body = super::error::ErrorBody)))]
+async fn browse_group(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    Path((id, group)): Path<(u64, String)>,
+    Query(p): Query<GroupParams>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    visible_library(&state, &viewer, id)?;
+    let (_, ok) = access(&viewer.user);
+    let store = state.store.clone();
+    let key = signed::key(&state.store)?;
+    let need = |v: Option<String>, name: &str| {
+        v.ok_or_else(|| {
+            ApiError::invalid("missing_parameter", format!("Add the {name} parameter."))
+        })
+    };
+    let value = match group.as_str() {
+        "shows" => to_json(blocking(move || browse::shows(&store, id, ok)).await?),
+        "seasons" => {
+            let show = need(p.show, "show")?;
+            to_json(blocking(move || browse::seasons(&store, id, &show, ok)).await?)
+        }
+        "episodes" => {
+            let show = need(p.show, "show")?;
+            let season = p.season;
+            let eps = blocking(move || browse::episodes(&store, id, &show, season, ok)).await?;
+            to_json(
+                eps.into_iter()
+                    .map(|i| item_view(&key, &viewer, i))
+                    .collect::<Vec<_>>(),
+            )
+        }
+        "artists" => to_json(blocking(move || browse::artists(&store, id, ok)).await?),
+        "albums" => {
+            let artist = need(p.artist, "artist")?;
+            to_json(blocking(move || browse::albums(&store, id, &artist, ok)).await?)
+        }
+        "tracks" => {
+            let artist = need(p.artist, "artist")?;
+            let album = need(p.album, "album")?;
+            let ts = blocking(move || browse::tracks(&store, id, &artist, &album, ok)).await?;
+            to_json(
+                ts.into_iter()
+                    .map(|i| item_view(&key, &viewer, i))
+                    .collect::<Vec<_>>(),
+            )
+        }
+        "timeline" => {
+            let months = blocking(move || browse::photo_timeline(&store, id, ok)).await?;
+            let months: Vec<serde_json::Value> = months
+                .into_iter()
+                .map(|m| {
+                    serde_json::json!({
+                        "month": m.month,
+                        "items": m.items.into_iter().map(|i| item_view(&key, &viewer, i)).collect::<Vec<_>>(),
+                    })
+                })
+                .collect();
+            serde_json::Value::Array(months)
+        }
+        _ => {
+            return Err(ApiError::invalid(
+                "unknown_group",
+                "Browse by shows, seasons, episodes, artists, albums, tracks or timeline.",
+            ));
+        }
+    };
+    Ok(Json(value))
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, crate::store::StoreError> + Send + 'static,
+) -> Result<T, ApiError> {
+    Ok(tokio::task::spawn_blocking(f).await??)
+}
+
+fn to_json<T: Serialize>(v: T) -> serde_json::Value {
+    serde_json::to_value(v).unwrap_or(serde_json::Value::Null)
+}
+
+/// An item's poster, cover or folder image.
+#[utoipa::path(get, path = "/api/v1/items/{id}/artwork", tag = "library",
+    params(("id" = u64, Path, description = "item id")),
+    responses((status = 200, description = "the image"), (status = 404, body = super::error::ErrorBody)))]
+async fn artwork(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    Path(id): Path<u64>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let item = visible_item(&state, &viewer.user, id)?;
+    let rel = item.artwork.clone().ok_or_else(ApiError::not_found)?;
+    let file = open_item_path(&state, item.folder_id, rel.clone()).await?;
+    Ok(crate::stream::serve_file(
+        file,
+        crate::library::scan::content_type(&rel),
+        &headers,
+        false,
+    ))
+}
+
+async fn open_item_path(
+    state: &AppState,
+    folder_id: u64,
+    rel: String,
+) -> Result<std::fs::File, ApiError> {
+    let folder = state
+        .store
+        .read(|rx| rx.folder(folder_id))?
+        .ok_or_else(ApiError::not_found)?;
+    tokio::task::spawn_blocking(move || crate::stream::open_in_root(&folder.path, &rel))
+        .await?
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => ApiError::new(
+                StatusCode::NOT_FOUND,
+                "media_missing",
+                "The file is not on the disk any more (was the disk unplugged?). Plug it in or rescan the library.",
+            ),
+            _ => {
+                tracing::warn!(error = %e, "refused to open a media file");
+                ApiError::not_found()
+            }
+        })
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct SignedParams {
+    /// User id the link was made for.
+    u: u64,
+    /// Device id the link was made for.
+    d: u64,
+    /// Expiry, Unix seconds.
+    exp: u64,
+    /// HMAC-SHA256, hex.
+    sig: String,
+}
+
+/// Checks a signed media link: signature, expiry, the device still signed in and acting as
+/// that user, and the user still allowed to see the item. Returns the item.
+fn check_link(state: &AppState, item_id: u64, p: &SignedParams) -> Result<ItemRecord, ApiError> {
+    let key = signed::key(&state.store)?;
+    let grant = MediaGrant {
+        user_id: p.u,
+        item_id,
+        device_id: p.d,
+        expires: p.exp,
+    };
+    signed::verify(&key, &grant, &p.sig, crate::now_secs()).map_err(|e| match e {
+        UrlError::Expired => ApiError::forbidden("media_link_expired", e.to_string()),
+        UrlError::BadSignature => ApiError::forbidden("invalid_media_link", e.to_string()),
+    })?;
+    let revoked = || {
+        ApiError::forbidden(
+            "media_link_revoked",
+            "This media link belongs to a device that was signed out; sign in again.",
+        )
+    };
+    let (device, user) = state
+        .store
+        .read(|rx| Ok::<_, crate::store::StoreError>((rx.device(p.d)?, rx.user(p.u)?)))?;
+    let device = device.ok_or_else(revoked)?;
+    if device.user_id != p.u && device.active_user_id != p.u {
+        return Err(revoked());
+    }
+    let user = user.ok_or_else(revoked)?;
+    visible_item(state, &user, item_id)
+}
+
+/// The bytes of an item, for holders of its signed link: ranges, `HEAD`, `ETag`.
+#[utoipa::path(get, path = "/api/v1/stream/{id}", tag = "library",
+    params(("id" = u64, Path, description = "item id"), SignedParams),
+    responses((status = 200, description = "the whole file"), (status = 206, description = "byte ranges"),
+        (status = 304, description = "not modified"), (status = 403, body = super::error::ErrorBody),
+        (status = 404, body = super::error::ErrorBody), (status = 416, description = "no range overlaps the file")))]
+async fn stream(
+    State(state): State<AppState>,
+    method: Method,
+    Path(id): Path<u64>,
+    Query(p): Query<SignedParams>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let item = check_link(&state, id, &p)?;
+    let file = open_item_path(&state, item.folder_id, item.rel_path.clone()).await?;
+    Ok(crate::stream::serve_file(
+        file,
+        &item.content_type,
+        &headers,
+        method == Method::HEAD,
+    ))
+}
+
+/// A subtitle sidecar as WebVTT (SRT is converted), for holders of the item's signed link.
+#[utoipa::path(get, path = "/api/v1/stream/{id}/subtitles/{n}", tag = "library",
+    params(("id" = u64, Path, description = "item id"), ("n" = usize, Path, description = "subtitle index"), SignedParams),
+    responses((status = 200, description = "WebVTT text"), (status = 403, body = super::error::ErrorBody),
+        (status = 404, body = super::error::ErrorBody)))]
+async fn subtitle(
+    State(state): State<AppState>,
+    Path((id, n)): Path<(u64, usize)>,
+    Query(p): Query<SignedParams>,
+) -> Result<Response, ApiError> {
+    let item = check_link(&state, id, &p)?;
+    let sub = item
+        .subtitles
+        .get(n)
+        .cloned()
+        .ok_or_else(ApiError::not_found)?;
+    let file = open_item_path(&state, item.folder_id, sub.rel_path.clone()).await?;
+    let text = tokio::task::spawn_blocking(move || -> std::io::Result<Option<String>> {
+        use std::io::Read;
+        let mut bytes = Vec::new();
+        file.take(crate::stream::subtitles::MAX_SUBTITLE_BYTES + 1)
+            .read_to_end(&mut bytes)?;
+        if bytes.len() as u64 > crate::stream::subtitles::MAX_SUBTITLE_BYTES {
+            return Ok(None);
+        }
+        Ok(Some(String::from_utf8_lossy(&bytes).into_owned()))
+    })
+    .await?
+    .map_err(ApiError::internal)?
+    .ok_or_else(|| {
+        ApiError::invalid(
+            "subtitle_too_large",
+            "This subtitle file is too large to convert.",
+        )
+    })?;
+    let vtt = match sub.format.as_str() {
+        "srt" => crate::stream::subtitles::srt_to_vtt(&text),
+        "vtt" => text,
+        _ => {
+            return Err(ApiError::invalid(
+                "subtitle_format",
+                "Only SRT and WebVTT subtitles can be shown in the browser.",
+            ));
+        }
+    };
+    Ok(([(header::CONTENT_TYPE, "text/vtt; charset=utf-8")], vtt).into_response())
+}
+
+/// Routes for signed-in users (the handlers take `Viewer` or `Owner` themselves).
+pub fn signed_in_router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(items))
+        .routes(routes!(browse_group))
+        .routes(routes!(item))
+        .routes(routes!(artwork))
+        .routes(routes!(search))
+}
+
+/// Owner-only routes.
+pub fn owner_router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(scan, scan_status))
+}
+
+/// Signed-link routes: no session, the signature is the credential.
+pub fn media_router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        // axum answers HEAD with the GET handler; it sees the method and sends no body.
+        .routes(routes!(stream))
+        .routes(routes!(subtitle))
+}

@@ -89,7 +89,9 @@ fn main() {
     let now = std::time::SystemTime::now();
     for (i, rel) in manifest.lines().enumerate() {
         if i % 100 == 0
-            && let Ok(f) = std::fs::OpenOptions::new().append(true).open(root.join(rel))
+            && let Ok(f) = std::fs::OpenOptions::new()
+                .append(true)
+                .open(root.join(rel))
             && f.set_modified(now).is_ok()
         {
             touched += 1;
@@ -137,7 +139,16 @@ fn main() {
         percentile(&lat, 0.99).as_secs_f64() * 1e3
     );
     let mut lat = Vec::new();
-    for q in ["river", "golden", "the", "midnight garden", "xyzzy", "lost", "season", "signal"] {
+    for q in [
+        "river",
+        "golden",
+        "the",
+        "midnight garden",
+        "xyzzy",
+        "lost",
+        "season",
+        "signal",
+    ] {
         for _ in 0..10 {
             let t = Instant::now();
             let _ = browse::search(&store, q, 50, |_| true).expect("search");
@@ -153,5 +164,9 @@ fn main() {
     let db = std::fs::metadata(tmp.path().join("bench.redb"))
         .map(|m| m.len())
         .unwrap_or(0);
-    println!("database size {:.1} MiB; bench process RSS {} MiB", db as f64 / 1048576.0, rss_kib() / 1024);
+    println!(
+        "database size {:.1} MiB; bench process RSS {} MiB",
+        db as f64 / 1048576.0,
+        rss_kib() / 1024
+    );
 }

@@ -3,7 +3,7 @@
 //! the policy module plugs into.
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Extension, Path, Query, State};
 use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
@@ -18,25 +18,45 @@ use crate::library::{
     ContentRating, ItemKind, ItemRecord, ItemSort, LibraryError, LibraryKind, LibraryRecord,
     NewLibrary, ProgressSnapshot, ScanErrorRecord,
 };
-use crate::store::users::{Role, UserRecord};
+use crate::net::ClientInfo;
+use crate::policy::{self, Actor, Context};
 use crate::stream::signed::{self, MediaGrant, UrlError};
 
-/// What `user` may see: a library filter and an item filter. Every listing, search, item
-/// and stream goes through these two predicates.
-///
-/// Users carry no library or rating restrictions yet (the policy module adds them); until
-/// then every enabled signed-in user sees every library.
+/// What the actor may see: a library filter and an item filter, both asking `policy`.
+/// Every listing, search, item, artwork, subtitle and stream goes through these two.
 fn access(
-    user: &UserRecord,
+    actor: &Actor,
+    ctx: &Context,
 ) -> (
     impl Fn(&LibraryRecord) -> bool + Send + 'static,
     impl Fn(&ItemRecord) -> bool + Send + 'static,
 ) {
-    let enabled = user.enabled;
+    let (a1, c1) = (actor.clone(), *ctx);
+    let (a2, c2) = (actor.clone(), *ctx);
     (
-        move |_: &LibraryRecord| enabled,
-        move |_: &ItemRecord| enabled,
+        move |lib: &LibraryRecord| policy::library_visible(&a1, lib.id, &c1),
+        move |item: &ItemRecord| policy::visible(&a2, &policy_view(item), &c2),
     )
+}
+
+/// An item as policy sees it: library, kind, the rating as written (with the country the
+/// NFO named) and its tags as labels.
+fn policy_view(item: &ItemRecord) -> policy::ItemView<'_> {
+    policy::ItemView {
+        library_id: item.library_id,
+        kind: match item.kind {
+            Some(ItemKind::Movie) => policy::ItemKind::Movie,
+            Some(ItemKind::Episode) => policy::ItemKind::Episode,
+            Some(ItemKind::Track) => policy::ItemKind::Audio,
+            Some(ItemKind::Photo) => policy::ItemKind::Photo,
+            Some(ItemKind::Video) | None => policy::ItemKind::Video,
+        },
+        rating: item.rating.as_ref().map(|r| policy::RawRating {
+            country: r.system_hint.as_deref(),
+            value: &r.raw,
+        }),
+        labels: &item.tags,
+    }
 }
 
 fn library_error(e: LibraryError) -> ApiError {
@@ -127,9 +147,9 @@ async fn list(
     State(state): State<AppState>,
     viewer: Viewer,
 ) -> Result<Json<Vec<LibraryView>>, ApiError> {
-    let (lib_ok, _) = access(&viewer.user);
+    let (lib_ok, _) = access(&viewer.actor, &viewer.ctx);
     let libs = browse::libraries(&state.store, lib_ok)?;
-    let owner = viewer.user.role == Role::Owner;
+    let owner = policy::require_owner(&viewer.actor).is_ok();
     let views = libs
         .into_iter()
         .map(|l| library_view(&state, l, owner))
@@ -307,7 +327,7 @@ fn visible_library(state: &AppState, viewer: &Viewer, id: u64) -> Result<Library
         .store
         .read(|rx| rx.library(id))?
         .ok_or_else(ApiError::not_found)?;
-    let (lib_ok, _) = access(&viewer.user);
+    let (lib_ok, _) = access(&viewer.actor, &viewer.ctx);
     if !lib_ok(&lib) {
         return Err(ApiError::not_found());
     }
@@ -343,7 +363,7 @@ async fn items(
         offset: p.offset.unwrap_or(0),
         limit: p.limit.unwrap_or(100),
     };
-    let (_, item_ok) = access(&viewer.user);
+    let (_, item_ok) = access(&viewer.actor, &viewer.ctx);
     let store = state.store.clone();
     let page =
         tokio::task::spawn_blocking(move || browse::items(&store, id, &q, |_| true, item_ok))
@@ -360,7 +380,12 @@ async fn items(
     }))
 }
 
-fn visible_item(state: &AppState, user: &UserRecord, id: u64) -> Result<ItemRecord, ApiError> {
+fn visible_item(
+    state: &AppState,
+    actor: &Actor,
+    ctx: &Context,
+    id: u64,
+) -> Result<ItemRecord, ApiError> {
     let item = state
         .store
         .read(|rx| rx.item(id))?
@@ -369,7 +394,7 @@ fn visible_item(state: &AppState, user: &UserRecord, id: u64) -> Result<ItemReco
         .store
         .read(|rx| rx.library(item.library_id))?
         .ok_or_else(ApiError::not_found)?;
-    let (lib_ok, item_ok) = access(user);
+    let (lib_ok, item_ok) = access(actor, ctx);
     if !lib_ok(&lib) || !item_ok(&item) {
         return Err(ApiError::not_found());
     }
@@ -385,7 +410,7 @@ async fn item(
     viewer: Viewer,
     Path(id): Path<u64>,
 ) -> Result<Json<ItemView>, ApiError> {
-    let item = visible_item(&state, &viewer.user, id)?;
+    let item = visible_item(&state, &viewer.actor, &viewer.ctx, id)?;
     let key = signed::key(&state.store)?;
     Ok(Json(item_view(&key, &viewer, item)))
 }
@@ -411,7 +436,7 @@ async fn search(
             "Search for at most 200 characters.",
         ));
     }
-    let (lib_ok, item_ok) = access(&viewer.user);
+    let (lib_ok, item_ok) = access(&viewer.actor, &viewer.ctx);
     let store = state.store.clone();
     let libs: Vec<u64> = browse::libraries(&state.store, lib_ok)?
         .into_iter()
@@ -457,7 +482,7 @@ async fn browse_group(
     Query(p): Query<GroupParams>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     visible_library(&state, &viewer, id)?;
-    let (_, ok) = access(&viewer.user);
+    let (_, ok) = access(&viewer.actor, &viewer.ctx);
     let store = state.store.clone();
     let key = signed::key(&state.store)?;
     let need = |v: Option<String>, name: &str| {
@@ -539,7 +564,7 @@ async fn artwork(
     Path(id): Path<u64>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let item = visible_item(&state, &viewer.user, id)?;
+    let item = visible_item(&state, &viewer.actor, &viewer.ctx, id)?;
     let rel = item.artwork.clone().ok_or_else(ApiError::not_found)?;
     let file = open_item_path(&state, item.folder_id, rel.clone()).await?;
     Ok(crate::stream::serve_file(
@@ -588,8 +613,14 @@ pub struct SignedParams {
 }
 
 /// Checks a signed media link: signature, expiry, the device still signed in and acting as
-/// that user, and the user still allowed to see the item. Returns the item.
-fn check_link(state: &AppState, item_id: u64, p: &SignedParams) -> Result<ItemRecord, ApiError> {
+/// that user, and policy still letting that user see the item now (from this network, at
+/// this time). Returns the item.
+async fn check_link(
+    state: &AppState,
+    client: ClientInfo,
+    item_id: u64,
+    p: &SignedParams,
+) -> Result<ItemRecord, ApiError> {
     let key = signed::key(&state.store)?;
     let grant = MediaGrant {
         user_id: p.u,
@@ -604,18 +635,28 @@ fn check_link(state: &AppState, item_id: u64, p: &SignedParams) -> Result<ItemRe
     let revoked = || {
         ApiError::forbidden(
             "media_link_revoked",
-            "This media link belongs to a device that was signed out; sign in again.",
+            "This media link belongs to a device that was signed out or switched profile; open the item again.",
         )
     };
     let (device, user) = state
         .store
         .read(|rx| Ok::<_, crate::store::StoreError>((rx.device(p.d)?, rx.user(p.u)?)))?;
     let device = device.ok_or_else(revoked)?;
-    if device.user_id != p.u && device.active_user_id != p.u {
+    if device.active_user_id != p.u {
         return Err(revoked());
     }
     let user = user.ok_or_else(revoked)?;
-    visible_item(state, &user, item_id)
+    let identity = state.identity.clone();
+    let offset = state.config.utc_offset_minutes;
+    let ctx = tokio::task::spawn_blocking(move || identity.policy_context(client.class, offset))
+        .await?
+        .map_err(ApiError::internal)?;
+    let presented = policy::Presented::Device {
+        status: policy::DeviceStatus::Active,
+        account: policy::Account::from_user(&user, user.restrictions.clone()),
+    };
+    let actor = policy::admit(presented, &ctx)?;
+    visible_item(state, &actor, &ctx, item_id)
 }
 
 /// The bytes of an item, for holders of its signed link: ranges, `HEAD`, `ETag`.
@@ -626,12 +667,13 @@ fn check_link(state: &AppState, item_id: u64, p: &SignedParams) -> Result<ItemRe
         (status = 404, body = super::error::ErrorBody), (status = 416, description = "no range overlaps the file")))]
 async fn stream(
     State(state): State<AppState>,
+    Extension(client): Extension<ClientInfo>,
     method: Method,
     Path(id): Path<u64>,
     Query(p): Query<SignedParams>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let item = check_link(&state, id, &p)?;
+    let item = check_link(&state, client, id, &p).await?;
     let file = open_item_path(&state, item.folder_id, item.rel_path.clone()).await?;
     Ok(crate::stream::serve_file(
         file,
@@ -648,10 +690,11 @@ async fn stream(
         (status = 404, body = super::error::ErrorBody)))]
 async fn subtitle(
     State(state): State<AppState>,
+    Extension(client): Extension<ClientInfo>,
     Path((id, n)): Path<(u64, usize)>,
     Query(p): Query<SignedParams>,
 ) -> Result<Response, ApiError> {
-    let item = check_link(&state, id, &p)?;
+    let item = check_link(&state, client, id, &p).await?;
     let sub = item
         .subtitles
         .get(n)

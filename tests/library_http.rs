@@ -518,3 +518,91 @@ fn split_multipart(body: &[u8], boundary: &str) -> Vec<(String, Vec<u8>)> {
 fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
     hay.windows(needle.len()).position(|w| w == needle)
 }
+
+#[test]
+fn restrictions_filter_lists_search_items_and_streams() {
+    let (s, owner) = claimed();
+    let tmp = tempfile::tempdir().unwrap();
+    let media = tmp.path().join("media");
+    copy_tree(&media_src(), &media);
+    let r = send(
+        "POST",
+        &s.url("/api/v1/libraries"),
+        Some(&owner),
+        &json!({"name": "Films", "kind": "movies", "folders": [media.join("Movies").to_str().unwrap()]}),
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
+    let lib = r.json()["id"].as_u64().unwrap();
+    wait_for_scan(&s, &owner, lib);
+    let all = get(
+        &s.url(&format!("/api/v1/libraries/{lib}/items")),
+        Some(&owner),
+    )
+    .json();
+    let all = all["items"].as_array().unwrap().clone();
+    assert_eq!(all.len(), 12);
+    let crimson = all
+        .iter()
+        .find(|i| i["title"] == "Crimson Alley")
+        .unwrap()
+        .clone();
+    let owner_url = s.url(crimson["stream_url"].as_str().unwrap());
+    assert_eq!(
+        raw("GET", &owner_url, &[("Range", "bytes=0-0")]).status,
+        206
+    );
+
+    // A little kid's profile; the owner's device switches to it.
+    let r = send(
+        "POST",
+        &s.url("/api/v1/users"),
+        Some(&owner),
+        &json!({"kind": "managed", "name": "Mia", "preset": "little_kid"}),
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
+    let mia = r.json()["id"].as_u64().unwrap();
+    let r = send(
+        "POST",
+        &s.url("/api/v1/auth/switch"),
+        Some(&owner),
+        &json!({"user_id": mia}),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+
+    let page = get(
+        &s.url(&format!("/api/v1/libraries/{lib}/items")),
+        Some(&owner),
+    )
+    .json();
+    let titles: Vec<&str> = page["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["title"].as_str().unwrap())
+        .collect();
+    assert!(titles.contains(&"Sunny Meadow"), "{titles:?}");
+    for adult in [
+        "Crimson Alley",
+        "Midnight Ledger",
+        "Night Harbour",
+        "Waldlauf",
+        "Volpe Nera",
+    ] {
+        assert!(
+            !titles.contains(&adult),
+            "{adult} visible to a little kid: {titles:?}"
+        );
+    }
+    assert_eq!(
+        get(&s.url("/api/v1/search?q=violence"), Some(&owner)).json(),
+        json!([])
+    );
+    let r = get(
+        &s.url(&format!("/api/v1/items/{}", crimson["id"])),
+        Some(&owner),
+    );
+    assert_eq!(r.status, 404, "a hidden item must look like a missing one");
+    // The URL minted for the owner stops working once the device acts as Mia.
+    let r = raw("GET", &owner_url, &[]);
+    assert_eq!(r.status, 403);
+}

@@ -178,7 +178,7 @@ pub async fn serve(
         agent,
         disks: disk_monitor,
         scans: scans.clone(),
-        watcher,
+        watcher: watcher.clone(),
     };
     let app = web::app(state);
 
@@ -238,6 +238,11 @@ pub async fn serve(
     }
     let _ = stop_tx.send(true);
     while tasks.join_next().await.is_some() {}
+    // The watch thread holds a database handle: end it before `serve` returns, so the next
+    // opener (a restart, `hearth reset-claim`) finds the database free.
+    if let Some(w) = watcher {
+        let _ = tokio::task::spawn_blocking(move || w.stop()).await;
+    }
     sampler.abort();
     disk_task.abort();
     watcher.abort();

@@ -15,13 +15,16 @@ use crate::store::Store;
 
 enum Msg {
     Event(notify::Result<notify::Event>),
+    Stop,
 }
 
-/// Watches library folders; dropping it stops watching.
+/// Watches library folders; [`LibraryWatcher::stop`] (or dropping it) stops watching and
+/// waits for its thread, so the database handle it holds is released.
 pub struct LibraryWatcher {
-    watcher: Mutex<notify::RecommendedWatcher>,
+    watcher: Mutex<Option<notify::RecommendedWatcher>>,
     roots: Arc<Mutex<Vec<(PathBuf, u64)>>>,
-    _tx: Sender<Msg>,
+    tx: Sender<Msg>,
+    thread: Mutex<Option<std::thread::JoinHandle<()>>>,
 }
 
 impl std::fmt::Debug for LibraryWatcher {
@@ -45,9 +48,10 @@ impl LibraryWatcher {
         })?;
         let roots: Arc<Mutex<Vec<(PathBuf, u64)>>> = Arc::default();
         let this = LibraryWatcher {
-            watcher: Mutex::new(watcher),
+            watcher: Mutex::new(Some(watcher)),
             roots: roots.clone(),
-            _tx: tx,
+            tx,
+            thread: Mutex::new(None),
         };
         if let Ok(folders) = store.read(|rx| rx.folders()) {
             for f in folders {
@@ -55,7 +59,7 @@ impl LibraryWatcher {
             }
         }
         let thread_store = store.clone();
-        std::thread::Builder::new()
+        let handle = std::thread::Builder::new()
             .name("library-watch".into())
             .spawn(move || {
                 // library id → time of its last event.
@@ -76,6 +80,7 @@ impl LibraryWatcher {
                             }
                         }
                         Ok(Msg::Event(Err(e))) => tracing::warn!(error = %e, "watch error"),
+                        Ok(Msg::Stop) => return,
                         Err(RecvTimeoutError::Timeout) => {}
                         // The watcher (and its sender) were dropped: stop.
                         Err(RecvTimeoutError::Disconnected) => return,
@@ -103,12 +108,28 @@ impl LibraryWatcher {
                 }
             })
             .map_err(notify::Error::io)?;
+        if let Ok(mut t) = this.thread.lock() {
+            *t = Some(handle);
+        }
         Ok(this)
+    }
+
+    /// Stops watching and waits for the watch thread to end.
+    pub fn stop(&self) {
+        if let Ok(mut w) = self.watcher.lock() {
+            w.take();
+        }
+        let _ = self.tx.send(Msg::Stop);
+        let handle = self.thread.lock().ok().and_then(|mut t| t.take());
+        if let Some(h) = handle {
+            let _ = h.join();
+        }
     }
 
     /// Adds a folder (e.g. of a library created after start).
     pub fn watch_folder(&self, path: PathBuf, library_id: u64) {
-        if let Ok(mut w) = self.watcher.lock()
+        if let Ok(mut guard) = self.watcher.lock()
+            && let Some(w) = guard.as_mut()
             && let Err(e) = w.watch(&path, RecursiveMode::Recursive)
         {
             tracing::warn!(path = %path.display(), error = %e, "cannot watch folder; changes there need a manual scan");
@@ -117,5 +138,11 @@ impl LibraryWatcher {
         if let Ok(mut roots) = self.roots.lock() {
             roots.push((path, library_id));
         }
+    }
+}
+
+impl Drop for LibraryWatcher {
+    fn drop(&mut self) {
+        self.stop();
     }
 }

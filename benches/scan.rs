@@ -44,7 +44,13 @@ fn main() {
     let tmp = tempfile::tempdir().expect("temp dir");
     let store = Store::open(&tmp.path().join("bench.redb")).expect("store");
     let scans = Scans::default();
-    let options = ScanOptions::default();
+    let mut options = ScanOptions::default();
+    if let Some(n) = std::env::var("HEARTH_SCAN_THREADS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        options.threads = n;
+    }
     let mut libs = Vec::new();
     for (name, kind, sub) in [
         ("Movies", LibraryKind::Movies, "Movies"),

@@ -355,7 +355,9 @@ fn scan_folder(
 
 fn commit(store: &Store, changes: Vec<FileChange>) -> Result<(), ScanError> {
     let now = crate::now_secs();
-    store.write(|tx| tx.apply_file_changes(changes, now))?;
+    // Batches are flushed by the durable write that ends every scan
+    // (`set_library_scanned`); a crash before it loses only this scan's progress.
+    store.write_unflushed(|tx| tx.apply_file_changes(changes, now))?;
     Ok(())
 }
 

@@ -149,6 +149,21 @@ impl Store {
         Ok(out)
     }
 
+    /// Like [`Store::write`], but the commit is not flushed to disk: a crash loses it (and
+    /// every unflushed commit after the last flushed one) and leaves the database as it was
+    /// then, never half-written. For bulk work that ends with an ordinary [`Store::write`],
+    /// which makes everything before it durable (the scanner's batches).
+    pub fn write_unflushed<T, E>(&self, f: impl FnOnce(&Tx<'_>) -> Result<T, E>) -> Result<T, E>
+    where
+        E: From<StoreError>,
+    {
+        let mut tx = self.db.begin_write().map_err(StoreError::from)?;
+        tx.set_durability(redb::Durability::None);
+        let out = f(&Tx { tx: &tx })?;
+        tx.commit().map_err(StoreError::from)?;
+        Ok(out)
+    }
+
     /// Runs `f` against a consistent snapshot.
     pub fn read<T, E>(&self, f: impl FnOnce(&Rx) -> Result<T, E>) -> Result<T, E>
     where

@@ -159,7 +159,7 @@ pub async fn serve(
     let scans = library::Scans::default();
     let watch_store = store.clone();
     let watch_scans = scans.clone();
-    let watcher = tokio::task::spawn_blocking(move || {
+    let library_watcher = tokio::task::spawn_blocking(move || {
         library::watch::LibraryWatcher::start(watch_store, watch_scans, Duration::from_secs(2))
     })
     .await
@@ -178,7 +178,7 @@ pub async fn serve(
         agent,
         disks: disk_monitor,
         scans: scans.clone(),
-        watcher: watcher.clone(),
+        watcher: library_watcher.clone(),
     };
     let app = web::app(state);
 
@@ -240,7 +240,7 @@ pub async fn serve(
     while tasks.join_next().await.is_some() {}
     // The watch thread holds a database handle: end it before `serve` returns, so the next
     // opener (a restart, `hearth reset-claim`) finds the database free.
-    if let Some(w) = watcher {
+    if let Some(w) = library_watcher {
         let _ = tokio::task::spawn_blocking(move || w.stop()).await;
     }
     sampler.abort();

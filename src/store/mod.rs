@@ -9,8 +9,8 @@ pub mod audit;
 pub mod devices;
 pub mod disks;
 pub mod invites;
-pub mod ota;
 pub mod library;
+pub mod ota;
 pub mod settings;
 pub mod users;
 

@@ -45,13 +45,13 @@ async function run() {
   await page.getByLabel("Username", { exact: true }).fill(OWNER);
   await page.getByLabel("Password", { exact: true }).fill(PASSWORD);
   await page.getByRole("button", { name: "Sign in" }).click();
-  await page.getByRole("heading", { level: 1 }).filter({ hasText: "Den" }).waitFor();
+  await page.getByRole("heading", { name: "Den", exact: true }).waitFor();
 
   // The films library from the wizard: wait for its scan to finish.
   const libs = (await call(page, "GET", "/api/v1/libraries")).body;
   const list = Array.isArray(libs) ? libs : libs.libraries || [];
   const films = list.find((l) => l.name === "Films");
-  check("the wizard's library exists", !!films);
+  check("the wizard's library exists", !!films, JSON.stringify(libs).slice(0, 300));
   if (!films) return;
   for (let i = 0; i < 300; i++) {
     const s = await call(page, "GET", "/api/v1/libraries/" + films.id + "/scan");
@@ -88,7 +88,7 @@ async function run() {
   await shot(page, "22-pin-pad");
   await page.locator(".pinpad .key").first().focus();
   await page.keyboard.type("1357");
-  await page.getByRole("heading", { level: 1 }).filter({ hasText: "Den" }).waitFor();
+  await page.getByRole("heading", { name: "Den", exact: true }).waitFor();
   check("switched to Mia", /Signed in as Mia/.test(await page.locator("main").textContent()));
 
   // What Mia sees.

@@ -40,6 +40,8 @@ fn managed_profiles_pins_switching_and_home_mode() {
     let home = get(&s.url("/api/v1/settings/home"), Some(&owner)).json();
     assert_eq!(home["on"], true, "a managed profile turns home mode on");
     assert!(home["reasons"][0].as_str().unwrap().contains("managed"));
+    let net = get(&s.url("/api/v1/settings/network"), Some(&owner)).json();
+    assert_eq!(net["dlna"], false, "home mode switches DLNA off");
 
     // Mia gets a PIN; switching to her needs it, wrong PINs are throttled.
     let r = send(

@@ -107,7 +107,27 @@ async fn create_user(
         NewUserKind::Guest => identity.set_guest(&owner.proof, true),
     })
     .await??;
+    home_mode_effects(&state).await?;
     Ok((StatusCode::CREATED, Json(UserDetail::from(&user))))
+}
+
+/// Applies what home mode switches off, if home mode is now on.
+async fn home_mode_effects(state: &AppState) -> Result<(), ApiError> {
+    let (identity, rules, store) = (
+        state.identity.clone(),
+        state.rules.clone(),
+        state.store.clone(),
+    );
+    tokio::task::spawn_blocking(move || {
+        if identity.home_mode()?.on {
+            rules
+                .home_mode_started(&store, crate::now_secs())
+                .map_err(|e| crate::identity::IdentityError::Internal(e.to_string()))?;
+        }
+        Ok::<_, crate::identity::IdentityError>(())
+    })
+    .await??;
+    Ok(())
 }
 
 /// One user.
@@ -224,6 +244,7 @@ async fn set_pin(
         .identity
         .set_pin(&viewer.actor, &viewer.ctx, id, input.pin)
         .await?;
+    home_mode_effects(&state).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -606,3 +606,148 @@ fn restrictions_filter_lists_search_items_and_streams() {
     let r = raw("GET", &owner_url, &[]);
     assert_eq!(r.status, 403);
 }
+
+/// Watch state is per user: the owner's progress is not Mia's; the continue-watching row
+/// shows each their own; marking watched clears it; removing Mia removes her history.
+#[test]
+fn watch_state_is_per_user_and_goes_with_the_user() {
+    // Its own data dir, so the database can be opened after the server stops.
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let s = TestServer::start_with(&data, |_| {});
+    let code = hearth::identity::setup_code::read(&data).unwrap().unwrap();
+    let owner = send(
+        "POST",
+        &s.url("/api/v1/setup/claim"),
+        None,
+        &json!({"setup_code": code, "server_name": "Den",
+                "owner": {"username": "anna", "password": "correct horse battery"}}),
+    )
+    .json()["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let media = tmp.path().join("media");
+    copy_tree(&media_src(), &media);
+    let r = send(
+        "POST",
+        &s.url("/api/v1/libraries"),
+        Some(&owner),
+        &json!({"name": "Films", "kind": "movies", "folders": [media.join("Movies").to_str().unwrap()]}),
+    );
+    let lib = r.json()["id"].as_u64().unwrap();
+    wait_for_scan(&s, &owner, lib);
+    let items = get(
+        &s.url(&format!("/api/v1/libraries/{lib}/items")),
+        Some(&owner),
+    )
+    .json();
+    let id_of = |title: &str| {
+        items["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["title"] == title)
+            .unwrap()["id"]
+            .as_u64()
+            .unwrap()
+    };
+    let (meadow, crimson) = (id_of("Sunny Meadow"), id_of("Crimson Alley"));
+
+    // Mia, a little kid, on the owner's device after a switch; the owner keeps a second
+    // device of their own.
+    let r = send(
+        "POST",
+        &s.url("/api/v1/users"),
+        Some(&owner),
+        &json!({"kind": "managed", "name": "Mia", "preset": "little_kid"}),
+    );
+    let mia = r.json()["id"].as_u64().unwrap();
+    let owner2 = send(
+        "POST",
+        &s.url("/api/v1/auth/login"),
+        None,
+        &json!({"username": "anna", "password": "correct horse battery"}),
+    )
+    .json()["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        send(
+            "POST",
+            &s.url("/api/v1/auth/switch"),
+            Some(&owner),
+            &json!({"user_id": mia})
+        )
+        .status,
+        200
+    );
+    let kid = owner; // this device now acts as Mia
+
+    let put = |t: &str, id: u64, ms: u64| {
+        send(
+            "PUT",
+            &s.url(&format!("/api/v1/items/{id}/progress")),
+            Some(t),
+            &json!({"position_ms": ms}),
+        )
+    };
+    assert_eq!(put(&owner2, meadow, 1_000).status, 200);
+    assert_eq!(put(&kid, meadow, 2_000).status, 200);
+    // Mia may not record progress on what she may not see: 404, as for everything hidden.
+    assert_eq!(put(&kid, crimson, 1_000).status, 404);
+    assert_eq!(
+        get(&s.url(&format!("/api/v1/items/{meadow}")), Some(&owner2)).json()["watch"]["position_ms"],
+        1_000
+    );
+    assert_eq!(
+        get(&s.url(&format!("/api/v1/items/{meadow}")), Some(&kid)).json()["watch"]["position_ms"],
+        2_000
+    );
+    let row = get(&s.url("/api/v1/continue"), Some(&kid)).json();
+    assert_eq!(row.as_array().unwrap().len(), 1);
+    assert_eq!(row[0]["title"], "Sunny Meadow");
+
+    // Marking watched empties the row.
+    let r = send(
+        "POST",
+        &s.url(&format!("/api/v1/items/{meadow}/watched")),
+        Some(&kid),
+        &json!({"watched": true}),
+    );
+    assert_eq!(r.json()["watched"], true);
+    assert!(
+        get(&s.url("/api/v1/continue"), Some(&kid))
+            .json()
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        get(&s.url("/api/v1/continue"), Some(&owner2))
+            .json()
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+
+    // Removing Mia takes her watch history in the same step.
+    assert_eq!(
+        delete(
+            &s.url(&format!("/api/v1/users/{mia}?confirm=true")),
+            Some(&owner2)
+        )
+        .status,
+        204
+    );
+    s.stop().unwrap();
+    let store = hearth::store::Store::open(&data.join("hearth.redb")).unwrap();
+    assert!(store.read(|r| r.watch_of_user(mia)).unwrap().is_empty());
+    assert_eq!(
+        store.read(|r| r.watch_of_user(1)).unwrap().len(),
+        1,
+        "the owner's history stays"
+    );
+}

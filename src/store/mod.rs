@@ -13,6 +13,7 @@ pub mod library;
 pub mod ota;
 pub mod settings;
 pub mod users;
+pub mod watch;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -124,6 +125,7 @@ impl Store {
         settings::create_tables(&tx)?;
         audit::create_tables(&tx)?;
         invites::create_tables(&tx)?;
+        watch::create_tables(&tx)?;
         disks::create_tables(&tx)?;
         ota::create_tables(&tx)?;
         library::create_tables(&tx)?;

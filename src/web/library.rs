@@ -247,6 +247,9 @@ pub struct ItemView {
     has_artwork: bool,
     subtitles: Vec<SubtitleView>,
     stream_url: String,
+    /// This user's progress and watched flag (item pages only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    watch: Option<crate::store::watch::WatchRecord>,
 }
 
 fn item_view(key: &[u8], viewer: &Viewer, i: ItemRecord) -> ItemView {
@@ -298,6 +301,7 @@ fn item_view(key: &[u8], viewer: &Viewer, i: ItemRecord) -> ItemView {
         has_artwork: i.artwork.is_some(),
         subtitles,
         stream_url,
+        watch: None,
     }
 }
 
@@ -412,7 +416,147 @@ async fn item(
 ) -> Result<Json<ItemView>, ApiError> {
     let item = visible_item(&state, &viewer.actor, &viewer.ctx, id)?;
     let key = signed::key(&state.store)?;
-    Ok(Json(item_view(&key, &viewer, item)))
+    let watch = state.store.read(|rx| rx.watch(viewer.user.id, id))?;
+    let mut view = item_view(&key, &viewer, item);
+    view.watch = watch;
+    Ok(Json(view))
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ProgressInput {
+    /// Where playback is, in milliseconds.
+    position_ms: u64,
+}
+
+/// Past this share of the running time an item counts as watched.
+const WATCHED_AT: f64 = 0.95;
+
+/// Saves how far this user got in an item (the player calls this as it plays).
+#[utoipa::path(put, path = "/api/v1/items/{id}/progress", tag = "library",
+    params(("id" = u64, Path, description = "item id")), request_body = ProgressInput,
+    responses((status = 200, body = crate::store::watch::WatchRecord), (status = 404, body = super::error::ErrorBody)))]
+async fn progress(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    Path(id): Path<u64>,
+    body: Result<Json<ProgressInput>, axum::extract::rejection::JsonRejection>,
+) -> Result<Json<crate::store::watch::WatchRecord>, ApiError> {
+    let Json(input) = body.map_err(super::error::from_rejection)?;
+    let item = visible_item(&state, &viewer.actor, &viewer.ctx, id)?;
+    policy::authorize(
+        &viewer.actor,
+        &policy::Action::UpdateWatchState(&policy_view(&item)),
+        &viewer.ctx,
+    )
+    .then(|| ())?;
+    let duration = item.duration_ms;
+    let position = match duration {
+        Some(d) if d > 0 => input.position_ms.min(d),
+        _ => input.position_ms,
+    };
+    let user_id = viewer.user.id;
+    let store = state.store.clone();
+    let rec = tokio::task::spawn_blocking(move || {
+        store.write(|tx| {
+            let mut rec = tx
+                .watch(user_id, id)?
+                .unwrap_or(crate::store::watch::WatchRecord {
+                    user_id,
+                    item_id: id,
+                    position_ms: 0,
+                    watched: false,
+                    updated_at: 0,
+                });
+            rec.position_ms = position;
+            rec.updated_at = crate::now_secs();
+            if let Some(d) = duration.filter(|d| *d > 0)
+                && position as f64 >= d as f64 * WATCHED_AT
+            {
+                rec.watched = true;
+                rec.position_ms = 0;
+            }
+            tx.set_watch(&rec)?;
+            Ok::<_, crate::store::StoreError>(rec)
+        })
+    })
+    .await??;
+    Ok(Json(rec))
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WatchedInput {
+    /// `true` marks the item watched, `false` unwatched.
+    watched: bool,
+}
+
+/// Marks an item watched or unwatched for this user.
+#[utoipa::path(post, path = "/api/v1/items/{id}/watched", tag = "library",
+    params(("id" = u64, Path, description = "item id")), request_body = WatchedInput,
+    responses((status = 200, body = crate::store::watch::WatchRecord), (status = 404, body = super::error::ErrorBody)))]
+async fn watched(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    Path(id): Path<u64>,
+    body: Result<Json<WatchedInput>, axum::extract::rejection::JsonRejection>,
+) -> Result<Json<crate::store::watch::WatchRecord>, ApiError> {
+    let Json(input) = body.map_err(super::error::from_rejection)?;
+    let item = visible_item(&state, &viewer.actor, &viewer.ctx, id)?;
+    policy::authorize(
+        &viewer.actor,
+        &policy::Action::UpdateWatchState(&policy_view(&item)),
+        &viewer.ctx,
+    )
+    .then(|| ())?;
+    let user_id = viewer.user.id;
+    let store = state.store.clone();
+    let rec = tokio::task::spawn_blocking(move || {
+        store.write(|tx| {
+            let rec = crate::store::watch::WatchRecord {
+                user_id,
+                item_id: id,
+                position_ms: 0,
+                watched: input.watched,
+                updated_at: crate::now_secs(),
+            };
+            tx.set_watch(&rec)?;
+            Ok::<_, crate::store::StoreError>(rec)
+        })
+    })
+    .await??;
+    Ok(Json(rec))
+}
+
+/// Items this user started and did not finish, most recent first (the continue-watching
+/// row), filtered by what they may see now.
+#[utoipa::path(get, path = "/api/v1/continue", tag = "library",
+    responses((status = 200, body = [ItemView])))]
+async fn continue_watching(
+    State(state): State<AppState>,
+    viewer: Viewer,
+) -> Result<Json<Vec<ItemView>>, ApiError> {
+    let mut started: Vec<_> = state
+        .store
+        .read(|rx| rx.watch_of_user(viewer.user.id))?
+        .into_iter()
+        .filter(|w| !w.watched && w.position_ms > 0)
+        .collect();
+    started.sort_by_key(|w| std::cmp::Reverse(w.updated_at));
+    let key = signed::key(&state.store)?;
+    let mut out = Vec::new();
+    for w in started {
+        // Items gone from the library, or no longer allowed, are skipped silently.
+        if let Ok(item) = visible_item(&state, &viewer.actor, &viewer.ctx, w.item_id) {
+            let mut v = item_view(&key, &viewer, item);
+            v.watch = Some(w);
+            out.push(v);
+            if out.len() == 20 {
+                break;
+            }
+        }
+    }
+    Ok(Json(out))
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
@@ -739,6 +883,9 @@ pub fn signed_in_router() -> OpenApiRouter<AppState> {
         .routes(routes!(items))
         .routes(routes!(browse_group))
         .routes(routes!(item))
+        .routes(routes!(progress))
+        .routes(routes!(watched))
+        .routes(routes!(continue_watching))
         .routes(routes!(artwork))
         .routes(routes!(search))
 }

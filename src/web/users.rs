@@ -218,8 +218,12 @@ async fn delete_user(
         ));
     }
     let identity = state.identity.clone();
-    tokio::task::spawn_blocking(move || identity.remove_user(&owner.proof, id, |_, _| Ok(())))
-        .await??;
+    tokio::task::spawn_blocking(move || {
+        identity.remove_user(&owner.proof, id, |tx, user_id| {
+            tx.delete_watch_of_user(user_id).map(|_| ())
+        })
+    })
+    .await??;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -273,13 +273,18 @@ function loginPage(status) {
 }
 
 async function homePage(me) {
-  const libs = await api("GET", "/api/v1/libraries");
+  const [libs, cont] = await Promise.all([api("GET", "/api/v1/libraries"), api("GET", "/api/v1/continue")]);
+  const started = cont.ok ? cont.data : [];
   const list = libs.ok ? (Array.isArray(libs.data) ? libs.data : libs.data.libraries || []) : [];
   render(
     h("section", { class: "card" },
       h("h1", {}, me.server_name),
       h("p", { class: "muted" }, "Signed in as " + me.user.username + " (" + me.user.role + ")."),
     ),
+    started.length ? h("section", { class: "card", "aria-labelledby": "cont-title" },
+      h("h2", { id: "cont-title" }, "Continue watching"),
+      h("ul", { class: "list" }, started.map((it) => h("li", {}, h("a", { href: "#/item/" + it.id }, it.title),
+        h("span", { class: "tag" }, Math.round(it.watch.position_ms / 60000) + " min in"))))) : null,
     h("section", { class: "card", "aria-labelledby": "libs-title" },
       h("h2", { id: "libs-title" }, "Libraries"),
       list.length
@@ -346,12 +351,29 @@ async function itemPage(id) {
   for (const [i, sub] of (it.subtitles || []).entries()) {
     if (sub.url) player.append(h("track", { kind: "subtitles", src: sub.url, srclang: sub.language || "und", label: sub.label || sub.language || "Subtitles " + (i + 1) }));
   }
+  // Resume where this user stopped, and keep saving progress while playing.
+  const resumeAt = it.watch && !it.watch.watched ? it.watch.position_ms / 1000 : 0;
+  player.addEventListener("loadedmetadata", () => { if (resumeAt > 0 && resumeAt < player.duration) player.currentTime = resumeAt; });
+  let lastSaved = 0;
+  const save = () => {
+    const ms = Math.floor(player.currentTime * 1000);
+    if (Math.abs(ms - lastSaved) < 1000) return;
+    lastSaved = ms;
+    api("PUT", "/api/v1/items/" + it.id + "/progress", { position_ms: ms });
+  };
+  player.addEventListener("timeupdate", () => { if (Math.abs(player.currentTime * 1000 - lastSaved) >= 5000) save(); });
+  player.addEventListener("pause", save);
+  window.addEventListener("hashchange", save, { once: true });
+  const markBtn = h("button", { type: "button", onclick: async () => {
+    const r = await api("POST", "/api/v1/items/" + it.id + "/watched", { watched: !(it.watch && it.watch.watched) });
+    if (r.ok) { it.watch = r.data; markBtn.textContent = r.data.watched ? "Mark unwatched" : "Mark watched"; }
+  } }, it.watch && it.watch.watched ? "Mark unwatched" : "Mark watched");
   const note = h("p", { class: "hint", role: "status" });
   player.addEventListener("error", () => { note.textContent = "This browser cannot play this file's format (" + it.content_type + "). Try another device or app."; });
   render(h("section", { class: "card", "aria-labelledby": "title" },
     h("h1", { id: "title" }, it.title + (it.year ? " (" + it.year + ")" : "")),
     h("p", { class: "muted" }, [ratingText(it.rating), (it.genres || []).join(", ")].filter(Boolean).join(" · ")),
-    it.plot ? h("p", {}, it.plot) : null, player, note));
+    it.plot ? h("p", {}, it.plot) : null, player, note, h("div", { class: "actions" }, markBtn)));
 }
 
 // ---------- network & security ----------

@@ -3,25 +3,8 @@
 
 mod common;
 
-use common::{TestServer, delete, get, send};
+use common::{TestServer, claimed, delete, get, send};
 use serde_json::json;
-
-fn claimed() -> (TestServer, String) {
-    let s = TestServer::start();
-    let code = hearth::identity::setup_code::read(&s.data)
-        .unwrap()
-        .unwrap();
-    let r = send(
-        "POST",
-        &s.url("/api/v1/setup/claim"),
-        None,
-        &json!({"setup_code": code, "server_name": "Den",
-                "owner": {"username": "anna", "password": "correct horse battery"}}),
-    );
-    assert_eq!(r.status, 201, "{}", r.body);
-    let t = r.json()["token"].as_str().unwrap().to_owned();
-    (s, t)
-}
 
 #[test]
 fn managed_profiles_pins_switching_and_home_mode() {

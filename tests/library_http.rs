@@ -8,7 +8,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use common::{TestServer, delete, get, send};
+use common::{TestServer, claimed, delete, get, send};
 use serde_json::{Value, json};
 
 fn media_src() -> PathBuf {
@@ -35,23 +35,6 @@ fn copy_tree(from: &Path, to: &Path) {
             std::fs::set_permissions(&dest, perm).unwrap();
         }
     }
-}
-
-fn claimed() -> (TestServer, String) {
-    let s = TestServer::start();
-    let code = hearth::identity::setup_code::read(&s.data)
-        .unwrap()
-        .unwrap();
-    let r = send(
-        "POST",
-        &s.url("/api/v1/setup/claim"),
-        None,
-        &json!({"setup_code": code, "server_name": "Den",
-                "owner": {"username": "anna", "password": "correct horse battery"}}),
-    );
-    assert_eq!(r.status, 201, "{}", r.body);
-    let t = r.json()["token"].as_str().unwrap().to_owned();
-    (s, t)
 }
 
 struct Raw {
@@ -615,18 +598,7 @@ fn watch_state_is_per_user_and_goes_with_the_user() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
     let s = TestServer::start_with(&data, |_| {});
-    let code = hearth::identity::setup_code::read(&data).unwrap().unwrap();
-    let owner = send(
-        "POST",
-        &s.url("/api/v1/setup/claim"),
-        None,
-        &json!({"setup_code": code, "server_name": "Den",
-                "owner": {"username": "anna", "password": "correct horse battery"}}),
-    )
-    .json()["token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let owner = common::claim(&s);
     let media = tmp.path().join("media");
     copy_tree(&media_src(), &media);
     let r = send(

@@ -99,6 +99,22 @@ pub struct DeviceInfo {
 }
 
 impl DeviceInfo {
+    /// The record of a new sign-in by `user_id` on this device (its id is assigned on insert).
+    fn record_for(self, user_id: u64, token_hash: [u8; 32], now: u64, addr: &str) -> DeviceRecord {
+        DeviceRecord {
+            id: 0,
+            user_id,
+            active_user_id: user_id,
+            name: self.name,
+            platform: self.platform,
+            client_id: self.client_id,
+            token_hash,
+            first_seen: now,
+            last_seen: now,
+            last_address: addr.to_owned(),
+        }
+    }
+
     fn cleaned(&self) -> Result<DeviceInfo, IdentityError> {
         let clean = |s: &str, what: &str, default: &str| -> Result<String, IdentityError> {
             let s = s.trim();
@@ -360,18 +376,7 @@ impl Identity {
             };
             tx.set_setting(CLAIMED_KEY, &true)?;
             tx.set_setting(SERVER_NAME_KEY, &server_name)?;
-            let device = tx.create_device(DeviceRecord {
-                id: 0,
-                user_id: user.id,
-                active_user_id: user.id,
-                name: device.name,
-                platform: device.platform,
-                client_id: device.client_id,
-                token_hash,
-                first_seen: now_s,
-                last_seen: now_s,
-                last_address: addr.clone(),
-            })?;
+            let device = tx.create_device(device.record_for(user.id, token_hash, now_s, &addr))?;
             tx.audit(
                 now_s,
                 "claim",
@@ -462,18 +467,7 @@ impl Identity {
                 fresh.totp = Some(rec);
                 tx.update_user(&fresh)?;
             }
-            let device = tx.create_device(DeviceRecord {
-                id: 0,
-                user_id: user.id,
-                active_user_id: user.id,
-                name: device.name,
-                platform: device.platform,
-                client_id: device.client_id,
-                token_hash,
-                first_seen: now_s,
-                last_seen: now_s,
-                last_address: addr.clone(),
-            })?;
+            let device = tx.create_device(device.record_for(user.id, token_hash, now_s, &addr))?;
             tx.audit(
                 now_s,
                 "login",

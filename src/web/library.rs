@@ -422,6 +422,18 @@ async fn item(
     Ok(Json(view))
 }
 
+/// An item whose watch state this viewer may record (hidden items are 404 as always).
+fn watchable_item(state: &AppState, viewer: &Viewer, id: u64) -> Result<ItemRecord, ApiError> {
+    let item = visible_item(state, &viewer.actor, &viewer.ctx, id)?;
+    policy::authorize(
+        &viewer.actor,
+        &policy::Action::UpdateWatchState(&policy_view(&item)),
+        &viewer.ctx,
+    )
+    .then(|| ())?;
+    Ok(item)
+}
+
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProgressInput {
@@ -443,13 +455,7 @@ async fn progress(
     body: Result<Json<ProgressInput>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Json<crate::store::watch::WatchRecord>, ApiError> {
     let Json(input) = body.map_err(super::error::from_rejection)?;
-    let item = visible_item(&state, &viewer.actor, &viewer.ctx, id)?;
-    policy::authorize(
-        &viewer.actor,
-        &policy::Action::UpdateWatchState(&policy_view(&item)),
-        &viewer.ctx,
-    )
-    .then(|| ())?;
+    let item = watchable_item(&state, &viewer, id)?;
     let duration = item.duration_ms;
     let position = match duration {
         Some(d) if d > 0 => input.position_ms.min(d),
@@ -502,13 +508,7 @@ async fn watched(
     body: Result<Json<WatchedInput>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Json<crate::store::watch::WatchRecord>, ApiError> {
     let Json(input) = body.map_err(super::error::from_rejection)?;
-    let item = visible_item(&state, &viewer.actor, &viewer.ctx, id)?;
-    policy::authorize(
-        &viewer.actor,
-        &policy::Action::UpdateWatchState(&policy_view(&item)),
-        &viewer.ctx,
-    )
-    .then(|| ())?;
+    watchable_item(&state, &viewer, id)?;
     let user_id = viewer.user.id;
     let store = state.store.clone();
     let rec = tokio::task::spawn_blocking(move || {

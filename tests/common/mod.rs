@@ -175,3 +175,26 @@ pub fn delete(url: &str, token: Option<&str>) -> Reply {
     }
     reply(req.call())
 }
+
+/// A fresh server claimed by "anna" (password "correct horse battery") as "Den", and her token.
+pub fn claimed() -> (TestServer, String) {
+    let s = TestServer::start();
+    let token = claim(&s);
+    (s, token)
+}
+
+/// Claims `s` as "anna" and returns her token.
+pub fn claim(s: &TestServer) -> String {
+    let code = hearth::identity::setup_code::read(&s.data)
+        .unwrap()
+        .expect("an unclaimed server has a setup code");
+    let r = send(
+        "POST",
+        &s.url("/api/v1/setup/claim"),
+        None,
+        &serde_json::json!({"setup_code": code, "server_name": "Den",
+                "owner": {"username": "anna", "password": "correct horse battery"}}),
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
+    r.json()["token"].as_str().unwrap().to_owned()
+}

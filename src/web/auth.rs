@@ -28,6 +28,96 @@ pub struct Viewer {
     pub ctx: Context,
 }
 
+impl Viewer {
+    /// The same signed-in user as a [`Caller`].
+    pub fn caller(&self) -> Caller {
+        Caller {
+            user: self.user.clone(),
+            device_id: Some(self.device_id),
+            client: self.client,
+            actor: self.actor.clone(),
+            ctx: self.ctx,
+        }
+    }
+}
+
+/// Anyone policy admits to browse: a signed-in device, or (outside home mode) a client on a
+/// network the owner allows without sign-in, acting as the profile chosen for it.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub user: UserRecord,
+    /// `None` when acting for a network allowed without sign-in.
+    pub device_id: Option<u64>,
+    pub client: ClientInfo,
+    pub actor: Actor,
+    pub ctx: Context,
+}
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        if let Some(c) = parts.extensions.get::<Caller>() {
+            return Ok(c.clone());
+        }
+        let caller = if token_of(&parts.headers).is_some() {
+            Viewer::from_request_parts(parts, state).await?.caller()
+        } else {
+            let client = client_of(parts)?;
+            let (identity, rules) = (state.identity.clone(), state.rules.clone());
+            let offset = state.config.utc_offset_minutes;
+            tokio::task::spawn_blocking(move || anonymous(&identity, &rules, client, offset))
+                .await??
+        };
+        parts.extensions.insert(caller.clone());
+        Ok(caller)
+    }
+}
+
+/// The caller without credentials: admitted only from a network allowed without sign-in,
+/// never in home mode, as the profile the owner chose for that network.
+fn anonymous(
+    identity: &crate::identity::Identity,
+    rules: &crate::net::rules::NetRules,
+    client: ClientInfo,
+    utc_offset_minutes: i32,
+) -> Result<Caller, crate::identity::IdentityError> {
+    use crate::net::rules::ProfileRef;
+    use crate::store::users::Role;
+    let ctx = identity.policy_context(client.class, utc_offset_minutes)?;
+    let Some(profile) = rules.no_signin_profile(&client, ctx.home_mode) else {
+        return Err(policy::Denied::NotSignedIn.into());
+    };
+    let user = match profile {
+        ProfileRef::Guest => identity
+            .users()?
+            .into_iter()
+            .find(|u| u.role == Role::Guest),
+        ProfileRef::User(id) => identity.users()?.into_iter().find(|u| u.id == id),
+    }
+    .ok_or(policy::Denied::NotSignedIn)?;
+    let presented = Presented::AllowedNetwork {
+        profile: Account::from_user(&user, user.restrictions.clone()),
+    };
+    let actor = policy::admit(presented, &ctx)?;
+    Ok(Caller {
+        user,
+        device_id: None,
+        client,
+        actor,
+        ctx,
+    })
+}
+
+/// Guards the routes anyone admitted may use (browsing, search, artwork).
+pub async fn admitted(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let (mut parts, body) = req.into_parts();
+    if let Err(e) = Caller::from_request_parts(&mut parts, &state).await {
+        return e.into_response();
+    }
+    next.run(Request::from_parts(parts, body)).await
+}
+
 /// The owner, signed in: carries the [`OwnerProof`] that only policy hands out, which
 /// owner-only domain functions require.
 #[derive(Debug)]

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::auth::{Owner, Viewer};
+use super::auth::{Caller, Owner, Viewer};
 use super::{ApiError, AppState};
 use crate::library::browse::{self, ItemQuery};
 use crate::library::probe::VideoFacts;
@@ -145,7 +145,7 @@ async fn create(
     responses((status = 200, body = [LibraryView]), (status = 401, body = super::error::ErrorBody)))]
 async fn list(
     State(state): State<AppState>,
-    viewer: Viewer,
+    viewer: Caller,
 ) -> Result<Json<Vec<LibraryView>>, ApiError> {
     let (lib_ok, _) = access(&viewer.actor, &viewer.ctx);
     let libs = browse::libraries(&state.store, lib_ok)?;
@@ -252,11 +252,12 @@ pub struct ItemView {
     watch: Option<crate::store::watch::WatchRecord>,
 }
 
-fn item_view(key: &[u8], viewer: &Viewer, i: ItemRecord) -> ItemView {
+fn item_view(key: &[u8], viewer: &Caller, i: ItemRecord) -> ItemView {
     let grant = MediaGrant {
         user_id: viewer.user.id,
         item_id: i.id,
-        device_id: viewer.device_id,
+        // 0 is never a device id: it marks a link made for a network allowed without sign-in.
+        device_id: viewer.device_id.unwrap_or(0),
         expires: crate::now_secs() + signed::URL_LIFETIME_SECS,
     };
     let stream_url = signed::url(key, &grant);
@@ -326,7 +327,7 @@ pub struct ItemPage {
 }
 
 /// Checks the library exists and the viewer may see it; 404 otherwise (no leak).
-fn visible_library(state: &AppState, viewer: &Viewer, id: u64) -> Result<LibraryRecord, ApiError> {
+fn visible_library(state: &AppState, viewer: &Caller, id: u64) -> Result<LibraryRecord, ApiError> {
     let lib = state
         .store
         .read(|rx| rx.library(id))?
@@ -344,7 +345,7 @@ fn visible_library(state: &AppState, viewer: &Viewer, id: u64) -> Result<Library
     responses((status = 200, body = ItemPage), (status = 404, body = super::error::ErrorBody)))]
 async fn items(
     State(state): State<AppState>,
-    viewer: Viewer,
+    viewer: Caller,
     Path(id): Path<u64>,
     Query(p): Query<ItemsParams>,
 ) -> Result<Json<ItemPage>, ApiError> {
@@ -411,7 +412,7 @@ fn visible_item(
     responses((status = 200, body = ItemView), (status = 404, body = super::error::ErrorBody)))]
 async fn item(
     State(state): State<AppState>,
-    viewer: Viewer,
+    viewer: Caller,
     Path(id): Path<u64>,
 ) -> Result<Json<ItemView>, ApiError> {
     let item = visible_item(&state, &viewer.actor, &viewer.ctx, id)?;
@@ -548,7 +549,7 @@ async fn continue_watching(
     for w in started {
         // Items gone from the library, or no longer allowed, are skipped silently.
         if let Ok(item) = visible_item(&state, &viewer.actor, &viewer.ctx, w.item_id) {
-            let mut v = item_view(&key, &viewer, item);
+            let mut v = item_view(&key, &viewer.caller(), item);
             v.watch = Some(w);
             out.push(v);
             if out.len() == 20 {
@@ -571,7 +572,7 @@ pub struct SearchParams {
     responses((status = 200, body = [ItemView]), (status = 401, body = super::error::ErrorBody)))]
 async fn search(
     State(state): State<AppState>,
-    viewer: Viewer,
+    viewer: Caller,
     Query(p): Query<SearchParams>,
 ) -> Result<Json<Vec<ItemView>>, ApiError> {
     if p.q.len() > 200 {
@@ -621,7 +622,7 @@ pub struct GroupParams {
         (status = 422, body = super::error::ErrorBody)))]
 async fn browse_group(
     State(state): State<AppState>,
-    viewer: Viewer,
+    viewer: Caller,
     Path((id, group)): Path<(u64, String)>,
     Query(p): Query<GroupParams>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
@@ -704,7 +705,7 @@ fn to_json<T: Serialize>(v: T) -> serde_json::Value {
     responses((status = 200, description = "the image"), (status = 404, body = super::error::ErrorBody)))]
 async fn artwork(
     State(state): State<AppState>,
-    viewer: Viewer,
+    viewer: Caller,
     Path(id): Path<u64>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
@@ -785,19 +786,35 @@ async fn check_link(
     let (device, user) = state
         .store
         .read(|rx| Ok::<_, crate::store::StoreError>((rx.device(p.d)?, rx.user(p.u)?)))?;
-    let device = device.ok_or_else(revoked)?;
-    if device.active_user_id != p.u {
-        return Err(revoked());
-    }
     let user = user.ok_or_else(revoked)?;
     let identity = state.identity.clone();
     let offset = state.config.utc_offset_minutes;
     let ctx = tokio::task::spawn_blocking(move || identity.policy_context(client.class, offset))
         .await?
         .map_err(ApiError::internal)?;
-    let presented = policy::Presented::Device {
-        status: policy::DeviceStatus::Active,
-        account: policy::Account::from_user(&user, user.restrictions.clone()),
+    let account = policy::Account::from_user(&user, user.restrictions.clone());
+    let presented = if p.d == 0 {
+        // A link made for a network allowed without sign-in works only from such a network,
+        // outside home mode, while it still acts as the same profile.
+        use crate::net::rules::ProfileRef;
+        let same = match state.rules.no_signin_profile(&client, ctx.home_mode) {
+            Some(ProfileRef::Guest) => user.role == crate::store::users::Role::Guest,
+            Some(ProfileRef::User(id)) => id == user.id,
+            None => false,
+        };
+        if !same {
+            return Err(revoked());
+        }
+        policy::Presented::AllowedNetwork { profile: account }
+    } else {
+        let device = device.ok_or_else(revoked)?;
+        if device.active_user_id != p.u {
+            return Err(revoked());
+        }
+        policy::Presented::Device {
+            status: policy::DeviceStatus::Active,
+            account,
+        }
     };
     let actor = policy::admit(presented, &ctx)?;
     visible_item(state, &actor, &ctx, item_id)
@@ -876,18 +893,24 @@ async fn subtitle(
     Ok(([(header::CONTENT_TYPE, "text/vtt; charset=utf-8")], vtt).into_response())
 }
 
-/// Routes for signed-in users (the handlers take `Viewer` or `Owner` themselves).
-pub fn signed_in_router() -> OpenApiRouter<AppState> {
+/// Browsing routes for anyone admitted, including a network allowed without sign-in (the
+/// handlers take `Caller`, or `Owner` for creating a library).
+pub fn admitted_router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list, create))
         .routes(routes!(items))
         .routes(routes!(browse_group))
         .routes(routes!(item))
+        .routes(routes!(artwork))
+        .routes(routes!(search))
+}
+
+/// Routes for signed-in users only: watch state belongs to an account.
+pub fn signed_in_router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
         .routes(routes!(progress))
         .routes(routes!(watched))
         .routes(routes!(continue_watching))
-        .routes(routes!(artwork))
-        .routes(routes!(search))
 }
 
 /// Owner-only routes.

@@ -1,7 +1,8 @@
 //! HTTP: one router per feature, merged into groups by the security policy each needs.
 //!
 //! - public: health, the OpenAPI document, setup status and claim, sign-in, UI assets;
-//! - signed in: any user's own things (me, own devices, sign-out);
+//! - signed in: any user's own things (me, own devices, sign-out, watch state);
+//! - admitted: browsing, also for networks the owner allows without sign-in;
 //! - owner: everything that changes or reveals the device's state.
 //!
 //! Every request first passes [`client_info`] (who is this, from where) and gets the
@@ -118,6 +119,13 @@ pub fn api(state: AppState) -> OpenApiRouter {
             state.clone(),
             auth::signed_in,
         ));
+    // Browsing: signed-in devices, and networks the owner allows without sign-in.
+    let admitted = OpenApiRouter::new()
+        .merge(library::admitted_router())
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            auth::admitted,
+        ));
     let owner = OpenApiRouter::new()
         .merge(system::router())
         .merge(audit::router())
@@ -133,6 +141,7 @@ pub fn api(state: AppState) -> OpenApiRouter {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(public)
         .merge(signed_in)
+        .merge(admitted)
         .merge(owner)
         .with_state(state)
 }

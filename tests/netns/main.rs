@@ -549,3 +549,144 @@ fn remote_clients_cannot_claim_even_with_remote_access_on() {
     );
     assert_eq!(r.status, 201, "{r:?}");
 }
+
+/// A network the owner allows without sign-in acts as the guest profile (with the guest's
+/// restrictions), never reaches owner routes, and is ignored once home mode is on.
+#[test]
+fn allowed_networks_act_as_guest_and_are_ignored_in_home_mode() {
+    let topo = Topology::create();
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let server = Server::start(&topo.server, &data);
+    let v4: SocketAddr = format!("{SERVER_LAN}:{}", server.port).parse().unwrap();
+    let lan = topo.lan.as_str();
+    assert_eq!(
+        request(lan, v4, "GET", "/api/v1/health", &[], None).status,
+        200
+    );
+    let code = hearth::identity::setup_code::read(&data).unwrap().unwrap();
+    let r = request(
+        lan,
+        v4,
+        "POST",
+        "/api/v1/setup/claim",
+        &[],
+        Some(json!({"setup_code": code, "server_name": "Den",
+            "owner": {"username": "anna", "password": "correct horse battery"}})),
+    );
+    assert_eq!(r.status, 201, "{r:?}");
+    let auth = format!("Bearer {}", r.body["token"].as_str().unwrap());
+    let owner = [("Authorization", auth.as_str())];
+    let anon = |method: &str, path: &str| request(lan, v4, method, path, &[], None);
+
+    // Nothing is open without sign-in until the owner says so.
+    assert_eq!(anon("GET", "/api/v1/libraries").status, 401);
+
+    // A library of the shared films; the guest is a little kid; the LAN acts as the guest.
+    // Library folders may not contain `..`, so resolve the shared media's real path.
+    let movies = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared/media/Movies")
+        .canonicalize()
+        .expect("../shared/media beside the repository");
+    let r = request(
+        lan,
+        v4,
+        "POST",
+        "/api/v1/libraries",
+        &owner,
+        Some(json!({"name": "Films", "kind": "movies", "folders": [movies.to_str().unwrap()]})),
+    );
+    assert_eq!(r.status, 201, "{r:?}");
+    let lib = r.body["id"].as_u64().unwrap();
+    let r = request(
+        lan,
+        v4,
+        "POST",
+        "/api/v1/users",
+        &owner,
+        Some(json!({"kind": "guest"})),
+    );
+    assert_eq!(r.status, 201, "{r:?}");
+    let guest = r.body["id"].as_u64().unwrap();
+    let r = request(
+        lan,
+        v4,
+        "PATCH",
+        &format!("/api/v1/users/{guest}"),
+        &owner,
+        Some(json!({"preset": "little_kid"})),
+    );
+    assert_eq!(r.status, 200, "{r:?}");
+    let r = request(
+        lan,
+        v4,
+        "PATCH",
+        "/api/v1/settings/network",
+        &owner,
+        Some(json!({"allowed_without_auth": {"networks": ["10.231.1.0/24"], "profile": "guest"}})),
+    );
+    assert_eq!(r.status, 200, "{r:?}");
+    for _ in 0..600 {
+        let s = request(
+            lan,
+            v4,
+            "GET",
+            &format!("/api/v1/libraries/{lib}/scan"),
+            &owner,
+            None,
+        );
+        if s.body["progress"]["running"] == false {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    // Without a token the LAN browses as the guest: only what a little kid may see.
+    let r = anon("GET", &format!("/api/v1/libraries/{lib}/items"));
+    assert_eq!(r.status, 200, "{r:?}");
+    let titles: Vec<&str> = r.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["title"].as_str().unwrap())
+        .collect();
+    assert_eq!(titles, ["Sunny Meadow"]);
+    // Its stream link works from here, without a device.
+    let url = r.body["items"][0]["stream_url"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let r = request(lan, v4, "GET", &url, &[("Range", "bytes=0-15")], None);
+    assert_eq!(r.status, 206, "{r:?}");
+    // Never the owner's routes, nor anything that needs an account.
+    for (m, p) in [
+        ("GET", "/api/v1/users"),
+        ("GET", "/api/v1/settings/network"),
+        ("GET", "/api/v1/system"),
+        ("GET", "/api/v1/audit"),
+        ("POST", "/api/v1/libraries"),
+        ("GET", "/api/v1/me"),
+        ("GET", "/api/v1/continue"),
+    ] {
+        let r = anon(m, p);
+        assert!(
+            r.status == 401 || r.status == 403,
+            "{m} {p} must be refused: {r:?}"
+        );
+    }
+
+    // Home mode (a managed profile appears): the allowed network is ignored, and so are
+    // links made for it.
+    let r = request(
+        lan,
+        v4,
+        "POST",
+        "/api/v1/users",
+        &owner,
+        Some(json!({"kind": "managed", "name": "Mia"})),
+    );
+    assert_eq!(r.status, 201, "{r:?}");
+    let r = anon("GET", "/api/v1/libraries");
+    assert_eq!(r.status, 401, "{r:?}");
+    assert_eq!(request(lan, v4, "GET", &url, &[], None).status, 403);
+}

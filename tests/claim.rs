@@ -65,6 +65,11 @@ fn unclaimed_device_reports_itself_and_claim_signs_in_the_owner() {
     assert_eq!(me.status, 200);
     assert_eq!(me.json()["user"]["username"], "anna");
     assert_eq!(me.json()["network"], "local");
+    assert_eq!(me.json()["secure"], false);
+    assert!(
+        me.json()["https_port"].is_null(),
+        "this test server has no HTTPS listener"
+    );
 
     // The cookie works as well as the bearer token (the web UI uses it).
     let cookie_value = cookie.split(';').next().unwrap();

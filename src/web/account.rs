@@ -80,6 +80,11 @@ pub struct Me {
     server_name: String,
     /// What this user may see (empty restrictions for the owner).
     restrictions: crate::policy::Restrictions,
+    /// This request came over TLS.
+    secure: bool,
+    /// Where HTTPS answers, so apps on a plain connection can offer the secure address
+    /// (`null` when secure connections are off or unavailable).
+    https_port: Option<u16>,
 }
 
 /// The signed-in user and this device.
@@ -94,6 +99,11 @@ async fn me(State(state): State<AppState>, viewer: Viewer) -> Result<Json<Me>, A
         network: viewer.client.class,
         server_name,
         restrictions: viewer.user.restrictions.clone(),
+        secure: viewer.client.secure,
+        https_port: match state.rules.snapshot().secure_connections {
+            crate::net::rules::SecureConnections::Disabled => None,
+            _ => state.rules.https_port(),
+        },
     }))
 }
 

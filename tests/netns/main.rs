@@ -459,6 +459,27 @@ fn lan_and_remote_clients_meet_the_rules_from_their_own_addresses() {
     drop(topo);
 }
 
+/// Waits for start-up (and so the setup code), then claims the device from `ns` as "anna";
+/// returns her token.
+fn claim_from(ns: &str, to: SocketAddr, data: &std::path::Path) -> String {
+    assert_eq!(
+        request(ns, to, "GET", "/api/v1/health", &[], None).status,
+        200
+    );
+    let code = hearth::identity::setup_code::read(data).unwrap().unwrap();
+    let r = request(
+        ns,
+        to,
+        "POST",
+        "/api/v1/setup/claim",
+        &[],
+        Some(json!({"setup_code": code, "server_name": "Den",
+            "owner": {"username": "anna", "password": "correct horse battery"}})),
+    );
+    assert_eq!(r.status, 201, "{r:?}");
+    r.body["token"].as_str().unwrap().to_owned()
+}
+
 /// The claim is for people in the house: even with remote access turned on (kept across a
 /// `reset-claim`), a client on the internet cannot claim an unclaimed device, with the right
 /// code or without; a LAN client then can.
@@ -480,22 +501,7 @@ fn remote_clients_cannot_claim_even_with_remote_access_on() {
     {
         let server = Server::start(&topo.server, &data);
         let v4: SocketAddr = format!("{SERVER_LAN}:{}", server.port).parse().unwrap();
-        // Answers once start-up (and so the setup code) is done.
-        assert_eq!(
-            request(lan, v4, "GET", "/api/v1/health", &[], None).status,
-            200
-        );
-        let code = hearth::identity::setup_code::read(&data).unwrap().unwrap();
-        let r = request(
-            lan,
-            v4,
-            "POST",
-            "/api/v1/setup/claim",
-            &[],
-            Some(claim_body(&code)),
-        );
-        assert_eq!(r.status, 201, "{r:?}");
-        let auth = format!("Bearer {}", r.body["token"].as_str().unwrap());
+        let auth = format!("Bearer {}", claim_from(lan, v4, &data));
         let r = request(
             lan,
             v4,
@@ -560,22 +566,7 @@ fn allowed_networks_act_as_guest_and_are_ignored_in_home_mode() {
     let server = Server::start(&topo.server, &data);
     let v4: SocketAddr = format!("{SERVER_LAN}:{}", server.port).parse().unwrap();
     let lan = topo.lan.as_str();
-    assert_eq!(
-        request(lan, v4, "GET", "/api/v1/health", &[], None).status,
-        200
-    );
-    let code = hearth::identity::setup_code::read(&data).unwrap().unwrap();
-    let r = request(
-        lan,
-        v4,
-        "POST",
-        "/api/v1/setup/claim",
-        &[],
-        Some(json!({"setup_code": code, "server_name": "Den",
-            "owner": {"username": "anna", "password": "correct horse battery"}})),
-    );
-    assert_eq!(r.status, 201, "{r:?}");
-    let auth = format!("Bearer {}", r.body["token"].as_str().unwrap());
+    let auth = format!("Bearer {}", claim_from(lan, v4, &data));
     let owner = [("Authorization", auth.as_str())];
     let anon = |method: &str, path: &str| request(lan, v4, method, path, &[], None);
 

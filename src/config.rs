@@ -86,6 +86,24 @@ pub struct Config {
     pub limits: Limits,
     pub users: UsersConfig,
     pub updates: UpdatesConfig,
+    pub discovery: DiscoveryConfig,
+}
+
+/// Multicast announcements on the home network. Both are off by default, so `cargo run --
+/// serve` on a laptop never announces itself to the LAN it happens to sit on; the appliance's
+/// `/etc/hearth/hearth.toml` turns both on.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DiscoveryConfig {
+    /// Answer `hearth.local` and `<hostname>.local` and advertise `_http._tcp`,
+    /// `_https._tcp` and `_hearth._tcp` with mDNS/DNS-SD.
+    pub mdns: bool,
+    /// Announce the DLNA media server with SSDP and answer M-SEARCH, while the owner has
+    /// DLNA on. Without it the DLNA HTTP endpoints still answer LAN clients that know them.
+    pub ssdp: bool,
+    /// Interface names to announce on (e.g. `["eth0"]`). Empty: every interface with a
+    /// private (RFC 1918, link-local) IPv4 address.
+    pub interfaces: Vec<String>,
 }
 
 /// Caps that keep one client from exhausting the appliance.
@@ -136,6 +154,7 @@ impl Default for Config {
             limits: Limits::default(),
             users: UsersConfig::default(),
             updates: UpdatesConfig::default(),
+            discovery: DiscoveryConfig::default(),
         }
     }
 }
@@ -241,6 +260,15 @@ impl Config {
             return Err(ConfigError::Invalid(
                 "utc_offset_minutes must be between -840 and 840".into(),
             ));
+        }
+        if let Some(bad) =
+            self.discovery.interfaces.iter().find(|n| {
+                n.is_empty() || n.len() > 15 || n.contains(['/', ' ']) || n.as_str() == "lo"
+            })
+        {
+            return Err(ConfigError::Invalid(format!(
+                "discovery.interfaces: {bad:?} is not a network interface name (like \"eth0\")"
+            )));
         }
         if !matches!(self.updates.channel.as_str(), "stable" | "beta") {
             return Err(ConfigError::Invalid(format!(

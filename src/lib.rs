@@ -167,6 +167,13 @@ pub async fn serve(
     .map(Arc::new)
     .inspect_err(|e| tracing::warn!(error = %e, "cannot watch library folders; rescan by hand"))
     .ok();
+    let dlna = {
+        let store = store.clone();
+        let uuid = tokio::task::spawn_blocking(move || dlna::settings::ensure_uuid(&store))
+            .await
+            .map_err(|e| ServeError::Other(e.to_string()))??;
+        dlna::Dlna::new(uuid)
+    };
     let state = web::AppState {
         config: config.clone(),
         store,
@@ -179,7 +186,9 @@ pub async fn serve(
         disks: disk_monitor,
         scans: scans.clone(),
         watcher: library_watcher.clone(),
+        dlna: dlna.clone(),
     };
+    let (state_store, state_identity) = (state.store.clone(), state.identity.clone());
     let app = web::app(state);
 
     let limits = net::listener::ConnLimits {
@@ -190,6 +199,10 @@ pub async fn serve(
     };
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut tasks = tokio::task::JoinSet::new();
+    let http_port = match listeners.http.first() {
+        Some(l) => Some(l.local_addr()?.port()),
+        None => None,
+    };
     let mut http_urls = Vec::new();
     for listener in listeners.http {
         let addr = listener.local_addr()?;
@@ -223,6 +236,30 @@ pub async fn serve(
                 stop_rx.clone(),
                 DRAIN,
             ));
+        }
+    }
+    // Multicast announcements, only where the config asks for them (the appliance).
+    if let Some(port) = http_port {
+        let only = config.discovery.interfaces.clone();
+        if config.discovery.ssdp {
+            let ssdp = dlna::ssdp::Ssdp {
+                store: state_store.clone(),
+                rules: rules.clone(),
+                identity: state_identity.clone(),
+                dlna: dlna.clone(),
+                http_port: port,
+                only: only.clone(),
+            };
+            tasks.spawn(ssdp.run(stop_rx.clone()));
+        }
+        if config.discovery.mdns {
+            let responder = net::mdns::Responder {
+                identity: state_identity.clone(),
+                http_port: port,
+                https_port,
+                only,
+            };
+            tasks.spawn(responder.run(stop_rx.clone()));
         }
     }
     if let identity::ClaimState::Unclaimed { setup_code } = &claim {

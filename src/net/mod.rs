@@ -5,6 +5,8 @@
 pub mod client;
 pub mod forwarded;
 pub mod listener;
+pub mod mdns;
+pub mod multicast;
 pub mod rules;
 pub mod tls;
 pub mod watch;

@@ -429,6 +429,39 @@ impl NetRules {
         Ok(())
     }
 
+    /// Turns DLNA on or off for the owner (`enabled: None` leaves it), writing `also` (the
+    /// DLNA settings) in the same transaction, with one audit entry. Blocks on the database.
+    pub fn change_dlna(
+        &self,
+        store: &Store,
+        enabled: Option<bool>,
+        owner: &crate::policy::OwnerProof,
+        now: u64,
+        detail: String,
+        also: impl FnOnce(&crate::store::Tx<'_>) -> Result<(), StoreError>,
+    ) -> Result<Arc<NetSettings>, RulesError> {
+        let _guard = self.update.lock().unwrap_or_else(|e| e.into_inner());
+        let current = self.snapshot();
+        let mut next = (*current).clone();
+        if let Some(v) = enabled {
+            next.dlna = v;
+        }
+        store.write(|tx| {
+            tx.set_setting(SETTINGS_KEY, &next)?;
+            also(tx)?;
+            tx.audit(
+                now,
+                "dlna_settings_changed",
+                Some(owner.user_id()),
+                None,
+                detail,
+            )
+        })?;
+        let next = Arc::new(next);
+        *self.current.write().unwrap_or_else(|e| e.into_inner()) = next.clone();
+        Ok(next)
+    }
+
     /// Why `next` would refuse the client asking for it, if it would.
     fn lockout(
         &self,

@@ -115,6 +115,13 @@ pub enum Presented {
     },
     /// No credentials, from a network the owner allows without sign-in; it acts as `profile`.
     AllowedNetwork { profile: Account },
+    /// A DLNA/UPnP player: DLNA has no accounts, so it acts as the DLNA profile, whose
+    /// restrictions (normally: only the libraries the owner chose for DLNA) the owner set.
+    /// `dlna` says whether the owner has DLNA turned on now (home mode turns it off).
+    Dlna {
+        restrictions: Restrictions,
+        enabled: bool,
+    },
     /// No credentials.
     Nothing,
 }
@@ -142,9 +149,15 @@ pub struct Context {
 #[derive(Debug, Clone)]
 pub struct Actor {
     account: Account,
-    /// Acting for a network allowed without sign-in, not for a signed-in device.
+    /// Acting for a network allowed without sign-in (or a DLNA player), not for a signed-in
+    /// device.
     anonymous: bool,
+    /// Acting for a DLNA player.
+    dlna: bool,
 }
+
+/// The user id the DLNA profile acts under: 0 is never a stored user's id.
+pub const DLNA_PROFILE_ID: u64 = 0;
 
 /// The rows of the permission grid.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -155,6 +168,8 @@ pub enum ActorKind {
     Guest,
     Friend,
     AnonymousOnAllowedNetwork,
+    /// A DLNA/UPnP player on the LAN.
+    Dlna,
 }
 
 impl Actor {
@@ -172,6 +187,9 @@ impl Actor {
         self.anonymous
     }
     pub fn kind(&self) -> ActorKind {
+        if self.dlna {
+            return ActorKind::Dlna;
+        }
         if self.anonymous {
             return ActorKind::AnonymousOnAllowedNetwork;
         }
@@ -206,6 +224,7 @@ pub fn admit(presented: Presented, ctx: &Context) -> Result<Actor, Denied> {
             Ok(Actor {
                 account,
                 anonymous: false,
+                dlna: false,
             })
         }
         Presented::AllowedNetwork { profile } => {
@@ -223,6 +242,30 @@ pub fn admit(presented: Presented, ctx: &Context) -> Result<Actor, Denied> {
             Ok(Actor {
                 account: profile,
                 anonymous: true,
+                dlna: false,
+            })
+        }
+        Presented::Dlna {
+            restrictions,
+            enabled,
+        } => {
+            // Home mode is not checked here: it turns `enabled` off when it starts, and the
+            // owner may turn DLNA back on afterwards, knowingly.
+            if !enabled {
+                return Err(Denied::DlnaOff);
+            }
+            if ctx.network == NetClass::Remote {
+                return Err(Denied::DlnaOutsideHouse);
+            }
+            Ok(Actor {
+                account: Account {
+                    user_id: DLNA_PROFILE_ID,
+                    role: Role::Guest,
+                    has_pin: false,
+                    restrictions,
+                },
+                anonymous: true,
+                dlna: true,
             })
         }
     }
@@ -314,6 +357,10 @@ pub enum Denied {
     GuestDisabled,
     #[error("this needs a signed-in account; networks allowed without sign-in cannot do it")]
     SignInRequired,
+    #[error("DLNA is turned off; the owner can turn it on in Settings → DLNA")]
+    DlnaOff,
+    #[error("DLNA only answers players on the home network")]
+    DlnaOutsideHouse,
     #[error("only the owner can do this; sign in as the owner")]
     OwnerOnly,
     #[error("you can only do this for your own account; ask the owner")]
@@ -366,7 +413,9 @@ impl Denied {
             | Denied::PinRequired
             | Denied::OwnerPinRequired
             | Denied::GuestCannotHavePin
-            | Denied::OutsideSchedule => Answer::Forbidden,
+            | Denied::OutsideSchedule
+            | Denied::DlnaOff
+            | Denied::DlnaOutsideHouse => Answer::Forbidden,
             Denied::Hidden(_) => Answer::NotFound,
         }
     }
@@ -382,6 +431,8 @@ impl Denied {
             Denied::AnonymousAsOwner => "anonymous_as_owner",
             Denied::GuestDisabled => "guest_disabled",
             Denied::SignInRequired => "sign_in_required",
+            Denied::DlnaOff => "dlna_off",
+            Denied::DlnaOutsideHouse => "dlna_needs_lan",
             Denied::OwnerOnly => "owner_only",
             Denied::NotYours => "not_yours",
             Denied::NotHousehold => "not_household",

@@ -24,7 +24,7 @@ use crate::stream::signed::{self, MediaGrant, UrlError};
 
 /// What the actor may see: a library filter and an item filter, both asking `policy`.
 /// Every listing, search, item, artwork, subtitle and stream goes through these two.
-fn access(
+pub(super) fn access(
     actor: &Actor,
     ctx: &Context,
 ) -> (
@@ -385,7 +385,7 @@ async fn items(
     }))
 }
 
-fn visible_item(
+pub(super) fn visible_item(
     state: &AppState,
     actor: &Actor,
     ctx: &Context,
@@ -720,7 +720,7 @@ async fn artwork(
     ))
 }
 
-async fn open_item_path(
+pub(super) async fn open_item_path(
     state: &AppState,
     folder_id: u64,
     rel: String,

@@ -13,6 +13,7 @@ mod audit;
 pub mod auth;
 mod devices;
 mod disks;
+mod dlna;
 pub mod error;
 mod health;
 mod library;
@@ -55,6 +56,7 @@ use crate::net::rules::{RequestFacts, SecureConnections, Verdict};
         (name = "network", description = "Network rules and secure connections"),
         (name = "updates", description = "Over-the-air updates"),
         (name = "library", description = "Libraries, items, search and streaming"),
+        (name = "dlna", description = "DLNA/UPnP: which libraries players on the LAN may browse"),
     )
 )]
 struct ApiDoc;
@@ -75,6 +77,7 @@ pub fn app(state: AppState) -> Router {
             }),
         )
         .merge(ui::router())
+        .merge(dlna::player_router(state.clone()))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(state.config.limits.body_bytes))
         .layer(TimeoutLayer::with_status_code(
@@ -134,6 +137,7 @@ pub fn api(state: AppState) -> OpenApiRouter {
         .merge(network::owner_router())
         .merge(updates::router())
         .merge(library::owner_router())
+        .merge(dlna::owner_router())
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             auth::owner_only,
@@ -187,7 +191,10 @@ async fn client_info(State(state): State<AppState>, mut req: Request, next: Next
         // The TLS of this connection, or of a trusted proxy in front of it.
         secure: info.secure,
         wants_page,
-        plain_http_ok: matches!(req.uri().path(), "/api/v1/health" | "/api/v1/tls/crl"),
+        // DLNA players cannot do HTTPS with the device's own CA; their routes answer only
+        // the LAN (see `dlna::lan_only`), so they stay plain whatever the rule says.
+        plain_http_ok: matches!(req.uri().path(), "/api/v1/health" | "/api/v1/tls/crl")
+            || req.uri().path().starts_with("/dlna/"),
     };
     match state.rules.check(&info, &facts) {
         Verdict::Allow => {}

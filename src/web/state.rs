@@ -30,4 +30,6 @@ pub struct AppState {
     pub scans: crate::library::Scans,
     /// Filesystem watching of library folders (`None` if inotify is unavailable).
     pub watcher: Option<Arc<crate::library::watch::LibraryWatcher>>,
+    /// The UPnP identity and the "DLNA settings changed" signal for SSDP.
+    pub dlna: crate::dlna::Dlna,
 }

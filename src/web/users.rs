@@ -120,13 +120,13 @@ async fn home_mode_effects(state: &AppState) -> Result<(), ApiError> {
     );
     tokio::task::spawn_blocking(move || {
         if identity.home_mode()?.on {
-            rules
-                .home_mode_started(&store, crate::now_secs())
+            crate::dlna::settings::home_mode_started(&store, &rules, crate::now_secs())
                 .map_err(|e| crate::identity::IdentityError::Internal(e.to_string()))?;
         }
         Ok::<_, crate::identity::IdentityError>(())
     })
     .await??;
+    state.dlna.changed.notify_one();
     Ok(())
 }
 

@@ -885,6 +885,8 @@ fn refusals_map_to_answers_and_codes() {
         (OwnerPinRequired, Answer::Forbidden),
         (GuestCannotHavePin, Answer::Forbidden),
         (OutsideSchedule, Answer::Forbidden),
+        (DlnaOff, Answer::Forbidden),
+        (DlnaOutsideHouse, Answer::Forbidden),
         (Hidden(policy::Hidden::LibraryNotGranted), Answer::NotFound),
         (Hidden(policy::Hidden::Unrated), Answer::NotFound),
         (Hidden(policy::Hidden::UnknownRating), Answer::NotFound),
@@ -1593,4 +1595,132 @@ fn filtering_speed() {
         items.len(),
         took.as_secs_f64() * 1e3
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// The DLNA profile: players on the LAN, no account, only the libraries chosen for DLNA
+// ---------------------------------------------------------------------------------------------
+
+/// Every action a DLNA player could reach, with what must happen. Each allowed row runs its
+/// operation through `then`; each refused row has an operation that panics if reached.
+#[test]
+fn dlna_profile_grid() {
+    let chosen = Restrictions {
+        libraries: Libraries::Only([3u64].into_iter().collect()),
+        ..Restrictions::none()
+    };
+    let lan = |home_mode| Context {
+        now: at(Weekday::Tue, 12, 0),
+        home_mode,
+        network: NetClass::Lan,
+        guest_enabled: false,
+    };
+    let dlna = |enabled, ctx: &Context| {
+        policy::admit(
+            Presented::Dlna {
+                restrictions: chosen.clone(),
+                enabled,
+            },
+            ctx,
+        )
+    };
+
+    // Admission: off, or from outside the house, is refused; home mode is the owner's call
+    // (it turns `enabled` off when it starts; an owner who turns it on again is obeyed).
+    assert_eq!(dlna(false, &lan(false)).unwrap_err(), Denied::DlnaOff);
+    let remote = Context {
+        network: NetClass::Remote,
+        ..lan(false)
+    };
+    assert_eq!(dlna(true, &remote).unwrap_err(), Denied::DlnaOutsideHouse);
+    let local = Context {
+        network: NetClass::Local,
+        ..lan(false)
+    };
+    assert!(dlna(true, &local).is_ok());
+    assert!(dlna(true, &lan(true)).is_ok());
+
+    let ctx = lan(false);
+    let actor = dlna(true, &ctx).unwrap();
+    assert_eq!(actor.kind(), policy::ActorKind::Dlna);
+    assert_eq!(actor.user_id(), policy::DLNA_PROFILE_ID);
+    assert!(policy::require_owner(&actor).is_err());
+
+    let labels: Vec<String> = Vec::new();
+    let in_chosen = ItemView {
+        library_id: 3,
+        kind: ItemKind::Movie,
+        rating: None,
+        labels: &labels,
+    };
+    let elsewhere = ItemView {
+        library_id: 4,
+        ..in_chosen
+    };
+    let kid = SwitchTarget {
+        user_id: 2,
+        role: Role::Managed,
+        has_pin: false,
+    };
+    let rows: Vec<(Action<'_>, Result<(), Denied>)> = vec![
+        (Action::ListLibraries, Ok(())),
+        (Action::Search, Ok(())),
+        (Action::ListLibrary { library_id: 3 }, Ok(())),
+        (
+            Action::ListLibrary { library_id: 4 },
+            Err(Denied::Hidden(Hidden::LibraryNotGranted)),
+        ),
+        (Action::GetItem(&in_chosen), Ok(())),
+        (Action::Stream(&in_chosen), Ok(())),
+        (Action::Artwork(&in_chosen), Ok(())),
+        (
+            Action::GetItem(&elsewhere),
+            Err(Denied::Hidden(Hidden::LibraryNotGranted)),
+        ),
+        (
+            Action::Stream(&elsewhere),
+            Err(Denied::Hidden(Hidden::LibraryNotGranted)),
+        ),
+        (
+            Action::UpdateWatchState(&in_chosen),
+            Err(Denied::SignInRequired),
+        ),
+        (Action::ViewOwnDevices, Err(Denied::SignInRequired)),
+        (
+            Action::RevokeDevice { device_owner: 0 },
+            Err(Denied::SignInRequired),
+        ),
+        (
+            Action::SetPin {
+                user_id: 0,
+                role: Role::Managed,
+            },
+            Err(Denied::SignInRequired),
+        ),
+        (
+            Action::SwitchProfile {
+                to: kid,
+                pin_verified: true,
+            },
+            Err(Denied::SignInRequired),
+        ),
+        (
+            Action::Admin(AdminArea::Settings),
+            Err(Denied::SignInRequired),
+        ),
+        (
+            Action::Admin(AdminArea::Libraries),
+            Err(Denied::SignInRequired),
+        ),
+        (Action::Admin(AdminArea::Users), Err(Denied::SignInRequired)),
+    ];
+    for (action, want) in rows {
+        let refused = want.is_err();
+        let got = policy::authorize(&actor, &action, &ctx).then(|| {
+            assert!(!refused, "{action:?} ran for a DLNA player");
+        });
+        assert_eq!(got, want, "{action:?}");
+    }
+    assert!(policy::visible(&actor, &in_chosen, &ctx));
+    assert!(!policy::visible(&actor, &elsewhere, &ctx));
 }

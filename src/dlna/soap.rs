@@ -170,6 +170,9 @@ pub fn parse_call(body: &[u8]) -> Result<Call, Fault> {
                 if skip.is_some() {
                     continue;
                 }
+                if depth != 4 || current.is_none() {
+                    return Err(Fault::InvalidAction);
+                }
                 let text = t.unescape().map_err(|_| Fault::InvalidArgs)?;
                 match current.as_mut() {
                     Some((_, v)) if depth == 4 => {

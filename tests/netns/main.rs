@@ -18,6 +18,8 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
+mod dlna;
+
 const SERVER_LAN: &str = "10.231.1.1";
 const SERVER_LAN6: &str = "fd31:231:1::1";
 const LAN_CLIENT: &str = "10.231.1.2";
@@ -179,10 +181,20 @@ struct Server {
 impl Server {
     /// `hearth::serve` inside the server namespace, listening on [::]:0 (IPv4 and IPv6).
     fn start(ns: &str, data: &std::path::Path) -> Server {
+        Self::start_with(ns, data, |_| {})
+    }
+
+    /// As [`Server::start`], with `tweak` changing the config first.
+    fn start_with(
+        ns: &str,
+        data: &std::path::Path,
+        tweak: impl FnOnce(&mut hearth::Config),
+    ) -> Server {
         let ns = ns.to_owned();
         let mut config = hearth::Config::load(None, Vec::new()).unwrap();
         config.data_dir = data.to_owned();
         config.https = None;
+        tweak(&mut config);
         let (port_tx, port_rx) = std::sync::mpsc::channel();
         let (stop, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let thread = std::thread::spawn(move || {

@@ -255,7 +255,7 @@ impl Expr {
             Expr::All => true,
             Expr::And(a, b) => a.matches(obj) && b.matches(obj),
             Expr::Or(a, b) => a.matches(obj) || b.matches(obj),
-            Expr::Exists { property, exists } => !obj.values(property).is_empty() == *exists,
+            Expr::Exists { property, exists } => obj.values(property).is_empty() != *exists,
             Expr::Rel {
                 property,
                 op,

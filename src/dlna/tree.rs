@@ -293,14 +293,16 @@ fn label(name: &str, unknown: &str) -> String {
     }
 }
 
+/// A container being built: its id, title, class and the items under it.
+type Group = (ObjectId, String, &'static str, Vec<ItemRecord>);
+
 /// The objects directly inside `lib`'s container, or inside one of its sub-containers,
 /// from the library's visible items (pure: the grouping is here, the reading above).
 fn group(lib: &LibraryRecord, items: Vec<ItemRecord>, within: &ObjectId) -> Option<Vec<Object>> {
     let l = lib.id;
     let kind = lib.kind;
     // Containers in order of first appearance under their sort key, with their children.
-    let mut groups: BTreeMap<(String, String), (ObjectId, String, &'static str, Vec<ItemRecord>)> =
-        BTreeMap::new();
+    let mut groups: BTreeMap<(String, String), Group> = BTreeMap::new();
     let mut loose = Vec::new();
     let mut found = matches!(within, ObjectId::Library(_));
     for item in items {

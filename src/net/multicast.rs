@@ -4,7 +4,7 @@
 //! interface with its own address, and drops datagrams from anywhere else.
 
 use std::io;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::net::{Ipv4Addr, SocketAddrV4};
 use std::os::fd::{AsFd, AsRawFd};
 use std::sync::Mutex;
 
@@ -59,7 +59,7 @@ pub fn lan_interfaces(only: &[String]) -> Vec<LanInterface> {
         let wanted = if only.is_empty() {
             is_home_address(ip)
         } else {
-            only.iter().any(|n| *n == ifa.interface_name)
+            only.contains(&ifa.interface_name)
         };
         if !wanted {
             continue;
@@ -260,25 +260,6 @@ impl MulticastSocket {
 
     pub fn group(&self) -> Ipv4Addr {
         self.group
-    }
-}
-
-/// IPv4 from a socket address, if it is one.
-pub fn v4(addr: SocketAddr) -> Option<SocketAddrV4> {
-    match addr {
-        SocketAddr::V4(a) => Some(a),
-        SocketAddr::V6(a) => match a.ip().to_ipv4_mapped() {
-            Some(ip) => Some(SocketAddrV4::new(ip, a.port())),
-            None => None,
-        },
-    }
-}
-
-/// Whether an address is one of the device's own IPv4 addresses on a LAN interface.
-pub fn is_lan_ip(ifaces: &[LanInterface], ip: IpAddr) -> bool {
-    match ip {
-        IpAddr::V4(v4) => ifaces.iter().any(|i| i.is_neighbour(v4)),
-        IpAddr::V6(_) => false,
     }
 }
 

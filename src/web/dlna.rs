@@ -214,31 +214,46 @@ fn fault_response(f: Fault) -> Response {
     r
 }
 
+/// Why a control request was not read.
+enum Unread {
+    TooLarge,
+    Fault(Fault),
+}
+
+impl Unread {
+    fn response(self) -> Response {
+        match self {
+            Unread::TooLarge => plain(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "The request body is too large.\n",
+            ),
+            Unread::Fault(f) => fault_response(f),
+        }
+    }
+}
+
 /// Reads the body and the SOAP envelope; checks the call is for `service` and that the
 /// SOAPACTION header, if sent, names the same action.
 fn read_call(
     service: &str,
     headers: &HeaderMap,
     body: Result<Bytes, BytesRejection>,
-) -> Result<Call, Response> {
+) -> Result<Call, Unread> {
     let body = body.map_err(|e| {
         if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            plain(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "The request body is too large.\n",
-            )
+            Unread::TooLarge
         } else {
-            fault_response(Fault::InvalidAction)
+            Unread::Fault(Fault::InvalidAction)
         }
     })?;
-    let call = soap::parse_call(&body).map_err(fault_response)?;
+    let call = soap::parse_call(&body).map_err(Unread::Fault)?;
     if call.service != service {
-        return Err(fault_response(Fault::InvalidAction));
+        return Err(Unread::Fault(Fault::InvalidAction));
     }
     if let Some(h) = headers.get("soapaction").and_then(|v| v.to_str().ok()) {
         let h = h.trim().trim_matches('"');
         if h != format!("{service}#{}", call.action) {
-            return Err(fault_response(Fault::InvalidAction));
+            return Err(Unread::Fault(Fault::InvalidAction));
         }
     }
     Ok(call)
@@ -297,7 +312,7 @@ async fn cd_control(
 ) -> Response {
     let call = match read_call(CONTENT_DIRECTORY, &headers, body) {
         Ok(c) => c,
-        Err(r) => return r,
+        Err(u) => return u.response(),
     };
     let (actor, ctx) = match dlna_actor(&state, client).await {
         Ok(Some(a)) => a,
@@ -441,7 +456,7 @@ async fn cm_control(
 ) -> Response {
     let call = match read_call(CONNECTION_MANAGER, &headers, body) {
         Ok(c) => c,
-        Err(r) => return r,
+        Err(u) => return u.response(),
     };
     match dlna_actor(&state, client).await {
         Ok(Some(_)) => {}

@@ -395,6 +395,39 @@ mod tests {
     }
 
     #[test]
+    fn discovery_is_off_unless_configured() {
+        // A laptop's `cargo run -- serve` must not announce itself on the LAN.
+        let c = Config::load(None, env(&[])).unwrap();
+        assert!(!c.discovery.mdns && !c.discovery.ssdp);
+        let c = Config::load(
+            None,
+            env(&[
+                ("HEARTH_DISCOVERY__MDNS", "true"),
+                ("HEARTH_DISCOVERY__INTERFACES", "[\"eth0\"]"),
+            ]),
+        )
+        .unwrap();
+        assert!(c.discovery.mdns && !c.discovery.ssdp);
+        assert_eq!(c.discovery.interfaces, ["eth0"]);
+        for bad in [
+            "[\"\"]",
+            "[\"lo\"]",
+            "[\"eth0/1\"]",
+            "[\"a-very-long-interface-name\"]",
+        ] {
+            let e = Config::load(None, env(&[("HEARTH_DISCOVERY__INTERFACES", bad)]))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("discovery.interfaces"), "{bad}: {e}");
+        }
+        // The appliance's own config turns both on.
+        let image =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("image/rootfs/etc/hearth/hearth.toml");
+        let c = Config::load(Some(&image), env(&[])).unwrap();
+        assert!(c.discovery.mdns && c.discovery.ssdp);
+    }
+
+    #[test]
     fn newer_version_refused() {
         let e = Config::load(None, env(&[("HEARTH_VERSION", "99")])).unwrap_err();
         assert!(matches!(e, ConfigError::TooNew { found: 99 }), "{e}");

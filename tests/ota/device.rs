@@ -203,8 +203,9 @@ impl Raw {
     pub fn send(&mut self, line: &Value, raw: &[u8]) -> Value {
         let mut b = serde_json::to_vec(line).unwrap();
         b.push(b'\n');
-        self.w.write_all(&b).unwrap();
-        // The agent may hang up after refusing before reading every byte.
+        // The agent may refuse and hang up before reading every byte (a refused peer is
+        // answered before it sends anything): the answer is what counts.
+        let _ = self.w.write_all(&b);
         let _ = self.w.write_all(raw);
         self.answer()
     }

@@ -138,6 +138,9 @@ pub struct UpdatesConfig {
     pub check_interval_hours: u32,
     /// Bearer token for a private channel. Also settable as `HEARTH_UPDATES__TOKEN_FILE`.
     pub token: Secret,
+    /// Folder of public keys (`*.pub`) update bundles must be signed with. The image ships
+    /// them in its read-only root; the agent checks against its own copy as well.
+    pub keyring: PathBuf,
 }
 
 impl Default for Config {
@@ -176,6 +179,9 @@ impl Default for UsersConfig {
     }
 }
 
+/// Where the image keeps the update keys.
+pub const DEFAULT_KEYRING: &str = "/usr/share/hearth/keys";
+
 impl Default for UpdatesConfig {
     fn default() -> Self {
         UpdatesConfig {
@@ -183,6 +189,7 @@ impl Default for UpdatesConfig {
             channel: "stable".into(),
             check_interval_hours: 24,
             token: Secret::default(),
+            keyring: PathBuf::from(DEFAULT_KEYRING),
         }
     }
 }

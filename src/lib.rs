@@ -156,6 +156,10 @@ pub async fn serve(
         disks::POLL_INTERVAL,
     );
     let update_checker = ota::service::spawn_checker(config.updates.clone(), store.clone());
+    // Before any request is answered: a rollback is recorded before the health check can
+    // pass and the boot is blessed (blessing forgets the failed entry).
+    let slots = ota::install::learn_slots(agent.as_ref(), &store).await;
+    let updates = ota::install::Installer::new(config.agent_socket.clone(), slots);
     let scans = library::Scans::default();
     let watch_store = store.clone();
     let watch_scans = scans.clone();
@@ -185,6 +189,7 @@ pub async fn serve(
         agent,
         disks: disk_monitor,
         scans: scans.clone(),
+        updates,
         watcher: library_watcher.clone(),
         dlna: dlna.clone(),
     };

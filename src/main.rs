@@ -48,7 +48,16 @@ enum Command {
         /// Folder where disks are mounted.
         #[arg(long, default_value = hearth::agent::DEFAULT_MEDIA_ROOT)]
         media_root: PathBuf,
+        /// Where the EFI system partition is mounted (systemd-boot devices).
+        #[arg(long, default_value = "/efi")]
+        esp: PathBuf,
+        /// Folder of public keys update bundles must be signed with.
+        #[arg(long, default_value = hearth::config::DEFAULT_KEYRING)]
+        keyring: PathBuf,
     },
+    /// Boot slots (appliance only, as root): status, keep the running slot, or give up on it.
+    #[command(subcommand)]
+    Boot(BootCommand),
     /// Return a claimed device to unclaimed (libraries, media and other users stay).
     ResetClaim {
         #[arg(long, env = "HEARTH_CONFIG")]
@@ -59,6 +68,26 @@ enum Command {
     /// Make, sign and check update bundles (for publishers).
     #[command(subcommand)]
     Bundle(BundleCommand),
+}
+
+#[derive(Subcommand)]
+enum BootCommand {
+    /// Which slot runs, whether it is on trial, whether a trial failed.
+    Status {
+        #[arg(long, default_value = hearth::agent::DEFAULT_SOCKET)]
+        socket: PathBuf,
+    },
+    /// The running slot is healthy: keep it (hearth-health.service runs this).
+    MarkGood {
+        #[arg(long, default_value = hearth::agent::DEFAULT_SOCKET)]
+        socket: PathBuf,
+    },
+    /// The running slot did not become healthy: if it is on trial, give up on it and reboot
+    /// into the previous slot; if it is not, leave it running.
+    Unhealthy {
+        #[arg(long, default_value = hearth::agent::DEFAULT_SOCKET)]
+        socket: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -180,7 +209,10 @@ fn main() -> ExitCode {
             socket,
             allow_user,
             media_root,
-        } => run_agent(socket, &allow_user, media_root),
+            esp,
+            keyring,
+        } => run_agent(socket, &allow_user, media_root, esp, keyring),
+        Command::Boot(cmd) => run_boot(cmd),
         Command::ResetClaim { config, data } => {
             load_config(config, data, None, None).and_then(|c| reset_claim(&c))
         }
@@ -297,7 +329,104 @@ fn run_serve(config: Config) -> Result<(), String> {
     })
 }
 
-fn run_agent(socket: PathBuf, allow_user: &str, media_root: PathBuf) -> Result<(), String> {
+/// `hearth boot …`: asks the agent, prints its answer.
+fn run_boot(cmd: BootCommand) -> Result<(), String> {
+    use hearth::agent::protocol::{BootInfo, Request};
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the runtime: {e}"))?;
+    runtime.block_on(async move {
+        let show = |b: &BootInfo| {
+            serde_json::to_string(b).unwrap_or_else(|e| format!("(cannot show: {e})"))
+        };
+        match cmd {
+            BootCommand::Status { socket } => {
+                let b: BootInfo = hearth::agent::Client::new(socket)
+                    .call(&Request::BootStatus {})
+                    .await
+                    .map_err(|e| e.to_string())?;
+                println!("{}", show(&b));
+            }
+            BootCommand::MarkGood { socket } => {
+                let b: BootInfo = hearth::agent::Client::new(socket)
+                    .call(&Request::MarkGood {})
+                    .await
+                    .map_err(|e| e.to_string())?;
+                println!("marked good: {}", show(&b));
+            }
+            BootCommand::Unhealthy { socket } => {
+                let agent = hearth::agent::Client::new(socket);
+                let b: BootInfo = agent
+                    .call(&Request::BootStatus {})
+                    .await
+                    .map_err(|e| e.to_string())?;
+                if !b.on_trial {
+                    println!(
+                        "the running slot is not on trial; leaving it running: {}",
+                        show(&b)
+                    );
+                    return Ok(());
+                }
+                let b: BootInfo = match agent.call(&Request::MarkBad {}).await {
+                    Ok(b) => b,
+                    Err(hearth::agent::ClientError::Refused { code, message })
+                        if code == "no_fallback" =>
+                    {
+                        println!("{message}");
+                        return Ok(());
+                    }
+                    Err(e) => return Err(e.to_string()),
+                };
+                println!("gave up on the slot on trial: {}; rebooting", show(&b));
+                agent
+                    .call::<serde_json::Value>(&Request::Reboot {})
+                    .await
+                    .map_err(|e| e.to_string())?;
+            }
+        }
+        Ok(())
+    })
+}
+
+/// The agent's A/B update setup on this machine, if it has one: UEFI with the ESP mounted
+/// and partitions labelled root-a/root-b.
+fn update_config(esp: PathBuf, keyring: PathBuf) -> Option<hearth::agent::update::UpdateConfig> {
+    use hearth::agent::update::{BootSetup, LoaderEntry, RebootAction, SlotDevices, UpdateConfig};
+    let efi = std::path::Path::new("/sys/firmware/efi").exists();
+    let slots = std::path::Path::new("/dev/disk/by-partlabel/root-a").exists()
+        && std::path::Path::new("/dev/disk/by-partlabel/root-b").exists();
+    if !(efi && slots) {
+        tracing::info!(
+            efi,
+            slots,
+            "no UEFI A/B slots on this machine; the update verbs will refuse"
+        );
+        return None;
+    }
+    Some(UpdateConfig {
+        board: hearth::ota::service::device_board(),
+        keyring_dir: keyring,
+        boot: BootSetup::SystemdBoot {
+            esp,
+            loader_entry: LoaderEntry::EfiVar,
+        },
+        slots: SlotDevices::PartLabel {
+            dev_root: PathBuf::from("/dev"),
+        },
+        state_dir: PathBuf::from("/run/hearth-agent"),
+        boot_id_path: PathBuf::from("/proc/sys/kernel/random/boot_id"),
+        reboot: RebootAction::Systemctl,
+    })
+}
+
+fn run_agent(
+    socket: PathBuf,
+    allow_user: &str,
+    media_root: PathBuf,
+    esp: PathBuf,
+    keyring: PathBuf,
+) -> Result<(), String> {
     init_logging("info");
     if !nix::unistd::geteuid().is_root() {
         return Err("the agent mounts disks and must run as root (it is started by hearth-agent.socket on the appliance)".into());
@@ -312,6 +441,7 @@ fn run_agent(socket: PathBuf, allow_user: &str, media_root: PathBuf) -> Result<(
         media_root,
         allowed_uids: vec![0, user.uid.as_raw()],
         mount_owner: Some((user.uid.as_raw(), user.gid.as_raw())),
+        update: update_config(esp, keyring),
     };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -1,5 +1,5 @@
 //! The agent over a real unix socket: who may call it (SO_PEERCRED, with a real second uid),
-//! what it refuses (malformed, oversized, unknown, reserved, non-block devices), and the
+//! what it refuses (malformed, oversized, unknown, update verbs on a machine without slots, non-block devices), and the
 //! laptop case of the disk API where there is no agent.
 
 mod common;
@@ -107,6 +107,7 @@ fn start(f: &Fixture, allowed_uids: Vec<u32>) -> Running {
         media_root: f.media.clone(),
         allowed_uids,
         mount_owner: None,
+        update: None,
     });
     let listener = hearth::agent::server::listener(&f.socket, None).unwrap();
     std::fs::set_permissions(&f.socket, std::fs::Permissions::from_mode(0o666)).unwrap();
@@ -237,16 +238,24 @@ fn every_verb_revalidates_its_arguments() {
             json!({"verb": "format", "uuid": STICK_UUID}),
             "unknown_verb",
         ),
+        // The caller never names a slot; the agent works it out.
         (
             json!({"verb": "write_slot", "slot": "b"}),
-            "not_implemented_here",
+            "malformed_request",
         ),
         (
             json!({"verb": "set_next_boot", "slot": "b"}),
-            "not_implemented_here",
+            "malformed_request",
         ),
-        (json!({"verb": "mark_good"}), "not_implemented_here"),
-        (json!({"verb": "reboot"}), "not_implemented_here"),
+        // This fixture machine has no A/B slots: update verbs refuse, and it never reboots.
+        (
+            json!({"verb": "set_next_boot", "version": "1.2.3"}),
+            "not_updatable",
+        ),
+        (json!({"verb": "mark_good"}), "not_updatable"),
+        (json!({"verb": "mark_bad"}), "not_updatable"),
+        (json!({"verb": "boot_status"}), "not_updatable"),
+        (json!({"verb": "reboot"}), "not_updatable"),
         (json!({"uuid": STICK_UUID}), "malformed_request"),
     ];
     for (req, want) in cases {

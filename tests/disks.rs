@@ -127,6 +127,7 @@ fn start_agent(socket: &Path, media: &Path) -> tokio::task::JoinHandle<()> {
         media_root: media.to_owned(),
         allowed_uids: vec![0],
         mount_owner: None,
+        update: None,
     });
     let l = hearth::agent::server::listener(socket, None).unwrap();
     let l = tokio::net::UnixListener::from_std(l).unwrap();

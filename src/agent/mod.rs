@@ -9,6 +9,8 @@ pub mod boot;
 pub mod client;
 pub mod protocol;
 pub mod server;
+pub mod session;
+pub mod update;
 pub mod verbs;
 
 pub use client::{Client, ClientError};

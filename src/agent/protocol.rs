@@ -9,15 +9,29 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use crate::disks::Disk;
+use crate::ota::Version;
 
 /// Largest request line the agent reads, newline included.
 pub const MAX_REQUEST_BYTES: usize = 4096;
 /// Largest answer line the client reads (a disk list of a busy machine fits easily).
 pub const MAX_RESPONSE_BYTES: usize = 1024 * 1024;
 
-/// Verbs reserved for updates. The OTA work wires them; until then they answer
-/// `not_implemented_here` instead of pretending.
-pub const RESERVED_VERBS: &[&str] = &["write_slot", "set_next_boot", "mark_good", "reboot"];
+/// Every verb this agent knows; anything else is refused before its arguments are read.
+pub const VERBS: &[&str] = &[
+    "list_disks",
+    "mount",
+    "unmount",
+    "eject",
+    "boot_status",
+    "write_slot",
+    "set_next_boot",
+    "mark_good",
+    "mark_bad",
+    "reboot",
+];
+
+/// Largest line inside a `write_slot` session (a `reuse` list of chunk ranges).
+pub const MAX_SESSION_LINE: usize = 4 << 20;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "verb", rename_all = "snake_case", deny_unknown_fields)]
@@ -36,6 +50,25 @@ pub enum Request {
     Eject {
         uuid: String,
     },
+    /// Which slot runs, whether it is on trial, and whether a trial failed.
+    BootStatus {},
+    /// Starts a slot-writing session: `meta_len` bytes of bundle metadata (preamble,
+    /// header, signatures, index) follow the line, then [`SessionOp`] lines.
+    WriteSlot {
+        meta_len: u32,
+        /// The owner allowed installing an older version.
+        #[serde(default)]
+        allow_downgrade: bool,
+    },
+    /// Boots the staged slot on trial next time; `version` must be what was staged.
+    SetNextBoot {
+        version: Version,
+    },
+    /// The running slot is healthy: keep it.
+    MarkGood {},
+    /// The running slot on trial is unhealthy: give up on it now instead of retrying.
+    MarkBad {},
+    Reboot {},
 }
 
 impl Request {
@@ -45,6 +78,12 @@ impl Request {
             Request::Mount { .. } => "mount",
             Request::Unmount { .. } => "unmount",
             Request::Eject { .. } => "eject",
+            Request::BootStatus {} => "boot_status",
+            Request::WriteSlot { .. } => "write_slot",
+            Request::SetNextBoot { .. } => "set_next_boot",
+            Request::MarkGood {} => "mark_good",
+            Request::MarkBad {} => "mark_bad",
+            Request::Reboot {} => "reboot",
         }
     }
 }
@@ -134,6 +173,60 @@ pub struct Ejected {
     pub note: String,
 }
 
+/// One step of a `write_slot` session, sent as a line after the metadata.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]
+pub enum SessionOp {
+    /// The server's journal says these chunk ranges (`[start, end)`) are already on the
+    /// slot; the agent copies what else it finds on the device and answers [`Reused`].
+    /// The final read-back check catches a journal that was wrong.
+    Reuse { done: Vec<(u32, u32)> },
+    /// `len` raw bytes of chunk `index`, decompressed, follow the line.
+    Chunk { index: u32, len: u32 },
+    /// Make everything written so far durable.
+    Sync,
+    /// Read the slot back and check every payload against the signed header.
+    Finish,
+}
+
+/// What `write_slot` answers after checking the metadata.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Staging {
+    pub slot: crate::agent::boot::Slot,
+    pub version: Version,
+    pub chunks: u32,
+    /// Names the target in the server's journal (`agent:root-b`).
+    pub target: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reused {
+    /// Chunk ranges `[start, end)` the agent filled from the device itself.
+    pub local: Vec<(u32, u32)>,
+}
+
+/// The slot was written and read back: it holds `version`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Staged {
+    pub slot: crate::agent::boot::Slot,
+    pub version: Version,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BootInfo {
+    pub slot: crate::agent::boot::Slot,
+    /// Version of the running boot entry, when the boot method records it.
+    pub version: Option<Version>,
+    pub on_trial: bool,
+    pub rollback: Option<RollbackInfo>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RollbackInfo {
+    pub failed_version: Option<Version>,
+    pub reason: String,
+}
+
 /// Why a request line was refused before any verb ran.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ParseOutcome {
@@ -163,15 +256,7 @@ pub fn parse_request(line: &[u8]) -> ParseOutcome {
         ));
     };
     let verb = verb.as_str();
-    if RESERVED_VERBS.contains(&verb) {
-        return ParseOutcome::Refused(Response::error(
-            "not_implemented_here",
-            format!(
-                "`{verb}` is reserved for updates and not built into this agent yet; nothing was done"
-            ),
-        ));
-    }
-    if !["list_disks", "mount", "unmount", "eject"].contains(&verb) {
+    if !VERBS.contains(&verb) {
         return ParseOutcome::Refused(Response::error(
             "unknown_verb",
             format!("`{verb}` is not a verb this agent knows"),
@@ -223,13 +308,40 @@ mod tests {
             (r#"{"verb":"eject","uuid":"u"}"#, "ok:eject"),
             (r#"{"verb":"eject"}"#, "malformed_request"),
             (r#"{"verb":"format","uuid":"u"}"#, "unknown_verb"),
+            // The caller never names a slot or a device: the agent works them out.
+            (r#"{"verb":"write_slot","slot":"b"}"#, "malformed_request"),
             (
-                r#"{"verb":"write_slot","slot":"b"}"#,
-                "not_implemented_here",
+                r#"{"verb":"write_slot","meta_len":100,"device":"/dev/sda2"}"#,
+                "malformed_request",
             ),
-            (r#"{"verb":"set_next_boot"}"#, "not_implemented_here"),
-            (r#"{"verb":"mark_good"}"#, "not_implemented_here"),
-            (r#"{"verb":"reboot"}"#, "not_implemented_here"),
+            (
+                r#"{"verb":"write_slot","meta_len":-1}"#,
+                "malformed_request",
+            ),
+            (r#"{"verb":"write_slot","meta_len":100}"#, "ok:write_slot"),
+            (
+                r#"{"verb":"write_slot","meta_len":100,"allow_downgrade":true}"#,
+                "ok:write_slot",
+            ),
+            (r#"{"verb":"set_next_boot"}"#, "malformed_request"),
+            (
+                r#"{"verb":"set_next_boot","version":"1.2"}"#,
+                "malformed_request",
+            ),
+            (
+                r#"{"verb":"set_next_boot","version":"1.2.3","slot":"a"}"#,
+                "malformed_request",
+            ),
+            (
+                r#"{"verb":"set_next_boot","version":"1.2.3"}"#,
+                "ok:set_next_boot",
+            ),
+            (r#"{"verb":"mark_good"}"#, "ok:mark_good"),
+            (r#"{"verb":"mark_good","slot":"b"}"#, "malformed_request"),
+            (r#"{"verb":"mark_bad"}"#, "ok:mark_bad"),
+            (r#"{"verb":"boot_status"}"#, "ok:boot_status"),
+            (r#"{"verb":"reboot"}"#, "ok:reboot"),
+            (r#"{"verb":"reboot","when":"now"}"#, "malformed_request"),
             (r#"{"verb":7}"#, "malformed_request"),
             (r#"["list_disks"]"#, "malformed_request"),
             (r#"{"verb":"list_disks""#, "malformed_request"),

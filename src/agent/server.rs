@@ -18,6 +18,7 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
 
 use super::protocol::{MAX_REQUEST_BYTES, ParseOutcome, Request, Response, True, parse_request};
+use super::update;
 use super::verbs::{self, AgentConfig, AgentError};
 
 /// A connection that sends nothing for this long is closed.
@@ -134,6 +135,20 @@ impl Agent {
             line.pop();
             let response = match parse_request(&line) {
                 ParseOutcome::Refused(r) => r,
+                ParseOutcome::Request(Request::WriteSlot {
+                    meta_len,
+                    allow_downgrade,
+                }) => {
+                    // The session takes over the connection until it finishes or fails.
+                    let leftover = reader.buffer().to_vec();
+                    let read = reader.into_inner();
+                    let Ok(stream) = read.reunite(write) else {
+                        return;
+                    };
+                    self.write_slot(stream, leftover, meta_len, allow_downgrade)
+                        .await;
+                    return;
+                }
                 ParseOutcome::Request(req) => self.execute(req).await,
             };
             if write_line(&mut write, &response).await.is_err() {
@@ -165,6 +180,25 @@ impl Agent {
                         serde_json::to_value(verbs::unmount(&config, &uuid)?)
                     }
                     Request::Eject { uuid } => serde_json::to_value(verbs::eject(&config, &uuid)?),
+                    Request::BootStatus {} => {
+                        serde_json::to_value(update::boot_status(config.update.as_ref())?)
+                    }
+                    Request::SetNextBoot { version } => serde_json::to_value(
+                        update::set_next_boot(config.update.as_ref(), version)?,
+                    ),
+                    Request::MarkGood {} => {
+                        serde_json::to_value(update::mark_good(config.update.as_ref())?)
+                    }
+                    Request::MarkBad {} => {
+                        serde_json::to_value(update::mark_bad(config.update.as_ref())?)
+                    }
+                    Request::Reboot {} => Ok(update::reboot(config.update.as_ref())?),
+                    // Handled as a session by `connection`; never reaches here.
+                    Request::WriteSlot { .. } => {
+                        return Err(AgentError::Update(update::UpdateError::Protocol(
+                            "write_slot runs as a session".into(),
+                        )));
+                    }
                 };
                 v.map_err(|e| AgentError::Io(io::Error::other(e)))
             })
@@ -181,6 +215,84 @@ impl Agent {
             }
         }
     }
+}
+
+impl Agent {
+    /// A `write_slot` session: metadata, then chunk steps, on this connection alone.
+    async fn write_slot(
+        &self,
+        stream: UnixStream,
+        leftover: Vec<u8>,
+        meta_len: u32,
+        allow_downgrade: bool,
+    ) {
+        let _guard = self.lock.lock().await;
+        self.verbs_run.fetch_add(1, Ordering::SeqCst);
+        let config = self.config.clone();
+        let Ok(std_stream) = stream.into_std() else {
+            return;
+        };
+        let result = tokio::task::spawn_blocking(move || {
+            session_blocking(&config, std_stream, leftover, meta_len, allow_downgrade)
+        })
+        .await;
+        match result {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                tracing::info!(verb = "write_slot", code = e.code(), error = %e, "update session ended")
+            }
+            Err(e) => tracing::error!(verb = "write_slot", error = %e, "update session panicked"),
+        }
+    }
+}
+
+/// Session timeout: a server that stops sending for this long is hung up on.
+const SESSION_IDLE: Duration = Duration::from_secs(120);
+
+fn session_blocking(
+    config: &AgentConfig,
+    stream: std::os::unix::net::UnixStream,
+    leftover: Vec<u8>,
+    meta_len: u32,
+    allow_downgrade: bool,
+) -> Result<(), update::UpdateError> {
+    use std::io::{BufReader as StdBufReader, Read as _, Write as _};
+    stream.set_nonblocking(false)?;
+    stream.set_read_timeout(Some(SESSION_IDLE))?;
+    stream.set_write_timeout(Some(SESSION_IDLE))?;
+    let mut out = stream.try_clone()?;
+    let mut input = StdBufReader::with_capacity(
+        256 * 1024,
+        std::io::Read::chain(std::io::Cursor::new(leftover), stream),
+    );
+    let refuse = |out: &mut std::os::unix::net::UnixStream, e: &update::UpdateError| {
+        let mut bytes =
+            serde_json::to_vec(&Response::error(e.code(), e.to_string())).unwrap_or_default();
+        bytes.push(b'\n');
+        let _ = out.write_all(&bytes);
+    };
+    if u64::from(meta_len) > update::MAX_META {
+        let e = update::UpdateError::MetaTooLarge(meta_len);
+        refuse(&mut out, &e);
+        return Err(e);
+    }
+    let mut meta = vec![0u8; meta_len as usize];
+    input.read_exact(&mut meta)?;
+    let (session, staging) = match update::begin(config.update.as_ref(), &meta, allow_downgrade) {
+        Ok(v) => v,
+        Err(e) => {
+            refuse(&mut out, &e);
+            return Err(e);
+        }
+    };
+    let ok = Response::Ok {
+        ok: True,
+        result: serde_json::to_value(&staging).map_err(std::io::Error::other)?,
+    };
+    let mut bytes = serde_json::to_vec(&ok).map_err(std::io::Error::other)?;
+    bytes.push(b'\n');
+    out.write_all(&bytes)?;
+    session.run(&mut input, &mut out)
 }
 
 async fn write_line(w: &mut tokio::net::unix::OwnedWriteHalf, r: &Response) -> io::Result<()> {

@@ -29,6 +29,8 @@ pub struct AgentConfig {
     pub allowed_uids: Vec<u32>,
     /// Owner (uid, gid) of files on FAT/exFAT/NTFS mounts: the `hearth` user.
     pub mount_owner: Option<(u32, u32)>,
+    /// A/B slots and boot control; `None` where there are none (the update verbs refuse).
+    pub update: Option<super::update::UpdateConfig>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -59,6 +61,8 @@ pub enum AgentError {
     MountFailed(String),
     #[error("the kernel refused to unmount {path}: {errno}")]
     UnmountFailed { path: String, errno: String },
+    #[error(transparent)]
+    Update(#[from] super::update::UpdateError),
     #[error("the agent could not finish the request: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -79,6 +83,7 @@ impl AgentError {
             AgentError::UnsafeMountPoint(_) => "unsafe_mount_point",
             AgentError::MountFailed(_) => "mount_failed",
             AgentError::UnmountFailed { .. } => "unmount_failed",
+            AgentError::Update(e) => e.code(),
             AgentError::Io(_) => "internal",
         }
     }

@@ -922,7 +922,11 @@ fn create_inner(
         board: spec.board.clone(),
         version: spec.version,
         min_version: spec.min_version,
-        created: crate::now_secs(),
+        // Reproducible builds set SOURCE_DATE_EPOCH; the same inputs then give the same bundle.
+        created: std::env::var("SOURCE_DATE_EPOCH")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(crate::now_secs),
         chunk_size: CHUNK_SIZE,
         payloads,
     };

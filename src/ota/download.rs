@@ -66,6 +66,8 @@ pub enum DownloadError {
         "the written slot does not read back correctly (payload `{0}`); the download will start over"
     )]
     ReadBack(String),
+    #[error("{message}")]
+    Agent { code: String, message: String },
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -137,6 +139,8 @@ pub struct Progress {
     pub chunks_done: AtomicU64,
     /// Chunks taken from the device's own slots instead of the network.
     pub chunks_local: AtomicU64,
+    /// Every chunk is written; the slot is being read back and checked.
+    pub verifying: std::sync::atomic::AtomicBool,
     started: std::sync::OnceLock<Instant>,
 }
 
@@ -190,6 +194,57 @@ pub trait SlotWriter {
     fn sync(&mut self) -> std::io::Result<()>;
     /// Reads back, for the final check.
     fn read_at(&mut self, slot: &str, offset: u64, buf: &mut [u8]) -> std::io::Result<()>;
+
+    /// Called once the metadata verified, before anything is written. A writer that checks
+    /// the bundle again on its own (the agent) gets the raw bytes. May name the journal's
+    /// target (the slot the writer chose); `None` keeps the job's.
+    fn begin(
+        &mut self,
+        _meta_bytes: &[u8],
+        _meta: &BundleMeta,
+    ) -> Result<Option<String>, DownloadError> {
+        Ok(None)
+    }
+
+    /// Writes verified chunk `index` of the bundle.
+    fn write_chunk(
+        &mut self,
+        meta: &BundleMeta,
+        index: usize,
+        plain: &[u8],
+    ) -> Result<(), DownloadError> {
+        let c = &meta.chunks[index];
+        self.write_at(&meta.payload_of(c).slot, c.offset, plain)
+            .map_err(DownloadError::Slot)
+    }
+
+    /// Lets the writer fill chunks from the device itself (chunks in `done` are on the
+    /// slot already). `None`: the download scans the job's `sources` instead.
+    fn reuse_local(
+        &mut self,
+        _meta: &BundleMeta,
+        _done: &[u32],
+    ) -> Result<Option<Vec<usize>>, DownloadError> {
+        Ok(None)
+    }
+
+    /// The final check: every payload read back from the slot against its signed hash.
+    fn finish(&mut self, meta: &BundleMeta) -> Result<(), DownloadError> {
+        let mut buf = vec![0u8; bundle::CHUNK_SIZE as usize];
+        for (pi, pay) in meta.header.payloads.iter().enumerate() {
+            let mut h = ring::digest::Context::new(&ring::digest::SHA256);
+            for c in meta.chunks.iter().filter(|c| c.payload == pi) {
+                let w = &mut buf[..c.len as usize];
+                self.read_at(&pay.slot, c.offset, w)
+                    .map_err(DownloadError::Slot)?;
+                h.update(w);
+            }
+            if hex::encode(h.finish().as_ref()) != pay.sha256 {
+                return Err(DownloadError::ReadBack(pay.slot.clone()));
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Payloads written to plain files, one per slot name.
@@ -240,15 +295,22 @@ impl SlotWriter for FileSlots {
 }
 
 /// Where chunks the device already has were found: (source file, offset).
-struct LocalChunks {
+pub struct LocalChunks {
     files: Vec<File>,
     found: HashMap<usize, (usize, u64)>,
+}
+
+impl LocalChunks {
+    /// Where chunk `i` was seen, if anywhere.
+    pub fn get(&self, i: usize) -> Option<(&File, u64)> {
+        self.found.get(&i).map(|&(f, off)| (&self.files[f], off))
+    }
 }
 
 /// Looks for the bundle's chunks at every 4 KiB position of the given files (the running
 /// slot and whatever the inactive one holds). Each 4 KiB block is hashed once; only blocks
 /// whose hash prefix matches a wanted chunk's head are read as a whole chunk and hashed.
-fn scan_sources(
+pub fn scan_sources(
     meta: &BundleMeta,
     wanted: &[usize],
     sources: &[PathBuf],
@@ -524,21 +586,22 @@ pub fn download(
     job.policy.check(&meta.header)?;
     report.version = Some(meta.header.version.to_string());
     report.total_chunks = meta.chunks.len() as u64;
+    let target = writer
+        .begin(&meta_bytes, &meta)?
+        .unwrap_or_else(|| job.target.to_owned());
 
     // 2. The journal says what is already on the slot.
     let digest = hex::encode(meta.digest);
-    let done: HashSet<u32> = job
-        .store
-        .write(|tx| {
-            tx.ota_begin(&OtaJob {
-                bundle: digest.clone(),
-                target: job.target.to_owned(),
-                chunks: meta.chunks.len() as u32,
-                complete: false,
-            })
-        })?
-        .into_iter()
-        .collect();
+    let mut done_list = job.store.write(|tx| {
+        tx.ota_begin(&OtaJob {
+            bundle: digest.clone(),
+            target: target.clone(),
+            chunks: meta.chunks.len() as u32,
+            complete: false,
+        })
+    })?;
+    done_list.sort_unstable();
+    let done: HashSet<u32> = done_list.iter().copied().collect();
     report.chunks_resumed = done.len() as u64;
     let mut todo: Vec<usize> = (0..meta.chunks.len())
         .filter(|i| !done.contains(&(*i as u32)))
@@ -549,8 +612,27 @@ pub fn download(
     p.chunks_done.store(done.len() as u64, Ordering::Relaxed);
 
     // 3. Chunks the device already has.
-    let local = scan_sources(&meta, &todo, job.sources)?;
     let mut journal = Journal::new(job.store);
+    if let Some(filled) = writer.reuse_local(&meta, &done_list)? {
+        // The writer copied and synced them already; record them.
+        for i in filled {
+            if i < meta.chunks.len() && !done.contains(&(i as u32)) {
+                journal.pending.push(i as u32);
+                journal.written.insert(i);
+                p.chunks_local.fetch_add(1, Ordering::Relaxed);
+                p.chunks_done.fetch_add(1, Ordering::Relaxed);
+                report.chunks_local += 1;
+            }
+        }
+    }
+    let local = if job.sources.is_empty() {
+        LocalChunks {
+            files: Vec::new(),
+            found: HashMap::new(),
+        }
+    } else {
+        scan_sources(&meta, &todo, job.sources)?
+    };
     let mut buf = vec![0u8; bundle::CHUNK_SIZE as usize];
     for &i in &todo {
         let Some(&(fi, off)) = local.found.get(&i) else {
@@ -563,9 +645,7 @@ pub fn download(
         if !ok {
             continue;
         }
-        writer
-            .write_at(&meta.payload_of(c).slot, c.offset, w)
-            .map_err(DownloadError::Slot)?;
+        writer.write_chunk(&meta, i, w)?;
         journal.push(i, writer)?;
         p.chunks_local.fetch_add(1, Ordering::Relaxed);
         p.chunks_done.fetch_add(1, Ordering::Relaxed);
@@ -584,19 +664,14 @@ pub fn download(
     journal.flush(writer)?;
 
     // 5. Read the slot back and check every payload against the signed hash.
-    for (pi, pay) in meta.header.payloads.iter().enumerate() {
-        let mut h = ring::digest::Context::new(&ring::digest::SHA256);
-        for c in meta.chunks.iter().filter(|c| c.payload == pi) {
-            let w = &mut buf[..c.len as usize];
-            writer
-                .read_at(&pay.slot, c.offset, w)
-                .map_err(DownloadError::Slot)?;
-            h.update(w);
-        }
-        if hex::encode(h.finish().as_ref()) != pay.sha256 {
+    p.verifying.store(true, Ordering::Relaxed);
+    match writer.finish(&meta) {
+        Ok(()) => {}
+        Err(e @ DownloadError::ReadBack(_)) => {
             job.store.write(|tx| tx.ota_clear())?;
-            return Err(DownloadError::ReadBack(pay.slot.clone()));
+            return Err(e);
         }
+        Err(e) => return Err(e),
     }
     job.store.write(|tx| tx.ota_mark_complete())?;
     Ok((meta, report))
@@ -860,8 +935,8 @@ fn stream_chunks(
             .decode_chunk(i, stored)
             .map_err(|e| StreamError::Retry(e.to_string()))?;
         writer
-            .write_at(&meta.payload_of(c).slot, c.offset, &plain)
-            .map_err(|e| StreamError::Fatal(DownloadError::Slot(e)))?;
+            .write_chunk(meta, i, &plain)
+            .map_err(StreamError::Fatal)?;
         journal.push(i, writer).map_err(StreamError::Fatal)?;
         job.progress.chunks_done.fetch_add(1, Ordering::Relaxed);
         report.chunks_downloaded += 1;
@@ -878,4 +953,74 @@ impl From<String> for StreamError {
 /// Where a payload file for `slot` lives under a directory (file-backed slots).
 pub fn slot_file(dir: &Path, slot: &str) -> PathBuf {
     dir.join(format!("{slot}.img"))
+}
+
+/// Installs a bundle file already on this machine (an upload): the whole file is checked
+/// first — signatures, policy, every chunk and every payload hash — so a damaged or altered
+/// file changes nothing; then it takes the same writer steps as a download.
+pub fn install_file(
+    path: &Path,
+    keyring: &Keyring,
+    policy: &InstallPolicy,
+    progress: Arc<Progress>,
+    writer: &mut dyn SlotWriter,
+) -> Result<(BundleMeta, DownloadReport), DownloadError> {
+    let _ = progress.started.set(Instant::now());
+    bundle::verify_file(path, keyring, policy)?;
+    let (f, meta) = bundle::open_file(path, keyring)?;
+    let mut meta_bytes = vec![0u8; meta.data_offset as usize];
+    f.read_exact_at(&mut meta_bytes, 0)
+        .map_err(|source| DownloadError::Source {
+            path: path.display().to_string(),
+            source,
+        })?;
+    let mut report = DownloadReport {
+        version: Some(meta.header.version.to_string()),
+        total_chunks: meta.chunks.len() as u64,
+        ..DownloadReport::default()
+    };
+    writer.begin(&meta_bytes, &meta)?;
+    let p = &progress;
+    p.chunks_total
+        .store(meta.chunks.len() as u64, Ordering::Relaxed);
+    let mut have: HashSet<usize> = HashSet::new();
+    if let Some(filled) = writer.reuse_local(&meta, &[])? {
+        for i in filled {
+            if i < meta.chunks.len() && have.insert(i) {
+                p.chunks_local.fetch_add(1, Ordering::Relaxed);
+                p.chunks_done.fetch_add(1, Ordering::Relaxed);
+                report.chunks_local += 1;
+            }
+        }
+    }
+    let todo: Vec<usize> = (0..meta.chunks.len())
+        .filter(|i| !have.contains(i))
+        .collect();
+    p.bytes_total.store(
+        todo.iter().map(|&i| meta.chunks[i].stored_len as u64).sum(),
+        Ordering::Relaxed,
+    );
+    let mut stored = vec![0u8; bundle::CHUNK_SIZE as usize];
+    for (n, &i) in todo.iter().enumerate() {
+        let c = &meta.chunks[i];
+        let (a, b) = meta.stored_range(c);
+        let s = &mut stored[..(b - a) as usize];
+        f.read_exact_at(s, a)
+            .map_err(|source| DownloadError::Source {
+                path: path.display().to_string(),
+                source,
+            })?;
+        // Checked again: the file could have changed since the full check.
+        let plain = meta.decode_chunk(i, s)?;
+        writer.write_chunk(&meta, i, &plain)?;
+        p.downloaded(s.len() as u64);
+        p.chunks_done.fetch_add(1, Ordering::Relaxed);
+        if (n + 1) % BATCH_CHUNKS == 0 {
+            writer.sync().map_err(DownloadError::Slot)?;
+        }
+    }
+    writer.sync().map_err(DownloadError::Slot)?;
+    p.verifying.store(true, Ordering::Relaxed);
+    writer.finish(&meta)?;
+    Ok((meta, report))
 }

@@ -7,6 +7,7 @@
 pub mod bundle;
 pub mod cli;
 pub mod download;
+pub mod install;
 pub mod keys;
 pub mod service;
 pub mod version;

@@ -48,6 +48,63 @@ pub struct UpdateRecord {
     pub offered: Option<Channel>,
     /// The last rollback the boot control reported.
     pub last_rollback: Option<RollbackRecord>,
+    /// What the owner changed on the Updates page (over the config file's defaults).
+    #[serde(default)]
+    pub settings: UpdateSettings,
+    /// Installs, rollbacks and failures, newest first, at most [`MAX_HISTORY`].
+    #[serde(default)]
+    pub history: Vec<HistoryEntry>,
+    /// A version set up for a trial boot and not yet seen running or rolled back.
+    #[serde(default)]
+    pub pending: Option<Pending>,
+}
+
+/// Entries kept in the update history.
+pub const MAX_HISTORY: usize = 50;
+
+/// The owner's update settings; `None` keeps the config file's value.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct UpdateSettings {
+    pub channel: Option<String>,
+    pub check_interval_hours: Option<u32>,
+    #[serde(default)]
+    pub allow_downgrade: bool,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
+pub struct HistoryEntry {
+    pub at: u64,
+    pub from_version: String,
+    pub to_version: String,
+    /// `installed`, `rolled_back` or `failed`.
+    pub outcome: String,
+    pub note: String,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Pending {
+    pub from_version: String,
+    pub to_version: String,
+    pub at: u64,
+}
+
+impl UpdateRecord {
+    pub fn push_history(&mut self, e: HistoryEntry) {
+        self.history.insert(0, e);
+        self.history.truncate(MAX_HISTORY);
+    }
+}
+
+/// The config file's update settings with the owner's changes applied.
+pub fn effective(config: &UpdatesConfig, settings: &UpdateSettings) -> UpdatesConfig {
+    let mut c = config.clone();
+    if let Some(ch) = &settings.channel {
+        c.channel = ch.clone();
+    }
+    if let Some(h) = settings.check_interval_hours {
+        c.check_interval_hours = h;
+    }
+    c
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
@@ -74,39 +131,75 @@ pub struct UpdatesView {
     /// A newer version the channel offers, if any.
     pub available: Option<Channel>,
     pub last_rollback: Option<RollbackRecord>,
-    /// Whether this build can install updates; if not, `install_note` says why.
+    /// Whether this device can install updates; if not, `install_note` says why.
     pub can_install: bool,
     pub install_note: Option<String>,
+    /// The owner allows installing older versions.
+    pub allow_downgrade: bool,
+    /// The install in progress or last finished in this run; null if none.
+    pub install: Option<super::install::InstallView>,
+    /// Newest first.
+    pub history: Vec<HistoryEntry>,
 }
 
-/// Installing needs agent verbs (write slot, set trial boot) that are not built yet.
-pub const NO_AGENT: &str = "Installing updates needs the agent's slot-writing and boot-control verbs, which this build does not have yet; nothing was installed.";
+/// Without the root agent (a laptop, a development box) nothing can write boot slots.
+pub const NO_AGENT: &str = "Installing updates needs the Hearth appliance: this machine has no Hearth agent to write the update slot and set the trial boot. Nothing was installed.";
 
 pub fn running_version() -> Version {
     crate::VERSION.parse().unwrap_or(Version(0, 0, 0))
 }
 
-pub fn view(config: &UpdatesConfig, record: UpdateRecord) -> UpdatesView {
-    let running = running_version();
+/// What the server learnt about the device at start.
+#[derive(Clone, Debug, Default)]
+pub struct DeviceSlots {
+    /// The running slot and boot entry; `None` without an agent or slots.
+    pub boot: Option<crate::agent::protocol::BootInfo>,
+    /// Why updates cannot be installed here; `None` when they can.
+    pub unavailable: Option<String>,
+}
+
+impl DeviceSlots {
+    /// The running version: the boot entry's, else this binary's.
+    pub fn running_version(&self) -> Version {
+        self.boot
+            .as_ref()
+            .and_then(|b| b.version)
+            .unwrap_or_else(running_version)
+    }
+}
+
+pub fn view(
+    config: &UpdatesConfig,
+    record: UpdateRecord,
+    slots: &DeviceSlots,
+    install: Option<super::install::InstallView>,
+) -> UpdatesView {
+    let config = effective(config, &record.settings);
+    let running = slots.running_version();
+    let allow_downgrade = record.settings.allow_downgrade;
     UpdatesView {
-        current_version: crate::VERSION.to_owned(),
+        current_version: running.to_string(),
         board: device_board(),
-        slot: None,
+        slot: slots.boot.as_ref().map(|b| b.slot.letter().to_string()),
         channel: config.channel.clone(),
         channel_configured: !config.channel_url.trim().is_empty(),
         check_interval_hours: config.check_interval_hours,
         last_check: record.last_check,
         last_error: record.last_error,
-        available: record.offered.filter(|c| c.version > running),
+        available: record
+            .offered
+            .filter(|c| c.version > running || (allow_downgrade && c.version != running)),
         last_rollback: record.last_rollback,
-        can_install: false,
-        install_note: Some(NO_AGENT.to_owned()),
+        can_install: slots.unavailable.is_none(),
+        install_note: slots.unavailable.clone(),
+        allow_downgrade,
+        install,
+        history: record.history,
     }
 }
 
-pub fn load_view(config: &UpdatesConfig, store: &Store) -> Result<UpdatesView, StoreError> {
-    let record: UpdateRecord = store.read(|r| r.ota_record())?.unwrap_or_default();
-    Ok(view(config, record))
+pub fn load_record(store: &Store) -> Result<UpdateRecord, StoreError> {
+    Ok(store.read(|r| r.ota_record())?.unwrap_or_default())
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -120,8 +213,9 @@ pub enum CheckError {
 }
 
 /// Fetches channel.json and records the result (blocking: run off the async runtime).
-pub fn check(config: &UpdatesConfig, store: &Store) -> Result<UpdatesView, CheckError> {
+pub fn check(config: &UpdatesConfig, store: &Store) -> Result<UpdateRecord, CheckError> {
     let board = device_board();
+    let config = &effective(config, &load_record(store)?.settings);
     let url = channel_json_url(config, &board).ok_or(CheckError::NoChannel)?;
     let token = config.token.expose();
     let client = Client::new().with_token((!token.is_empty()).then(|| token.to_owned()));
@@ -140,22 +234,40 @@ pub fn check(config: &UpdatesConfig, store: &Store) -> Result<UpdatesView, Check
         Ok::<_, StoreError>(rec)
     })?;
     result?;
-    Ok(view(config, record))
+    Ok(record)
 }
 
-/// Checks every `check_interval_hours` while the server runs (nothing if 0 or no channel).
+/// Checks every `check_interval_hours` (the owner's setting, re-read each hour) while the
+/// server runs; nothing without a channel, and nothing while the interval is 0.
 pub fn spawn_checker(config: UpdatesConfig, store: Store) -> Option<tokio::task::JoinHandle<()>> {
-    if config.check_interval_hours == 0 || config.channel_url.trim().is_empty() {
+    if config.channel_url.trim().is_empty() {
         return None;
     }
-    let every = std::time::Duration::from_secs(u64::from(config.check_interval_hours) * 3600);
+    const TICK: u64 = 3600;
     Some(tokio::spawn(async move {
         loop {
-            tokio::time::sleep(every).await;
+            let s2 = store.clone();
+            let record = tokio::task::spawn_blocking(move || load_record(&s2))
+                .await
+                .ok()
+                .and_then(|r| r.ok())
+                .unwrap_or_default();
+            let hours = effective(&config, &record.settings).check_interval_hours;
+            let every = u64::from(hours) * 3600;
+            let since = crate::now_secs().saturating_sub(record.last_check.unwrap_or(0));
+            if hours == 0 || since < every {
+                let wait = if hours == 0 {
+                    TICK
+                } else {
+                    (every - since).min(TICK)
+                };
+                tokio::time::sleep(std::time::Duration::from_secs(wait.max(1))).await;
+                continue;
+            }
             let (c, s) = (config.clone(), store.clone());
             match tokio::task::spawn_blocking(move || check(&c, &s)).await {
-                Ok(Ok(v)) => {
-                    tracing::info!(available = ?v.available.map(|a| a.version.to_string()), "update check done")
+                Ok(Ok(r)) => {
+                    tracing::info!(offered = ?r.offered.map(|a| a.version.to_string()), "update check done")
                 }
                 Ok(Err(e)) => tracing::warn!(error = %e, "update check failed"),
                 Err(e) => tracing::warn!(error = %e, "update check task failed"),

@@ -32,7 +32,6 @@ use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
@@ -80,10 +79,7 @@ pub fn app(state: AppState) -> Router {
         .merge(dlna::player_router(state.clone()))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(state.config.limits.body_bytes))
-        .layer(TimeoutLayer::with_status_code(
-            StatusCode::REQUEST_TIMEOUT,
-            timeout,
-        ))
+        .layer(middleware::from_fn_with_state(timeout, request_timeout))
         .layer(middleware::from_fn_with_state(state.clone(), client_info))
         .layer(middleware::map_response(security_headers))
         .layer(
@@ -148,6 +144,18 @@ pub fn api(state: AppState) -> OpenApiRouter {
         .merge(admitted)
         .merge(owner)
         .with_state(state)
+}
+
+/// Answers 408 when a request takes longer than the configured limit. A bundle upload is
+/// exempt: it can be large on a slow link, and drops a sender that stalls on its own.
+async fn request_timeout(State(limit): State<Duration>, req: Request, next: Next) -> Response {
+    if req.uri().path() == updates::UPLOAD_PATH {
+        return next.run(req).await;
+    }
+    match tokio::time::timeout(limit, next.run(req)).await {
+        Ok(r) => r,
+        Err(_) => StatusCode::REQUEST_TIMEOUT.into_response(),
+    }
 }
 
 /// Adds the security headers to every answer (unless a handler set its own).

@@ -28,6 +28,8 @@ pub struct AppState {
     pub disks: DiskMonitor,
     /// Running and finished library scans.
     pub scans: crate::library::Scans,
+    /// Update installs and what the boot control said at start.
+    pub updates: crate::ota::install::Installer,
     /// Filesystem watching of library folders (`None` if inotify is unavailable).
     pub watcher: Option<Arc<crate::library::watch::LibraryWatcher>>,
     /// The UPnP identity and the "DLNA settings changed" signal for SSDP.

@@ -1,5 +1,5 @@
 //! The Updates API on the real server: owner only, check against a channel on 127.0.0.1,
-//! and honest 501s where the agent is needed.
+//! and honest 503s where the agent is needed (a laptop).
 
 use std::collections::HashMap;
 
@@ -48,6 +48,8 @@ fn updates_api_is_owner_only_checks_the_channel_and_refuses_install_without_agen
         ("POST", "/api/v1/updates/check"),
         ("POST", "/api/v1/updates/install"),
         ("POST", "/api/v1/updates/upload"),
+        ("POST", "/api/v1/updates/reboot"),
+        ("PUT", "/api/v1/updates/settings"),
     ] {
         let r = if method == "GET" {
             get(&s.url(path), None)
@@ -87,8 +89,9 @@ fn updates_api_is_owner_only_checks_the_channel_and_refuses_install_without_agen
 
     for path in ["/api/v1/updates/install", "/api/v1/updates/upload"] {
         let r = send("POST", &s.url(path), Some(&owner), &json!({}));
-        assert_eq!(r.status, 501, "{path}: {}", r.body);
+        assert_eq!(r.status, 503, "{path}: {}", r.body);
         assert_eq!(r.error_code(), "agent_unavailable");
+        assert!(r.body.contains("Hearth appliance"), "{}", r.body);
     }
 }
 

@@ -1,0 +1,893 @@
+//! Security-sensitive: the agent's update verbs — writing the inactive A/B slot, setting the
+//! trial boot, blessing or giving up on the running slot, rebooting.
+//!
+//! The unprivileged server never names a device, a partition or a path. The agent works
+//! out the running slot from the boot control, writes only the other one, and re-checks
+//! everything the server sends: the bundle metadata against the agent's own keyring (in
+//! the read-only root), every chunk against the signed index before it is written, and
+//! every payload, read back from the slot, against the signed header before the slot
+//! counts as staged. Only a staged slot can be set up for a trial boot.
+
+use std::fs::{File, OpenOptions};
+use std::io::{BufRead, Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::boot::{BootControl, BootError, BootStatus, Slot, SystemdBoot, TrialSpec, Tryboot};
+use super::protocol::{
+    BootInfo, MAX_SESSION_LINE, Response, Reused, RollbackInfo, SessionOp, Staged, Staging, True,
+};
+use super::verbs::BlockDevice;
+use crate::ota::bundle::{self, BundleError, BundleMeta, InstallPolicy};
+use crate::ota::download::scan_sources;
+use crate::ota::{Keyring, Version};
+
+/// The EFI variable systemd-boot sets to the entry it booted.
+const LOADER_ENTRY_SELECTED: &str =
+    "/sys/firmware/efi/efivars/LoaderEntrySelected-4a67b082-0a4c-41cf-b6c7-440b29bb8c4f";
+/// Largest bundle metadata the agent reads (preamble + header + signatures + index).
+pub const MAX_META: u64 = bundle::PREAMBLE_LEN as u64
+    + bundle::MAX_HEADER_LEN as u64
+    + bundle::SIG_BLOCK_LEN as u64
+    + bundle::MAX_INDEX_LEN as u64;
+
+/// What the agent updates, fixed at start-up from its command line; never from a request.
+#[derive(Debug, Clone)]
+pub struct UpdateConfig {
+    /// This device's board; bundles for another board are refused.
+    pub board: String,
+    /// Trusted public keys (`*.pub`), in the read-only root.
+    pub keyring_dir: PathBuf,
+    pub boot: BootSetup,
+    pub slots: SlotDevices,
+    /// Root-only runtime state (the staged-slot record); `/run/hearth-agent`.
+    pub state_dir: PathBuf,
+    /// `/proc/sys/kernel/random/boot_id`: a staged record from an earlier boot is void.
+    pub boot_id_path: PathBuf,
+    pub reboot: RebootAction,
+}
+
+#[derive(Debug, Clone)]
+pub enum BootSetup {
+    /// UEFI + systemd-boot boot counting; kernels live on the ESP, one folder per version.
+    SystemdBoot {
+        esp: PathBuf,
+        loader_entry: LoaderEntry,
+    },
+    /// Raspberry Pi firmware tryboot; boot files live on the A/B boot partitions.
+    Tryboot {
+        boot_dir: PathBuf,
+        bootloader_dir: PathBuf,
+        /// Partition numbers of boot-a and boot-b.
+        partitions: [u32; 2],
+    },
+}
+
+/// Where the agent learns which systemd-boot entry is running.
+#[derive(Debug, Clone)]
+pub enum LoaderEntry {
+    /// The `LoaderEntrySelected` EFI variable (the appliance).
+    EfiVar,
+    /// A fixed entry id: tests that stand in for the firmware. Not reachable from the
+    /// command line.
+    #[doc(hidden)]
+    Fixed(String),
+}
+
+/// How partition labels become devices.
+#[derive(Debug, Clone)]
+pub enum SlotDevices {
+    /// `<dev>/disk/by-partlabel/<label>`, which must resolve to a block device under `<dev>`.
+    PartLabel { dev_root: PathBuf },
+    /// Test only: `<dir>/<label>.img` regular files stand in for partitions. Nothing on
+    /// the command line or in a config file selects this.
+    #[doc(hidden)]
+    TestFiles { dir: PathBuf },
+}
+
+#[derive(Debug, Clone)]
+pub enum RebootAction {
+    /// `systemctl reboot`: a clean shutdown.
+    Systemctl,
+    /// Test only: append a line to this file instead.
+    #[doc(hidden)]
+    TestRecord(PathBuf),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum UpdateError {
+    #[error(
+        "this machine has no A/B update slots (a laptop or a development box); updates install only on the Hearth appliance"
+    )]
+    NotUpdatable,
+    #[error(transparent)]
+    Boot(#[from] BootError),
+    #[error(transparent)]
+    Bundle(#[from] BundleError),
+    #[error("the update's trusted keys cannot be read: {0}")]
+    Keyring(String),
+    #[error(
+        "the bundle metadata is {0} bytes, more than any valid bundle has; nothing was written"
+    )]
+    MetaTooLarge(u32),
+    #[error("this bundle carries version {0}, which is already running; nothing was written")]
+    SameVersion(Version),
+    #[error(
+        "the bundle has a `{0}` payload, which this device has no place for; it was made for another kind of board"
+    )]
+    UnknownPayload(String),
+    #[error("the bundle lacks the `{0}` payload this device needs to boot a new version")]
+    MissingPayload(String),
+    #[error("payload `{slot}` is {size} bytes but partition {label} holds only {room}")]
+    TooLarge {
+        slot: String,
+        label: String,
+        size: u64,
+        room: u64,
+    },
+    #[error("{0} is not a usable update slot: {1}")]
+    BadSlot(String, String),
+    #[error(
+        "chunk {0} does not match the signed index; it was not written (the server sent altered data)"
+    )]
+    ChunkMismatch(u32),
+    #[error("chunk {0} is not in this bundle")]
+    NoSuchChunk(u32),
+    #[error(
+        "the slot does not read back as signed (payload `{0}`); it is not staged and will be written again"
+    )]
+    ReadBack(String),
+    #[error(
+        "nothing is staged for version {0}: write and verify the slot first (a reboot forgets a staged slot)"
+    )]
+    NotStaged(Version),
+    #[error("the running slot is not on trial; there is nothing to give up on")]
+    NotOnTrial,
+    #[error("no other slot has a bootable entry to fall back to; the running slot stays")]
+    NoFallback,
+    #[error("the session sent an invalid step: {0}")]
+    Protocol(String),
+    #[error("the agent could not finish the update step: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+impl UpdateError {
+    pub fn code(&self) -> &'static str {
+        match self {
+            UpdateError::NotUpdatable => "not_updatable",
+            UpdateError::Boot(BootError::TargetIsRunning(_)) => "target_is_running",
+            UpdateError::Boot(BootError::Damaged(_)) => "boot_damaged",
+            UpdateError::Boot(BootError::Unknown(_)) => "boot_unknown",
+            UpdateError::Boot(BootError::NothingToBless(_)) => "nothing_to_bless",
+            UpdateError::Boot(BootError::Io { .. }) => "boot_io",
+            UpdateError::Bundle(BundleError::NotNewer { .. }) => "not_newer",
+            UpdateError::Bundle(BundleError::WrongBoard { .. }) => "wrong_board",
+            UpdateError::Bundle(BundleError::RunningTooOld { .. }) => "running_too_old",
+            UpdateError::Bundle(_) => "bundle_invalid",
+            UpdateError::Keyring(_) => "keyring_unreadable",
+            UpdateError::MetaTooLarge(_) => "request_too_large",
+            UpdateError::SameVersion(_) => "same_version",
+            UpdateError::UnknownPayload(_) | UpdateError::MissingPayload(_) => "wrong_payloads",
+            UpdateError::TooLarge { .. } => "payload_too_large",
+            UpdateError::BadSlot(..) => "bad_slot",
+            UpdateError::ChunkMismatch(_) => "chunk_mismatch",
+            UpdateError::NoSuchChunk(_) => "no_such_chunk",
+            UpdateError::ReadBack(_) => "read_back_mismatch",
+            UpdateError::NotStaged(_) => "not_staged",
+            UpdateError::NotOnTrial => "not_on_trial",
+            UpdateError::NoFallback => "no_fallback",
+            UpdateError::Protocol(_) => "malformed_request",
+            UpdateError::Io(_) => "internal",
+        }
+    }
+}
+
+/// Written after a slot passed its read-back check; `set_next_boot` needs it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+struct StagedRecord {
+    slot: Slot,
+    version: Version,
+    bundle: String,
+    boot_id: String,
+}
+
+impl UpdateConfig {
+    fn boot_id(&self) -> String {
+        std::fs::read_to_string(&self.boot_id_path)
+            .map(|s| s.trim().to_owned())
+            .unwrap_or_default()
+    }
+
+    /// The systemd-boot entry the firmware booted.
+    fn loader_selected(&self) -> Option<String> {
+        match &self.boot {
+            BootSetup::SystemdBoot {
+                loader_entry: LoaderEntry::Fixed(s),
+                ..
+            } => Some(s.clone()),
+            BootSetup::SystemdBoot { .. } => read_efi_string(Path::new(LOADER_ENTRY_SELECTED)),
+            BootSetup::Tryboot { .. } => None,
+        }
+    }
+
+    /// The boot control for this boot, built fresh for every verb (cheap; reads nothing yet).
+    fn boot_control(&self) -> Result<Box<dyn BootControl>, UpdateError> {
+        match &self.boot {
+            BootSetup::SystemdBoot { esp, .. } => {
+                let mut sb = SystemdBoot::new(esp, self.loader_selected());
+                // New entries keep the running entry's kernel options (console, quiet, …).
+                if let Some(opts) = running_entry_options(&sb)? {
+                    sb.extra_options = opts;
+                }
+                Ok(Box::new(sb))
+            }
+            BootSetup::Tryboot {
+                boot_dir,
+                bootloader_dir,
+                partitions,
+            } => Ok(Box::new(Tryboot::new(
+                boot_dir,
+                bootloader_dir,
+                *partitions,
+                &self.boot_id(),
+            ))),
+        }
+    }
+
+    fn status(&self) -> Result<BootStatus, UpdateError> {
+        Ok(self.boot_control()?.status()?)
+    }
+
+    /// Opens the partition with `label` for reading and writing; refuses anything that is
+    /// not a block device under /dev (or, in tests, the configured file).
+    fn open_partition(&self, label: &str) -> Result<(File, String), UpdateError> {
+        let path = match &self.slots {
+            SlotDevices::PartLabel { dev_root } => {
+                let link = dev_root.join("disk/by-partlabel").join(label);
+                let dev = BlockDevice::new(dev_root, &link)
+                    .map_err(|e| UpdateError::BadSlot(label.to_owned(), e.to_string()))?;
+                dev.path().to_path_buf()
+            }
+            SlotDevices::TestFiles { dir } => dir.join(format!("{label}.img")),
+        };
+        let f = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&path)
+            .map_err(|e| UpdateError::BadSlot(label.to_owned(), e.to_string()))?;
+        Ok((f, path.display().to_string()))
+    }
+
+    fn read_partition(&self, label: &str) -> Option<PathBuf> {
+        match &self.slots {
+            SlotDevices::PartLabel { dev_root } => {
+                let link = dev_root.join("disk/by-partlabel").join(label);
+                BlockDevice::new(dev_root, &link)
+                    .ok()
+                    .map(|d| d.path().to_path_buf())
+            }
+            SlotDevices::TestFiles { dir } => Some(dir.join(format!("{label}.img"))),
+        }
+    }
+
+    fn staged_path(&self) -> PathBuf {
+        self.state_dir.join("staged.json")
+    }
+
+    fn forget_staged(&self) -> Result<(), UpdateError> {
+        match std::fs::remove_file(self.staged_path()) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    fn read_staged(&self) -> Option<StagedRecord> {
+        let text = std::fs::read(self.staged_path()).ok()?;
+        let r: StagedRecord = serde_json::from_slice(&text).ok()?;
+        (r.boot_id == self.boot_id()).then_some(r)
+    }
+
+    fn write_staged(&self, r: &StagedRecord) -> Result<(), UpdateError> {
+        std::fs::create_dir_all(&self.state_dir)?;
+        let tmp = self.state_dir.join("staged.json.tmp");
+        let mut f = File::create(&tmp)?;
+        f.write_all(&serde_json::to_vec(r).map_err(std::io::Error::other)?)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, self.staged_path())?;
+        Ok(())
+    }
+}
+
+/// Reads a UTF-16LE EFI string variable (4 bytes of attributes first).
+fn read_efi_string(path: &Path) -> Option<String> {
+    let mut raw = Vec::new();
+    File::open(path)
+        .ok()?
+        .take(4096)
+        .read_to_end(&mut raw)
+        .ok()?;
+    let body = raw.get(4..)?;
+    let units: Vec<u16> = body
+        .chunks_exact(2)
+        .map(|c| u16::from_le_bytes([c[0], c[1]]))
+        .take_while(|&u| u != 0)
+        .collect();
+    String::from_utf16(&units).ok()
+}
+
+/// The running entry's `options` without its `root=`, so a new entry boots like this one.
+fn running_entry_options(sb: &SystemdBoot) -> Result<Option<String>, UpdateError> {
+    let Some(selected) = sb.loader_entry_selected.as_deref() else {
+        return Ok(None);
+    };
+    let id = super::boot::normalize_entry_id(selected);
+    for e in sb.entries()? {
+        if e.name.id() != id {
+            continue;
+        }
+        let text = std::fs::read_to_string(sb.entries_dir().join(&e.file))?;
+        let opts = text
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("options"))
+            .map(|o| {
+                o.split_whitespace()
+                    .filter(|w| !w.starts_with("root="))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            });
+        return Ok(opts.filter(|o| !o.is_empty()));
+    }
+    Ok(None)
+}
+
+/// The running version: what the boot entry says, else this binary's.
+fn running_version(status: &BootStatus) -> Version {
+    status
+        .version
+        .unwrap_or_else(|| crate::VERSION.parse().unwrap_or(Version(0, 0, 0)))
+}
+
+pub fn boot_status(config: Option<&UpdateConfig>) -> Result<BootInfo, UpdateError> {
+    let config = config.ok_or(UpdateError::NotUpdatable)?;
+    let s = config.status()?;
+    Ok(BootInfo {
+        slot: s.current,
+        version: s.version,
+        on_trial: s.on_trial,
+        rollback: s.rollback.map(|r| RollbackInfo {
+            failed_version: r.failed_version,
+            reason: r.reason,
+        }),
+    })
+}
+
+pub fn mark_good(config: Option<&UpdateConfig>) -> Result<BootInfo, UpdateError> {
+    let c = config.ok_or(UpdateError::NotUpdatable)?;
+    let before = boot_status(Some(c))?;
+    c.boot_control()?.bless()?;
+    tracing::info!(slot = ?before.slot, version = ?before.version, "the running slot is marked good");
+    boot_status(Some(c))
+}
+
+/// Gives up on a slot on trial at once (systemd-boot: its tries are set to zero), so the
+/// next boot returns to the old slot without spending the remaining tries.
+pub fn mark_bad(config: Option<&UpdateConfig>) -> Result<BootInfo, UpdateError> {
+    let c = config.ok_or(UpdateError::NotUpdatable)?;
+    let status = c.status()?;
+    if !status.on_trial {
+        return Err(UpdateError::NotOnTrial);
+    }
+    match &c.boot {
+        BootSetup::SystemdBoot { esp, .. } => {
+            let selected = c.loader_selected();
+            let sb = SystemdBoot::new(esp, selected.clone());
+            let id = super::boot::normalize_entry_id(selected.as_deref().unwrap_or(""));
+            let entry = sb
+                .entries()?
+                .into_iter()
+                .find(|e| e.name.id() == id)
+                .ok_or(UpdateError::NotOnTrial)?;
+            // Only when something else can boot: a factory image's first entry is on trial
+            // too, and giving up on the only entry would just boot it again.
+            let fallback = sb
+                .entries()?
+                .iter()
+                .any(|e| e.file != entry.file && !e.name.is_bad() && e.slot != entry.slot);
+            if !fallback {
+                return Err(UpdateError::NoFallback);
+            }
+            let mut bad = entry.name.clone();
+            // systemd-boot already counted this boot (`+2-1`); none are left to spend.
+            bad.tries_done = Some(bad.tries_done.unwrap_or(0).max(1));
+            bad.tries_left = Some(0);
+            let dir = sb.entries_dir();
+            std::fs::rename(dir.join(&entry.file), dir.join(bad.file_name()))?;
+            File::open(&dir)?.sync_all()?;
+            tracing::warn!(entry = %entry.file, "the slot on trial is unhealthy; it will not be tried again");
+        }
+        // A Pi trial is one-shot already: the next boot returns to the committed slot.
+        BootSetup::Tryboot { .. } => {}
+    }
+    boot_status(Some(c))
+}
+
+/// Reboots the device; only where the agent runs with an update setup (the appliance),
+/// never on a development box.
+pub fn reboot(config: Option<&UpdateConfig>) -> Result<serde_json::Value, UpdateError> {
+    let action = config.ok_or(UpdateError::NotUpdatable)?.reboot.clone();
+    match action {
+        RebootAction::TestRecord(path) => {
+            let mut f = OpenOptions::new().create(true).append(true).open(path)?;
+            writeln!(f, "reboot")?;
+        }
+        RebootAction::Systemctl => {
+            // After the answer has gone out; systemd stops the agent cleanly on the way down.
+            std::thread::spawn(|| {
+                std::thread::sleep(std::time::Duration::from_millis(500));
+                let r = std::process::Command::new("systemctl")
+                    .arg("reboot")
+                    .status();
+                tracing::info!(result = ?r, "asked systemd to reboot");
+            });
+        }
+    }
+    Ok(serde_json::json!({"rebooting": true}))
+}
+
+pub fn set_next_boot(
+    config: Option<&UpdateConfig>,
+    version: Version,
+) -> Result<BootInfo, UpdateError> {
+    let c = config.ok_or(UpdateError::NotUpdatable)?;
+    let status = c.status()?;
+    let target = status.current.other();
+    let staged = c
+        .read_staged()
+        .filter(|r| r.version == version && r.slot == target)
+        .ok_or(UpdateError::NotStaged(version))?;
+    if let BootSetup::SystemdBoot { esp, .. } = &c.boot {
+        for f in ["vmlinuz", "initrd.img"] {
+            let p = esp.join("hearth").join(version.to_string()).join(f);
+            if !p.is_file() {
+                return Err(UpdateError::MissingPayload(p.display().to_string()));
+            }
+        }
+    }
+    c.boot_control()?.set_trial(&TrialSpec {
+        slot: staged.slot,
+        version,
+    })?;
+    tracing::info!(slot = ?staged.slot, %version, "the next boot tries the staged slot");
+    boot_status(Some(c))
+}
+
+/// Where one payload goes.
+enum Dest {
+    Partition { file: File, label: String },
+    EspFile { file: File, path: PathBuf },
+}
+
+impl Dest {
+    fn file(&self) -> &File {
+        match self {
+            Dest::Partition { file, .. } | Dest::EspFile { file, .. } => file,
+        }
+    }
+}
+
+/// An open `write_slot` session: the verified bundle and where each payload goes.
+pub struct SlotSession<'a> {
+    config: &'a UpdateConfig,
+    meta: BundleMeta,
+    slot: Slot,
+    dests: Vec<Dest>,
+    /// Files that may already hold chunks (the running slot, the target's old contents).
+    sources: Vec<PathBuf>,
+}
+
+/// Checks the metadata and plans the write; refuses before anything is written.
+pub fn begin<'a>(
+    config: Option<&'a UpdateConfig>,
+    meta_bytes: &[u8],
+    allow_downgrade: bool,
+) -> Result<(SlotSession<'a>, Staging), UpdateError> {
+    let c = config.ok_or(UpdateError::NotUpdatable)?;
+    let keyring =
+        Keyring::load_dir(&c.keyring_dir).map_err(|e| UpdateError::Keyring(e.to_string()))?;
+    let meta = bundle::open_meta(meta_bytes, None, &keyring)?;
+    let status = c.status()?;
+    let running = running_version(&status);
+    InstallPolicy {
+        board: Some(c.board.clone()),
+        running: Some(running),
+        allow_downgrade,
+    }
+    .check(&meta.header)?;
+    let version = meta.header.version;
+    if version == running {
+        return Err(UpdateError::SameVersion(version));
+    }
+    if status.on_trial {
+        return Err(BootError::Damaged(
+            "the running slot is still on trial; let it be blessed or fall back before installing"
+                .into(),
+        )
+        .into());
+    }
+    let slot = status.current.other();
+    let names: Vec<&str> = meta
+        .header
+        .payloads
+        .iter()
+        .map(|p| p.slot.as_str())
+        .collect();
+    let needed: &[&str] = match c.boot {
+        BootSetup::SystemdBoot { .. } => &["rootfs", "kernel", "initrd"],
+        BootSetup::Tryboot { .. } => &["rootfs", "boot"],
+    };
+    if let Some(extra) = names.iter().find(|n| !needed.contains(n)) {
+        return Err(UpdateError::UnknownPayload((*extra).to_owned()));
+    }
+    if let Some(missing) = needed.iter().find(|n| !names.contains(n)) {
+        return Err(UpdateError::MissingPayload((*missing).to_owned()));
+    }
+    // Plan: every destination opened and sized before anything changes.
+    let mut plan: Vec<(usize, String)> = Vec::new();
+    for (i, p) in meta.header.payloads.iter().enumerate() {
+        let label = match p.slot.as_str() {
+            "rootfs" => format!("root-{}", slot.letter()),
+            "boot" => format!("boot-{}", slot.letter()),
+            _ => continue,
+        };
+        plan.push((i, label));
+    }
+    let mut parts = Vec::new();
+    for (i, label) in &plan {
+        let (mut file, _) = c.open_partition(label)?;
+        let room = file.seek(SeekFrom::End(0))?;
+        let p = &meta.header.payloads[*i];
+        if p.size > room {
+            return Err(UpdateError::TooLarge {
+                slot: p.slot.clone(),
+                label: label.clone(),
+                size: p.size,
+                room,
+            });
+        }
+        parts.push((*i, label.clone(), file));
+    }
+    let mut sources: Vec<PathBuf> = Vec::new();
+    for letter in [status.current.letter(), slot.letter()] {
+        for kind in ["root", "boot"] {
+            if plan.iter().any(|(_, l)| l.starts_with(kind))
+                && let Some(p) = c.read_partition(&format!("{kind}-{letter}"))
+            {
+                sources.push(p);
+            }
+        }
+    }
+    // Act. The slot is about to change: forget it was staged, and make sure nothing boots it.
+    c.forget_staged()?;
+    let mut esp_files: Vec<(usize, PathBuf)> = Vec::new();
+    match &c.boot {
+        BootSetup::SystemdBoot { esp, .. } => {
+            let sbt = SystemdBoot::new(esp, c.loader_selected());
+            sbt.retire_slot(slot)?;
+            prune_kernel_dirs(&sbt, esp, version)?;
+            // The running version's kernel files may hold chunks (kernels change less often).
+            if let Some(v) = status.version {
+                for f in ["vmlinuz", "initrd.img"] {
+                    sources.push(esp.join("hearth").join(v.to_string()).join(f));
+                }
+            }
+            let dir = esp.join("hearth").join(version.to_string());
+            std::fs::create_dir_all(&dir)?;
+            // An earlier, interrupted or failed install of this version left its files.
+            for f in ["vmlinuz", "initrd.img"] {
+                sources.push(dir.join(f));
+            }
+            for (i, p) in meta.header.payloads.iter().enumerate() {
+                let name = match p.slot.as_str() {
+                    "kernel" => "vmlinuz",
+                    "initrd" => "initrd.img",
+                    _ => continue,
+                };
+                esp_files.push((i, dir.join(name)));
+            }
+        }
+        BootSetup::Tryboot { .. } => {}
+    }
+    let mut dests: Vec<Option<Dest>> = (0..meta.header.payloads.len()).map(|_| None).collect();
+    for (i, label, file) in parts {
+        dests[i] = Some(Dest::Partition { file, label });
+    }
+    for (i, path) in esp_files {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)?;
+        file.set_len(meta.header.payloads[i].size)?;
+        dests[i] = Some(Dest::EspFile { file, path });
+    }
+    let dests: Vec<Dest> = dests
+        .into_iter()
+        .enumerate()
+        .map(|(i, d)| {
+            d.ok_or_else(|| UpdateError::UnknownPayload(meta.header.payloads[i].slot.clone()))
+        })
+        .collect::<Result<_, _>>()?;
+    let staging = Staging {
+        slot,
+        version,
+        chunks: meta.chunks.len() as u32,
+        target: format!("agent:{}", slot.letter()),
+    };
+    tracing::info!(slot = ?slot, %version, chunks = meta.chunks.len(), "writing the inactive slot");
+    Ok((
+        SlotSession {
+            config: c,
+            meta,
+            slot,
+            dests,
+            sources,
+        },
+        staging,
+    ))
+}
+
+/// Removes `hearth/<version>/` kernel folders no entry boots any more (but not the one
+/// of the version being installed: its files may hold chunks of an earlier attempt).
+fn prune_kernel_dirs(sb: &SystemdBoot, esp: &Path, installing: Version) -> Result<(), UpdateError> {
+    let mut used: Vec<String> = sb
+        .entries()?
+        .iter()
+        .map(|e| e.name.version.to_string())
+        .collect();
+    used.push(installing.to_string());
+    let dir = esp.join("hearth");
+    let Ok(rd) = std::fs::read_dir(&dir) else {
+        return Ok(());
+    };
+    for e in rd.flatten().take(256) {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if name.parse::<Version>().is_ok() && !used.contains(&name) {
+            std::fs::remove_dir_all(e.path())?;
+        }
+    }
+    Ok(())
+}
+
+impl SlotSession<'_> {
+    fn write_chunk(&self, index: usize, plain: &[u8]) -> Result<(), UpdateError> {
+        let c = &self.meta.chunks[index];
+        self.dests[c.payload].file().write_all_at(plain, c.offset)?;
+        Ok(())
+    }
+
+    fn sync(&self) -> Result<(), UpdateError> {
+        for d in &self.dests {
+            d.file().sync_data()?;
+        }
+        Ok(())
+    }
+
+    /// Fills chunks not in `done` from the device's own slots; returns those it filled.
+    fn reuse(&self, done: &[(u32, u32)]) -> Result<Vec<(u32, u32)>, UpdateError> {
+        let n = self.meta.chunks.len() as u32;
+        let mut skip = vec![false; n as usize];
+        for &(a, b) in done {
+            if a > b || b > n {
+                return Err(UpdateError::Protocol(format!(
+                    "chunk range {a}..{b} is outside 0..{n}"
+                )));
+            }
+            for s in &mut skip[a as usize..b as usize] {
+                *s = true;
+            }
+        }
+        let wanted: Vec<usize> = (0..n as usize).filter(|&i| !skip[i]).collect();
+        let local = scan_sources(&self.meta, &wanted, &self.sources)
+            .map_err(|e| std::io::Error::other(e.to_string()))?;
+        let mut filled = Vec::new();
+        let mut buf = vec![0u8; bundle::CHUNK_SIZE as usize];
+        for &i in &wanted {
+            let Some((file, off)) = local.get(i) else {
+                continue;
+            };
+            let c = &self.meta.chunks[i];
+            let w = &mut buf[..c.len as usize];
+            // Re-read and re-hash: writing earlier chunks may have changed this source.
+            if file.read_exact_at(w, off).is_err() || bundle::sha256_of(w) != c.sha256 {
+                continue;
+            }
+            self.write_chunk(i, w)?;
+            filled.push(i as u32);
+        }
+        self.sync()?;
+        Ok(ranges(&filled))
+    }
+
+    fn finish(&self) -> Result<Staged, UpdateError> {
+        self.sync()?;
+        let mut buf = vec![0u8; 1 << 20];
+        for (pi, p) in self.meta.header.payloads.iter().enumerate() {
+            let f = self.dests[pi].file();
+            let mut h = ring::digest::Context::new(&ring::digest::SHA256);
+            let mut off = 0u64;
+            while off < p.size {
+                let n = (p.size - off).min(buf.len() as u64) as usize;
+                f.read_exact_at(&mut buf[..n], off)?;
+                h.update(&buf[..n]);
+                off += n as u64;
+            }
+            if hex::encode(h.finish().as_ref()) != p.sha256 {
+                let name = match &self.dests[pi] {
+                    Dest::Partition { label, .. } => label.clone(),
+                    Dest::EspFile { path, .. } => path.display().to_string(),
+                };
+                tracing::warn!(payload = %p.slot, dest = %name, "read-back check failed");
+                return Err(UpdateError::ReadBack(p.slot.clone()));
+            }
+        }
+        let version = self.meta.header.version;
+        self.config.write_staged(&StagedRecord {
+            slot: self.slot,
+            version,
+            bundle: hex::encode(self.meta.digest),
+            boot_id: self.config.boot_id(),
+        })?;
+        tracing::info!(slot = ?self.slot, %version, "slot written and verified; staged");
+        Ok(Staged {
+            slot: self.slot,
+            version,
+        })
+    }
+
+    /// Runs the session's steps until `finish` or the connection ends. Each step gets
+    /// one answer line; the first refused step ends the session.
+    pub fn run(&self, input: &mut dyn BufRead, output: &mut dyn Write) -> Result<(), UpdateError> {
+        let mut buf = vec![0u8; bundle::CHUNK_SIZE as usize];
+        loop {
+            let mut line = Vec::new();
+            let n = input
+                .take(MAX_SESSION_LINE as u64 + 1)
+                .read_until(b'\n', &mut line)?;
+            if n == 0 {
+                return Ok(());
+            }
+            if line.last() != Some(&b'\n') {
+                let e = UpdateError::Protocol("a session line is too long or cut off".into());
+                answer_err(output, &e)?;
+                return Err(e);
+            }
+            line.pop();
+            let op: SessionOp = match serde_json::from_slice(&line) {
+                Ok(op) => op,
+                Err(e) => {
+                    let e = UpdateError::Protocol(e.to_string());
+                    answer_err(output, &e)?;
+                    return Err(e);
+                }
+            };
+            let result: Result<serde_json::Value, UpdateError> = match op {
+                SessionOp::Reuse { done } => self
+                    .reuse(&done)
+                    .map(|local| serde_json::json!(Reused { local })),
+                SessionOp::Chunk { index, len } => {
+                    let Some(c) = self.meta.chunks.get(index as usize) else {
+                        let e = UpdateError::NoSuchChunk(index);
+                        answer_err(output, &e)?;
+                        return Err(e);
+                    };
+                    if len != c.len {
+                        let e = UpdateError::ChunkMismatch(index);
+                        answer_err(output, &e)?;
+                        return Err(e);
+                    }
+                    let w = &mut buf[..len as usize];
+                    input.read_exact(w)?;
+                    if bundle::sha256_of(w) != c.sha256 {
+                        Err(UpdateError::ChunkMismatch(index))
+                    } else {
+                        self.write_chunk(index as usize, w)
+                            .map(|()| serde_json::Value::Null)
+                    }
+                }
+                SessionOp::Sync => self.sync().map(|()| serde_json::Value::Null),
+                SessionOp::Finish => {
+                    let r = self.finish();
+                    let done = r.is_ok();
+                    let v = r.map(|s| serde_json::json!(s));
+                    match v {
+                        Ok(v) => {
+                            answer(
+                                output,
+                                &Response::Ok {
+                                    ok: True,
+                                    result: v,
+                                },
+                            )?;
+                        }
+                        Err(e) => {
+                            answer_err(output, &e)?;
+                            return Err(e);
+                        }
+                    }
+                    if done {
+                        return Ok(());
+                    }
+                    continue;
+                }
+            };
+            match result {
+                Ok(v) => answer(
+                    output,
+                    &Response::Ok {
+                        ok: True,
+                        result: v,
+                    },
+                )?,
+                Err(e) => {
+                    answer_err(output, &e)?;
+                    return Err(e);
+                }
+            }
+        }
+    }
+}
+
+fn answer(output: &mut dyn Write, r: &Response) -> std::io::Result<()> {
+    let mut bytes = serde_json::to_vec(r).map_err(std::io::Error::other)?;
+    bytes.push(b'\n');
+    output.write_all(&bytes)?;
+    output.flush()
+}
+
+fn answer_err(output: &mut dyn Write, e: &UpdateError) -> std::io::Result<()> {
+    answer(output, &Response::error(e.code(), e.to_string()))
+}
+
+/// Sorted chunk numbers as `[start, end)` ranges.
+pub fn ranges(sorted: &[u32]) -> Vec<(u32, u32)> {
+    let mut out: Vec<(u32, u32)> = Vec::new();
+    for &i in sorted {
+        match out.last_mut() {
+            Some((_, end)) if *end == i => *end = i + 1,
+            _ => out.push((i, i + 1)),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges_collapse_runs() {
+        assert_eq!(ranges(&[]), vec![]);
+        assert_eq!(ranges(&[0, 1, 2, 5, 6, 9]), vec![(0, 3), (5, 7), (9, 10)]);
+    }
+
+    #[test]
+    fn efi_strings_decode() {
+        let t = tempfile::tempdir().unwrap();
+        let p = t.path().join("var");
+        let mut raw = vec![6, 0, 0, 0];
+        for u in "hearth-1.2.3+2-1.conf".encode_utf16() {
+            raw.extend_from_slice(&u.to_le_bytes());
+        }
+        raw.extend_from_slice(&[0, 0]);
+        std::fs::write(&p, raw).unwrap();
+        assert_eq!(
+            read_efi_string(&p).as_deref(),
+            Some("hearth-1.2.3+2-1.conf")
+        );
+        assert_eq!(read_efi_string(&t.path().join("missing")), None);
+    }
+}

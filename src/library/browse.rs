@@ -496,12 +496,12 @@ mod tests {
             kind: Some(ItemKind::Movie),
             sort_title: crate::library::names::sort_key(&title),
             title,
-            tags: if n % 4 == 0 {
+            tags: if n.is_multiple_of(4) {
                 vec![w(10).to_owned()]
             } else {
                 vec![]
             },
-            people: if n % 6 == 0 {
+            people: if n.is_multiple_of(6) {
                 vec![format!("Ana {}", w(11))]
             } else {
                 vec![]

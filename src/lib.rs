@@ -178,6 +178,12 @@ pub async fn serve(
             .map_err(|e| ServeError::Other(e.to_string()))??;
         dlna::Dlna::new(uuid)
     };
+    let disk_follower = tokio::spawn(library::follow_disks(
+        disk_monitor.subscribe(),
+        store.clone(),
+        scans.clone(),
+        library_watcher.clone(),
+    ));
     let state = web::AppState {
         config: config.clone(),
         store,
@@ -280,6 +286,8 @@ pub async fn serve(
     }
     let _ = stop_tx.send(true);
     while tasks.join_next().await.is_some() {}
+    disk_follower.abort();
+    let _ = disk_follower.await;
     // The watch thread holds a database handle: end it before `serve` returns, so the next
     // opener (a restart, `hearth reset-claim`) finds the database free.
     if let Some(w) = library_watcher {

@@ -277,6 +277,73 @@ async fn loop_devices_mount_read_and_eject_through_the_agent() {
     task.abort();
 }
 
+/// Btrfs and XFS (the other Linux filesystems this kernel has): found with their labels,
+/// mounted read-write through the agent with the safe options, written, read, ejected.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn btrfs_and_xfs_mount_through_the_agent() {
+    if !need_root("btrfs_and_xfs_mount_through_the_agent") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let media = dir.path().join("media");
+    std::fs::create_dir(&media).unwrap();
+    let socket = dir.path().join("agent.sock");
+    let task = start_agent(&socket, &media);
+    let client = Client::new(&socket);
+    // mkfs.xfs wants at least 300 MiB; the images are sparse.
+    for (n, fs, size, label_flag, uuid_flag) in [
+        (3u8, "btrfs", 128u64 << 20, "-L", "-U"),
+        (4u8, "xfs", 320u64 << 20, "-L", "-m"),
+    ] {
+        let uuid = unique_uuid(n);
+        let label = format!("Disk{n}");
+        let img = dir.path().join(format!("{fs}.img"));
+        std::fs::File::create(&img).unwrap().set_len(size).unwrap();
+        let uuid_arg = if fs == "xfs" {
+            format!("uuid={uuid}")
+        } else {
+            uuid.clone()
+        };
+        let out = Command::new(format!("mkfs.{fs}"))
+            .args(["-q", "-f", label_flag, &label, uuid_flag, &uuid_arg])
+            .arg(&img)
+            .output()
+            .unwrap_or_else(|e| panic!("mkfs.{fs}: {e}; run scripts/install-deps"));
+        assert!(
+            out.status.success(),
+            "mkfs.{fs}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let lo = Loop::attach(&img);
+        let list = client.list_disks().await.unwrap();
+        let (_, vol) = hearth::disks::find_uuid(&list.disks, &uuid)
+            .unwrap_or_else(|| panic!("{fs} loop disk not found"));
+        assert_eq!(vol.label.as_deref(), Some(label.as_str()), "{fs}");
+        assert_eq!(
+            vol.fs_type.as_ref().map(|t| t.to_string()).as_deref(),
+            Some(fs)
+        );
+        let m = client.mount(&uuid, false, None).await.unwrap();
+        assert_eq!(m.mount_point, media.join(&label), "{fs}");
+        std::fs::write(m.mount_point.join("Film (2020).mkv"), b"bytes").unwrap();
+        assert_eq!(files_under(&m.mount_point), ["Film (2020).mkv"], "{fs}");
+        let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+        let line = info
+            .lines()
+            .find(|l| l.contains(m.mount_point.to_str().unwrap()))
+            .unwrap();
+        for opt in ["nosuid", "nodev", "noexec"] {
+            assert!(line.contains(opt), "{fs}: {opt} missing: {line}");
+        }
+        let e = client.eject(&uuid).await.unwrap();
+        assert_eq!(e.unmounted, std::slice::from_ref(&m.mount_point), "{fs}");
+        assert!(lo.mount_points().is_empty(), "{fs}");
+        lo.detach();
+    }
+    assert!(std::fs::read_dir(&media).unwrap().next().is_none());
+    task.abort();
+}
+
 /// The whole path through HTTP: the owner mounts a disk, ejects it, it is pulled and put
 /// back, and the server re-mounts it at the same place by itself.
 #[test]
@@ -350,6 +417,43 @@ fn server_remounts_a_known_disk_at_the_same_place() {
     );
     assert_eq!(r.status, 404, "{}", r.body);
 
+    // A library on the disk: scanned (the two files are not real video: scan errors).
+    let r = common::send(
+        "POST",
+        &s.url("/api/v1/libraries"),
+        Some(&token),
+        &json!({"name": "Films", "kind": "movies", "folders": [mp.to_str().unwrap()]}),
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
+    let lib_id = r.json()["id"].as_u64().unwrap();
+    let library = |token: &str| -> serde_json::Value {
+        let r = common::get(&s.url("/api/v1/libraries"), Some(token));
+        assert_eq!(r.status, 200, "{}", r.body);
+        r.json()
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|l| l["id"] == lib_id)
+            .cloned()
+            .expect("library listed")
+    };
+    let wait_library = |what: &str, cond: &dyn Fn(&serde_json::Value) -> bool| {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let l = library(&token);
+            if cond(&l) {
+                return l;
+            }
+            assert!(Instant::now() < deadline, "gave up waiting: {what}: {l}");
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    };
+    let l = wait_library("the first scan", &|l| l["scan"]["running"] == false);
+    assert_eq!(l["online"], true, "{l}");
+    assert_eq!(l["scan"]["files_seen"], 2, "{l}");
+    assert_eq!(l["scan"]["errors"], 2, "{l}");
+    assert_eq!(l["offline_folders"], json!([]), "{l}");
+
     let r = common::send(
         "POST",
         &s.url(&format!("/api/v1/disks/{uuid}/eject")),
@@ -359,9 +463,40 @@ fn server_remounts_a_known_disk_at_the_same_place() {
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.json()["unmounted"], json!([mp.to_str().unwrap()]));
     assert!(!mp.exists());
+    // Ejected: the library is offline and keeps what it knew.
+    let l = library(&token);
+    assert_eq!(l["online"], false, "{l}");
+    assert_eq!(l["offline_folders"], json!([mp.to_str().unwrap()]), "{l}");
+    let errors = common::get(
+        &s.url(&format!("/api/v1/libraries/{lib_id}/scan")),
+        Some(&token),
+    );
+    assert_eq!(
+        errors.json()["errors"].as_array().unwrap().len(),
+        2,
+        "{}",
+        errors.body
+    );
 
     // Pulled…
     lo.take().unwrap().detach();
+    // …and while it was away, a real film was put on it elsewhere.
+    let clip = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared/media/Shows/Evening News/Evening News 2024-03-01.mkv");
+    let plain = dir.path().join("clip.mkv");
+    std::fs::copy(&clip, &plain).unwrap();
+    let out = Command::new("debugfs")
+        .arg("-w")
+        .arg("-R")
+        .arg(format!("write {} Added.2021.mkv", plain.display()))
+        .arg(&img)
+        .output()
+        .expect("debugfs (e2fsprogs) missing; run scripts/install-deps");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     wait_for("the pulled disk to disappear", &|v| v.is_none());
     let r = common::get(&s.url("/api/v1/disks"), Some(&token)).json();
     let known = r["known"].as_array().unwrap();
@@ -382,6 +517,14 @@ fn server_remounts_a_known_disk_at_the_same_place() {
     );
     let r = common::get(&s.url("/api/v1/disks"), Some(&token)).json();
     assert_eq!(r["known"][0]["online"], true, "{r}");
+    // The library is back online by itself and was rescanned: the film added elsewhere is
+    // an item now, the two bad files are still scan errors.
+    let l = wait_library("the library back and rescanned", &|l| {
+        l["online"] == true && l["items"] == 1 && l["scan"]["running"] == false
+    });
+    assert_eq!(l["scan"]["files_seen"], 3, "{l}");
+    assert_eq!(l["scan"]["files_expected"], 2, "{l}");
+    assert_eq!(l["scan"]["new"], 1, "{l}");
     // The owner's mount and eject are in the audit log, with the disk's UUID.
     let audit = common::get(&s.url("/api/v1/audit"), Some(&token)).json();
     for event in ["disk_mounted", "disk_ejected"] {

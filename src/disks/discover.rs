@@ -208,9 +208,15 @@ fn ignored(name: &str) -> bool {
 /// Lists the disks the sysroot shows, with their volumes, filesystems and mounts.
 pub fn discover(sysroot: &Sysroot) -> Vec<Disk> {
     let mounts = mounts(sysroot);
+    // Keyed by device number and by source path: btrfs shows an anonymous device number
+    // (`0:NN`) in mountinfo, so only the source (`/dev/loop0`) ties its mounts to the disk.
+    // The two kinds of key cannot collide (`M:m` against `/dev/…`).
     let mut by_dev: HashMap<&str, Vec<&MountEntry>> = HashMap::new();
     for m in &mounts {
         by_dev.entry(m.dev_t.as_str()).or_default().push(m);
+        if m.source.starts_with("/dev/") && m.source != m.dev_t {
+            by_dev.entry(m.source.as_str()).or_default().push(m);
+        }
     }
     let mut names: Vec<String> = match std::fs::read_dir(sysroot.sys_block()) {
         Ok(rd) => rd
@@ -276,7 +282,13 @@ fn volume(
     let device = sysroot.dev().join(name);
     let dev_t = read_small(&sys.join("dev")).unwrap_or_default();
     let identity = identify_file(&device).ok().flatten();
-    let mounted = by_dev.get(dev_t.as_str()).cloned().unwrap_or_default();
+    let mut mounted = by_dev.get(dev_t.as_str()).cloned().unwrap_or_default();
+    let device_path = device.display().to_string();
+    for m in by_dev.get(device_path.as_str()).into_iter().flatten() {
+        if !mounted.iter().any(|x| x.mount_point == m.mount_point) {
+            mounted.push(m);
+        }
+    }
     let (free_bytes, total_bytes) = mounted
         .first()
         .and_then(|m| nix::sys::statvfs::statvfs(&m.mount_point).ok())

@@ -7,13 +7,14 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use super::{ItemKind, ItemRecord, ItemSort, LibraryRecord};
-use crate::store::library::tokenize;
+use crate::store::library::{search_terms, tokenize};
 use crate::store::{Store, StoreError};
 
 /// Largest page a client may ask for.
 pub const MAX_PAGE: usize = 500;
-/// Upper bound on ids one search term may contribute (keeps a one-letter query cheap).
-const MAX_TERM_HITS: usize = 20_000;
+/// Index rows one search word may read; a word matching more (a single letter in a huge
+/// library) is checked on the ranked items instead, so results stay exact.
+const MAX_TERM_ROWS: usize = 200_000;
 
 /// Libraries the viewer may see.
 pub fn libraries(
@@ -353,11 +354,41 @@ pub fn photo_timeline(
 
 /// Items matching every word of `query` (as a prefix of a word in their title, show,
 /// artist, album, tags, genres or people), best matches first, at most `limit`.
+///
+/// Best first: the title equals the query, then titles starting with it, then titles
+/// containing it, then the rest; each group by sort title. The hits are found in the term
+/// index and ranked from the small `search_rows` table; only items in rank order are
+/// decoded and shown to `allowed`, and that stops once `limit` are kept, so a one-word
+/// query matching most of a big library costs a pass over two index tables, not a decode
+/// of every hit.
 pub fn search(
     store: &Store,
     query: &str,
     limit: usize,
     allowed: impl Fn(&ItemRecord) -> bool,
+) -> Result<Vec<ItemRecord>, StoreError> {
+    search_capped(store, query, limit, |_| true, allowed, MAX_TERM_ROWS)
+}
+
+/// [`search`] for a viewer who may see only some libraries: hits in other libraries are
+/// dropped while ranking, before any item is read (`allowed` still sees every item kept).
+pub fn search_in(
+    store: &Store,
+    query: &str,
+    limit: usize,
+    library_ok: impl Fn(u64) -> bool,
+    allowed: impl Fn(&ItemRecord) -> bool,
+) -> Result<Vec<ItemRecord>, StoreError> {
+    search_capped(store, query, limit, library_ok, allowed, MAX_TERM_ROWS)
+}
+
+fn search_capped(
+    store: &Store,
+    query: &str,
+    limit: usize,
+    library_ok: impl Fn(u64) -> bool,
+    allowed: impl Fn(&ItemRecord) -> bool,
+    max_term_rows: usize,
 ) -> Result<Vec<ItemRecord>, StoreError> {
     let mut words = tokenize(query);
     words.sort();
@@ -367,38 +398,256 @@ pub fn search(
         return Ok(Vec::new());
     }
     let limit = limit.clamp(1, MAX_PAGE);
+    let q = query.trim().to_lowercase();
     store.read(|rx| {
-        let mut ids: Option<Vec<u64>> = None;
+        // Every word's hits, narrowest first. A word whose index range is too big to read
+        // is checked on each ranked item itself below, so the answer stays exact.
+        let mut sets = Vec::new();
+        let mut broad = Vec::new();
         for w in &words {
-            let hits = rx.items_with_term_prefix(w, MAX_TERM_HITS)?;
-            ids = Some(match ids {
-                None => hits,
-                Some(prev) => prev
-                    .into_iter()
-                    .filter(|id| hits.binary_search(id).is_ok())
-                    .collect(),
-            });
+            match rx.items_with_term_prefix(w, max_term_rows)? {
+                Some(ids) => sets.push(ids),
+                None => broad.push(w.clone()),
+            }
         }
-        let mut found = Vec::new();
-        for id in ids.unwrap_or_default() {
+        sets.sort_by_key(Vec::len);
+        let mut sets = sets.into_iter();
+        let ids = match sets.next() {
+            Some(first) => sets.fold(first, |acc, s| {
+                acc.into_iter()
+                    .filter(|id| s.binary_search(id).is_ok())
+                    .collect()
+            }),
+            // Every word is broad (e.g. one letter): rank the whole table.
+            None => rx.all_item_ids()?,
+        };
+        let mut ranked: Vec<(u8, String, u64)> = Vec::with_capacity(ids.len());
+        rx.search_rows(&ids, |id, lib, title, sort| {
+            if !library_ok(lib) {
+                return;
+            }
+            let group = if title == q {
+                0
+            } else if title.starts_with(&q) {
+                1
+            } else if title.contains(&q) {
+                2
+            } else {
+                3
+            };
+            ranked.push((group, sort.to_owned(), id));
+        })?;
+        ranked.sort_unstable();
+        let mut found = Vec::with_capacity(limit);
+        for (_, _, id) in ranked {
             if let Some(item) = rx.item(id)?
+                && broad.iter().all(|w| {
+                    search_terms(&item)
+                        .iter()
+                        .any(|t| t.starts_with(w.as_str()))
+                })
                 && allowed(&item)
             {
                 found.push(item);
+                if found.len() == limit {
+                    break;
+                }
             }
         }
-        // Title matches first, then by title.
+        Ok(found)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::library::{FileChange, LibraryKind};
+
+    const WORDS: &[&str] = &[
+        "the",
+        "river",
+        "riverside",
+        "golden",
+        "gold",
+        "night",
+        "garden",
+        "a",
+        "lost",
+        "Théâtre",
+        "upriver",
+        "signal",
+        "station",
+        "2049",
+    ];
+
+    fn item(n: usize, folder_id: u64, library_id: u64) -> ItemRecord {
+        let w = |k: usize| WORDS[(n * 7 + k * 3 + n / 5) % WORDS.len()];
+        let title = match n % 5 {
+            0 => format!("The {} {}", w(1), w(2)),
+            1 => w(3).to_owned(),
+            2 => format!("{} of the {}", w(4), w(5)),
+            3 => format!("{}{} {}", w(6), w(7), w(8)),
+            _ => format!("A {} ({n})", w(9)),
+        };
+        ItemRecord {
+            library_id,
+            folder_id,
+            rel_path: format!("{n}.mkv"),
+            kind: Some(ItemKind::Movie),
+            sort_title: crate::library::names::sort_key(&title),
+            title,
+            tags: if n.is_multiple_of(4) {
+                vec![w(10).to_owned()]
+            } else {
+                vec![]
+            },
+            people: if n.is_multiple_of(6) {
+                vec![format!("Ana {}", w(11))]
+            } else {
+                vec![]
+            },
+            content_type: "video/x-matroska".into(),
+            ..ItemRecord::default()
+        }
+    }
+
+    /// The definition search must meet, by brute force over every item.
+    fn reference(
+        all: &[ItemRecord],
+        query: &str,
+        limit: usize,
+        allowed: &dyn Fn(&ItemRecord) -> bool,
+    ) -> Vec<u64> {
+        let words = tokenize(query);
+        if words.is_empty() {
+            return Vec::new();
+        }
         let q = query.trim().to_lowercase();
-        found.sort_by_key(|i| {
+        let mut hits: Vec<&ItemRecord> = all
+            .iter()
+            .filter(|i| {
+                let terms = search_terms(i);
+                words
+                    .iter()
+                    .all(|w| terms.iter().any(|t| t.starts_with(w.as_str())))
+                    && allowed(i)
+            })
+            .collect();
+        hits.sort_by_key(|i| {
             let t = i.title.to_lowercase();
             (
                 t != q,
                 !t.starts_with(&q),
                 !t.contains(&q),
                 i.sort_title.clone(),
+                i.id,
             )
         });
-        found.truncate(limit);
-        Ok(found)
-    })
+        hits.into_iter().take(limit).map(|i| i.id).collect()
+    }
+
+    fn ids(v: Vec<ItemRecord>) -> Vec<u64> {
+        v.into_iter().map(|i| i.id).collect()
+    }
+
+    #[test]
+    fn search_agrees_with_brute_force_ranking_and_filters() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db.redb");
+        let store = Store::open(&path).unwrap();
+        let lib = store
+            .write(|tx| tx.create_library("Films", LibraryKind::Movies, &[dir.path().into()], 1))
+            .unwrap();
+        let folder = lib.folder_ids[0];
+        let changes = (0..700)
+            .map(|n| FileChange::Upsert(Box::new(item(n, folder, lib.id))))
+            .collect();
+        store.write(|tx| tx.apply_file_changes(changes, 5)).unwrap();
+        // A renamed item and a removed one: the ranking rows follow.
+        let mut renamed = item(3, folder, lib.id);
+        renamed.title = "Zebra Crossing".into();
+        renamed.sort_title = "zebra crossing".into();
+        store
+            .write(|tx| {
+                tx.apply_file_changes(
+                    vec![
+                        FileChange::Upsert(Box::new(renamed)),
+                        FileChange::Remove {
+                            folder_id: folder,
+                            rel_path: "8.mkv".into(),
+                        },
+                    ],
+                    6,
+                )
+            })
+            .unwrap();
+
+        let check = |store: &Store| {
+            let mut all = Vec::new();
+            store
+                .read(|rx| {
+                    rx.visit_items(lib.id, ItemSort::Title, false, |i| {
+                        all.push(i);
+                        true
+                    })
+                })
+                .unwrap();
+            assert_eq!(all.len(), 699);
+            let everyone: &dyn Fn(&ItemRecord) -> bool = &|_| true;
+            let some: &dyn Fn(&ItemRecord) -> bool = &|i| i.id % 3 != 0;
+            let queries = [
+                "the",
+                "river",
+                "riv",
+                "Gold",
+                "golden",
+                "t",
+                "a",
+                "the river",
+                "night garden",
+                "theatre",
+                "théâtre",
+                "2049",
+                "ana",
+                "zebra",
+                "upriver",
+                "nothing",
+                "  ",
+                "r g",
+            ];
+            for q in queries {
+                for (name, allowed) in [("everyone", everyone), ("some", some)] {
+                    for limit in [1, 5, 50, 500] {
+                        let want = reference(&all, q, limit, allowed);
+                        // The normal path, and the one for words too broad to read from the
+                        // index (every word then checked on the item itself).
+                        for cap in [MAX_TERM_ROWS, 1] {
+                            let got = ids(
+                                search_capped(store, q, limit, |_| true, allowed, cap).unwrap()
+                            );
+                            assert_eq!(got, want, "{q:?} for {name}, limit {limit}, cap {cap}");
+                        }
+                        // Another library only: nothing of this one is even read.
+                        let none = search_in(
+                            store,
+                            q,
+                            limit,
+                            |l| l != lib.id,
+                            |_| panic!("an item of a library the viewer may not see was read"),
+                        );
+                        assert!(none.unwrap().is_empty(), "{q:?}");
+                    }
+                }
+            }
+            assert!(!reference(&all, "the", 500, everyone).is_empty());
+            assert!(ids(search(store, "zebra", 5, |_| true).unwrap()).contains(&4));
+        };
+        check(&store);
+
+        // A database from before the ranking rows existed gets them rebuilt at open.
+        store.write(|tx| tx.drop_search_rows()).unwrap();
+        drop(store);
+        let store = Store::open(&path).unwrap();
+        check(&store);
+    }
 }

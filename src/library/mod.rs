@@ -91,6 +91,75 @@ pub fn check_folder(raw: &str) -> Result<PathBuf, LibraryError> {
     Ok(canonical)
 }
 
+/// Whether a library folder can be read now. A folder on a pulled disk is gone (its mount
+/// point removed) or answers with an I/O error; either way its library is offline, and its
+/// items stay until the disk is back (blocking: touches the filesystem).
+pub fn folder_online(path: &Path) -> bool {
+    std::fs::symlink_metadata(path).is_ok_and(|m| m.is_dir())
+        && std::fs::read_dir(path).is_ok_and(|mut rd| rd.next().is_none_or(|e| e.is_ok()))
+}
+
+/// Follows disk events for as long as the monitor runs: when a library folder that could
+/// not be read becomes readable again (its disk plugged back in and re-mounted), it is
+/// watched again and its library rescanned, so changes made elsewhere show up. Nothing is
+/// deleted while a folder is away (the scanner keeps the items of an offline folder).
+pub async fn follow_disks(
+    mut events: tokio::sync::broadcast::Receiver<crate::disks::DiskEvent>,
+    store: Store,
+    scans: Scans,
+    watcher: Option<Arc<watch::LibraryWatcher>>,
+) {
+    use tokio::sync::broadcast::error::RecvError;
+    let check = |store: Store| async move {
+        tokio::task::spawn_blocking(move || {
+            let folders = store.read(|rx| rx.folders()).unwrap_or_default();
+            folders
+                .into_iter()
+                .map(|f| {
+                    let online = folder_online(&f.path);
+                    (f, online)
+                })
+                .collect::<Vec<_>>()
+        })
+        .await
+        .unwrap_or_default()
+    };
+    let mut offline: std::collections::HashSet<u64> = check(store.clone())
+        .await
+        .into_iter()
+        .filter(|(_, online)| !online)
+        .map(|(f, _)| f.id)
+        .collect();
+    loop {
+        match events.recv().await {
+            Ok(_) | Err(RecvError::Lagged(_)) => {}
+            Err(RecvError::Closed) => return,
+        }
+        let now = check(store.clone()).await;
+        for (f, online) in &now {
+            if *online && offline.contains(&f.id) {
+                tracing::info!(path = %f.path.display(), library_id = f.library_id, "library folder is back; rescanning");
+                if let Some(w) = &watcher {
+                    w.watch_folder(f.path.clone(), f.library_id);
+                }
+                match scans.start(store.clone(), f.library_id) {
+                    Ok(()) | Err(LibraryError::ScanRunning) => {}
+                    Err(e) => {
+                        tracing::warn!(library_id = f.library_id, error = %e, "cannot rescan")
+                    }
+                }
+            } else if !*online && !offline.contains(&f.id) {
+                tracing::warn!(path = %f.path.display(), library_id = f.library_id, "library folder went offline; its items are kept");
+            }
+        }
+        offline = now
+            .into_iter()
+            .filter(|(_, online)| !online)
+            .map(|(f, _)| f.id)
+            .collect();
+    }
+}
+
 /// Validates and stores a new library (blocking: checks the filesystem).
 pub fn create_library(
     store: &Store,
@@ -112,6 +181,19 @@ pub fn create_library(
         }
     }
     Ok(store.write(|tx| tx.create_library(name, new.kind, &paths, now))?)
+}
+
+/// Hands memory a finished scan freed back to the system. A full scan of a big library
+/// allocates tens of megabytes across its threads; glibc keeps what they free in per-thread
+/// arenas for good, which would leave an idle server that much bigger. (musl, the device's
+/// libc, returns large free blocks by itself.)
+fn release_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only walks glibc's own allocator state, under its own locks; any
+    // thread may call it at any time.
+    unsafe {
+        nix::libc::malloc_trim(0);
+    }
 }
 
 /// Scans that are running or have run since start, one progress record per library.
@@ -176,6 +258,7 @@ impl Scans {
                     Err(e) => tracing::warn!(library_id, error = %e, "scan failed"),
                 }
                 progress.running.store(false, Ordering::Release);
+                release_freed_memory();
             })
             .map_err(|e| LibraryError::Store(StoreError::Io(e)))?;
         Ok(())

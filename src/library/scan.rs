@@ -37,6 +37,7 @@ const MAX_DEPTH: usize = 32;
 #[derive(Debug, Default)]
 pub struct ScanProgress {
     pub running: AtomicBool,
+    pub files_expected: AtomicU64,
     pub files_seen: AtomicU64,
     pub new: AtomicU64,
     pub changed: AtomicU64,
@@ -50,6 +51,11 @@ pub struct ScanProgress {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, utoipa::ToSchema)]
 pub struct ProgressSnapshot {
     pub running: bool,
+    /// Media files the library's folders held at the last scan (0 before the first one):
+    /// about what `files_seen` will reach, so a progress bar's 100%. A first scan has no
+    /// such number; show it as busy instead.
+    pub files_expected: u64,
+    /// Media files looked at so far.
     pub files_seen: u64,
     pub new: u64,
     pub changed: u64,
@@ -63,6 +69,7 @@ impl ScanProgress {
     pub fn snapshot(&self) -> ProgressSnapshot {
         ProgressSnapshot {
             running: self.running.load(Ordering::Relaxed),
+            files_expected: self.files_expected.load(Ordering::Relaxed),
             files_seen: self.files_seen.load(Ordering::Relaxed),
             new: self.new.load(Ordering::Relaxed),
             changed: self.changed.load(Ordering::Relaxed),
@@ -75,6 +82,7 @@ impl ScanProgress {
 
     fn reset(&self, now: u64) {
         for c in [
+            &self.files_expected,
             &self.files_seen,
             &self.new,
             &self.changed,
@@ -156,6 +164,12 @@ pub fn scan_library(
     })?;
     let lib = lib.ok_or(ScanError::NoLibrary(library_id))?;
     progress.reset(crate::now_secs());
+    let expected = store.read(|rx| {
+        folders
+            .iter()
+            .try_fold(0, |n, f| Ok::<_, StoreError>(n + rx.file_count(f.id)?))
+    })?;
+    progress.files_expected.store(expected, Ordering::Relaxed);
     let mut summary = ScanSummary::default();
     let mut result = Ok(());
     for folder in &folders {

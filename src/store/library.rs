@@ -10,12 +10,14 @@
 //! - `items_by_title` / `items_by_year` / `items_by_added` ((library, key, item) → ()):
 //!   sorted browsing without loading a whole library;
 //! - `search_terms` ((term, item) → ()): prefix search over titles, people and tags;
+//! - `search_rows` (item → (library, lower-case title, sort title)): what ranking search hits needs,
+//!   without decoding whole items; derived from `items`, and rebuilt from it when missing;
 //! - `scan_errors` ((folder, relative path) → record).
 
 use std::collections::HashMap;
 use std::path::PathBuf;
 
-use redb::{ReadableTable, TableDefinition};
+use redb::{ReadableTable, ReadableTableMetadata, TableDefinition};
 use serde::{Deserialize, Serialize};
 
 use super::{JsonTable, Rx, StoreError, Tx, all_json, decode, encode, get_json, next_id};
@@ -31,6 +33,7 @@ const BY_YEAR: TableDefinition<(u64, u64, u64), ()> = TableDefinition::new("item
 const BY_ADDED: TableDefinition<(u64, u64, u64), ()> = TableDefinition::new("items_by_added");
 const TERMS: TableDefinition<(&str, u64), ()> = TableDefinition::new("search_terms");
 const SCAN_ERRORS: TableDefinition<(u64, &str), &[u8]> = TableDefinition::new("scan_errors");
+const SEARCH_ROWS: TableDefinition<u64, (u64, &str, &str)> = TableDefinition::new("search_rows");
 
 pub(super) fn create_tables(tx: &redb::WriteTransaction) -> Result<(), StoreError> {
     tx.open_table(LIBRARIES)?;
@@ -42,6 +45,24 @@ pub(super) fn create_tables(tx: &redb::WriteTransaction) -> Result<(), StoreErro
     tx.open_table(BY_ADDED)?;
     tx.open_table(TERMS)?;
     tx.open_table(SCAN_ERRORS)?;
+    // `search_rows` is derived from `items`: a database written before it existed (or one
+    // whose rows were lost) gets it rebuilt here, once, instead of a schema step.
+    let mut rows = tx.open_table(SEARCH_ROWS)?;
+    if rows.is_empty()? {
+        let items = tx.open_table(ITEMS)?;
+        for row in items.iter()? {
+            let (k, v) = row?;
+            let item: ItemRecord = decode(v.value())?;
+            rows.insert(
+                k.value(),
+                (
+                    item.library_id,
+                    item.title.to_lowercase().as_str(),
+                    item.sort_title.as_str(),
+                ),
+            )?;
+        }
+    }
     Ok(())
 }
 
@@ -209,6 +230,13 @@ pub fn tokenize(text: &str) -> Vec<String> {
 }
 
 impl Tx<'_> {
+    /// Tests: loses the derived `search_rows` table, as a database from before it had.
+    #[cfg(test)]
+    pub(crate) fn drop_search_rows(&self) -> Result<(), StoreError> {
+        self.tx.delete_table(SEARCH_ROWS)?;
+        Ok(())
+    }
+
     /// Creates a library with its folders (paths already checked and canonical).
     pub fn create_library(
         &self,
@@ -271,6 +299,7 @@ impl Tx<'_> {
             by_year: self.tx.open_table(BY_YEAR)?,
             by_added: self.tx.open_table(BY_ADDED)?,
             terms: self.tx.open_table(TERMS)?,
+            rows: self.tx.open_table(SEARCH_ROWS)?,
             errors: self.tx.open_table(SCAN_ERRORS)?,
         };
         for change in changes {
@@ -379,6 +408,7 @@ struct Tables<'t> {
     by_year: redb::Table<'t, (u64, u64, u64), ()>,
     by_added: redb::Table<'t, (u64, u64, u64), ()>,
     terms: redb::Table<'t, (&'static str, u64), ()>,
+    rows: redb::Table<'t, u64, (u64, &'static str, &'static str)>,
     errors: redb::Table<'t, (u64, &'static str), &'static [u8]>,
 }
 
@@ -393,6 +423,14 @@ impl Tables<'_> {
         for term in search_terms(item) {
             self.terms.insert((term.as_str(), item.id), ())?;
         }
+        self.rows.insert(
+            item.id,
+            (
+                item.library_id,
+                item.title.to_lowercase().as_str(),
+                item.sort_title.as_str(),
+            ),
+        )?;
         Ok(())
     }
 
@@ -406,6 +444,7 @@ impl Tables<'_> {
         for term in search_terms(item) {
             self.terms.remove((term.as_str(), item.id))?;
         }
+        self.rows.remove(item.id)?;
         Ok(())
     }
 
@@ -463,6 +502,17 @@ impl Rx {
         Ok(out)
     }
 
+    /// How many files the scanner remembers in a folder.
+    pub fn file_count(&self, folder_id: u64) -> Result<u64, StoreError> {
+        let files = self.tx.open_table(FILES)?;
+        let mut n = 0;
+        for row in files.range((folder_id, "")..(folder_id + 1, ""))? {
+            row?;
+            n += 1;
+        }
+        Ok(n)
+    }
+
     /// Walks a library's items in `sort` order (reversed if `descending`), decoding one at a
     /// time, until `visit` returns `false`.
     pub fn visit_items(
@@ -506,21 +556,76 @@ impl Rx {
         Ok(())
     }
 
-    /// Item ids having a term that starts with `prefix`, at most `cap` of them.
-    pub fn items_with_term_prefix(&self, prefix: &str, cap: usize) -> Result<Vec<u64>, StoreError> {
+    /// Item ids having a term that starts with `prefix`, sorted, at most `cap` index rows
+    /// looked at (`None` when the cap was hit: the answer would be incomplete).
+    pub fn items_with_term_prefix(
+        &self,
+        prefix: &str,
+        cap: usize,
+    ) -> Result<Option<Vec<u64>>, StoreError> {
         let terms = self.tx.open_table(TERMS)?;
         let mut out = Vec::new();
         for row in terms.range((prefix, 0)..)? {
             let (k, _) = row?;
             let (term, id) = k.value();
-            if !term.starts_with(prefix) || out.len() >= cap {
+            if !term.starts_with(prefix) {
                 break;
+            }
+            if out.len() >= cap {
+                return Ok(None);
             }
             out.push(id);
         }
         out.sort_unstable();
         out.dedup();
+        Ok(Some(out))
+    }
+
+    /// Every item id, sorted.
+    pub fn all_item_ids(&self) -> Result<Vec<u64>, StoreError> {
+        let rows = self.tx.open_table(SEARCH_ROWS)?;
+        let mut out = Vec::new();
+        for row in rows.iter()? {
+            out.push(row?.0.value());
+        }
         Ok(out)
+    }
+
+    /// The library, lower-case title and sort title of each of `ids` (sorted), for ranking
+    /// search hits; `visit(id, library, title, sort_title)`. Many ids are read in one ordered pass over the
+    /// table, a few by point look-ups.
+    pub fn search_rows(
+        &self,
+        ids: &[u64],
+        mut visit: impl FnMut(u64, u64, &str, &str),
+    ) -> Result<(), StoreError> {
+        let rows = self.tx.open_table(SEARCH_ROWS)?;
+        let (Some(&first), Some(&last)) = (ids.first(), ids.last()) else {
+            return Ok(());
+        };
+        if ids.len() < 256 {
+            for &id in ids {
+                if let Some(v) = rows.get(id)? {
+                    let (lib, title, sort) = v.value();
+                    visit(id, lib, title, sort);
+                }
+            }
+            return Ok(());
+        }
+        let mut want = ids.iter().copied().peekable();
+        for row in rows.range(first..=last)? {
+            let (k, v) = row?;
+            let id = k.value();
+            while want.next_if(|w| *w < id).is_some() {}
+            if want.next_if_eq(&id).is_some() {
+                let (lib, title, sort) = v.value();
+                visit(id, lib, title, sort);
+            }
+            if want.peek().is_none() {
+                break;
+            }
+        }
+        Ok(())
     }
 
     pub fn scan_errors(&self, library_id: u64) -> Result<Vec<ScanErrorRecord>, StoreError> {

@@ -26,6 +26,11 @@ use serde::de::DeserializeOwned;
 /// changes.
 pub const SCHEMA_VERSION: u64 = 1;
 
+/// redb's page cache. Its default (1 GiB) lets a full scan of a big library leave tens of
+/// megabytes of pages resident for good; the kernel's page cache keeps hot pages close
+/// anyway, and an appliance's idle memory is what the household notices.
+const CACHE_BYTES: usize = 8 << 20;
+
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 const SCHEMA_KEY: &str = "schema_version";
 
@@ -87,7 +92,7 @@ impl Store {
         {
             std::fs::create_dir_all(parent)?;
         }
-        let db = match Database::create(path) {
+        let db = match Database::builder().set_cache_size(CACHE_BYTES).create(path) {
             Ok(db) => db,
             Err(redb::DatabaseError::DatabaseAlreadyOpen) => {
                 return Err(StoreError::Busy {

@@ -82,6 +82,11 @@ pub struct LibraryView {
     items: u64,
     last_scan: Option<u64>,
     scan: Option<ProgressSnapshot>,
+    /// False while a folder cannot be read (its disk pulled or unmounted): the items stay
+    /// listed, but cannot be played until the disk is back.
+    online: bool,
+    /// The folders that cannot be read now; only the owner sees them.
+    offline_folders: Option<Vec<String>>,
 }
 
 fn library_view(
@@ -94,11 +99,18 @@ fn library_view(
         let mut paths = Vec::new();
         for id in &lib.folder_ids {
             if let Some(f) = rx.folder(*id)? {
-                paths.push(f.path.display().to_string());
+                paths.push(f.path);
             }
         }
         Ok::<_, crate::store::StoreError>((n, paths))
     })?;
+    // A stat and an open per folder (a few per library): cheap enough to ask every time.
+    let offline: Vec<String> = folders
+        .iter()
+        .filter(|p| !crate::library::folder_online(p))
+        .map(|p| p.display().to_string())
+        .collect();
+    let folders = folders.iter().map(|p| p.display().to_string()).collect();
     Ok(LibraryView {
         id: lib.id,
         name: lib.name,
@@ -107,6 +119,8 @@ fn library_view(
         items,
         last_scan: lib.last_scan,
         scan: state.scans.progress(lib.id),
+        online: offline.is_empty(),
+        offline_folders: owner.then_some(offline),
     })
 }
 
@@ -589,9 +603,13 @@ async fn search(
         .collect();
     let limit = p.limit.unwrap_or(50);
     let found = tokio::task::spawn_blocking(move || {
-        browse::search(&store, &p.q, limit, |i| {
-            libs.contains(&i.library_id) && item_ok(i)
-        })
+        browse::search_in(
+            &store,
+            &p.q,
+            limit,
+            |lib| libs.contains(&lib),
+            |i| libs.contains(&i.library_id) && item_ok(i),
+        )
     })
     .await??;
     let key = signed::key(&state.store)?;

@@ -132,7 +132,9 @@ async function run() {
   check("session cookie is HttpOnly and SameSite=Strict", session && session.httpOnly && session.sameSite === "Strict");
 
   // Devices page lists this browser.
-  await page.getByRole("link", { name: "Devices" }).click();
+  await page.getByRole("link", { name: "Settings" }).click();
+  await page.getByRole("heading", { name: "Users & Sharing" }).waitFor();
+  await page.getByRole("link", { name: "Devices", exact: true }).click();
   await page.getByRole("heading", { name: "Devices" }).waitFor();
   check("devices page shows this browser", (await page.locator(".list li").count()) === 1 && /this device/.test(await page.locator(".list").textContent()));
   await shot(page, "09-devices");

@@ -65,7 +65,7 @@ async function signIn(page, user, password) {
   await page.getByLabel("Username", { exact: true }).fill(user);
   await page.getByLabel("Password", { exact: true }).fill(password);
   await page.getByRole("button", { name: "Sign in" }).click();
-  await page.locator("h1").filter({ hasText: "Den" }).waitFor();
+  await page.getByText("Signed in as " + user).waitFor();
 }
 
 async function waitForScans(page) {
@@ -193,7 +193,7 @@ await step("music with the mini-player", async () => {
   await shot(owner, "36-album-mini-player");
   await axe(owner, "album");
   // It keeps playing while browsing elsewhere.
-  await owner.getByRole("link", { name: "Home" }).click();
+  await owner.getByRole("navigation", { name: "Main" }).getByRole("link", { name: "Home" }).click();
   await owner.getByRole("heading", { name: "Libraries" }).waitFor();
   const playing = await owner.evaluate(() => { const a = document.querySelector("#mini audio"); return !a.paused && !document.getElementById("mini").hidden; });
   check("music keeps playing while browsing", playing);
@@ -312,7 +312,7 @@ await step("settings pages load and save", async () => {
   await axe(owner, "security");
 
   await go(owner, "#/settings/libraries", "Disks & Libraries");
-  await owner.getByRole("button", { name: "Scan Films now" }).click();
+  await owner.getByRole("button", { name: "Scan now: Films" }).click();
   await owner.locator(".library-row", { hasText: "Films" }).waitFor();
   check("Disks & Libraries starts a scan", true);
   await axe(owner, "disks & libraries");
@@ -382,7 +382,7 @@ await step("a friend sees only what was shared", async () => {
   await friend.getByLabel("Choose a username").fill("sam");
   await friend.getByLabel("Choose a password").fill("otter meadow lantern");
   await friend.getByRole("button", { name: "Join" }).click();
-  await friend.locator("h1").filter({ hasText: "Den" }).waitFor();
+  await friend.getByText("Signed in as sam").waitFor();
   // Sign out and in again, as a friend would on another day.
   await friend.getByRole("button", { name: "Sign out" }).first().click();
   await friend.getByRole("heading", { name: "Sign in to Den" }).waitFor();

@@ -43,11 +43,11 @@ export async function librariesPage() {
     h("div", { class: "grow" }, h("strong", {}, l.name), " ", h("span", { class: "tag" }, kindName(l.kind)), " ", h("span", { class: "hint" }, l.items + " items"),
       h("span", { class: "hint" }, (l.folders || []).join(", ")), scanLine(l)),
     h("div", { class: "actions" },
-      h("button", { type: "button", "aria-label": "Scan " + l.name + " now", disabled: !!(l.scan && l.scan.running), onclick: async () => {
+      h("button", { type: "button", "aria-label": "Scan now: " + l.name, disabled: !!(l.scan && l.scan.running), onclick: async () => {
         const r = await api("POST", "/api/v1/libraries/" + l.id + "/scan");
         if (!r.ok) showError(err, r.error); else refresh();
       } }, "Scan now"),
-      h("button", { type: "button", "aria-label": "Files " + l.name + " could not use", onclick: () => scanErrors(l) }, "Problems")))));
+      h("button", { type: "button", "aria-label": "Problems: files in " + l.name + " that could not be used", onclick: () => scanErrors(l) }, "Problems")))));
   fill(libs);
   const refresh = async () => { const r = await api("GET", "/api/v1/libraries"); if (r.ok) fill(listOf(r)); };
   poll(() => { if (rows.querySelector("progress")) refresh(); }, 1000, rows);
@@ -104,7 +104,7 @@ function disksCard(r) {
     const act = [];
     if (d.agent && v.uuid && v.fs_type) {
       const verb = mount ? "eject" : "mount";
-      act.push(h("button", { type: "button", "aria-label": (mount ? "Eject " : "Use ") + label, onclick: async (e) => {
+      act.push(h("button", { type: "button", "aria-label": (mount ? "Eject: " : "Use (read-only): ") + label, onclick: async (e) => {
         busy(e.target, true);
         const x = await api("POST", "/api/v1/disks/" + encodeURIComponent(v.uuid) + "/" + verb, mount ? undefined : { read_only: true });
         busy(e.target, false);
@@ -351,6 +351,7 @@ function graph(title, unit, points, max, now) {
     chart.append(svg("path", { d, class: "line" }));
   }
   const peak = points.length ? Math.max(...points.map((p) => p[1])) : null;
-  return h("figure", { class: "graph" }, h("figcaption", {}, h("strong", {}, title), " ", h("span", { class: "hint" }, now + (peak !== null ? " · peak " + peak.toFixed(0) + " " + unit : ""))), chart);
+  return h("figure", { class: "graph" }, h("figcaption", {}, h("strong", {}, title), " ", h("span", { class: "hint" }, now + (peak !== null ? " · peak " + peak.toFixed(0) + " " + unit : ""))), chart,
+    h("div", { class: "axis", "aria-hidden": "true" }, h("span", {}, "60 min ago"), h("span", {}, "30"), h("span", {}, "now")));
 }
 

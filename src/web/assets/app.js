@@ -10,9 +10,9 @@ import { librariesPage, updatesPage, dlnaPage, privacyPage, systemPage } from ".
 
 const nav = document.getElementById("nav");
 
+// Dark unless this browser chose light.
 function setTheme() {
-  const saved = prefs.get("theme", null);
-  document.documentElement.dataset.theme = saved || (window.matchMedia && matchMedia("(prefers-color-scheme: light)").matches ? "light" : "dark");
+  document.documentElement.dataset.theme = prefs.get("theme", "dark") === "light" ? "light" : "dark";
 }
 
 function errorCard(title, message) {

@@ -204,7 +204,7 @@ async function episodesPage(lib, show, season, only) {
         h("span", {}, h("span", { class: "title" }, (e.episode ? e.episode + ". " : e.air_date ? e.air_date + " · " : "") + e.title),
           h("span", { class: "hint" }, [duration(e.duration_ms), e.watch && e.watch.watched ? "watched" : null].filter(Boolean).join(" · ")),
           e.plot ? h("span", { class: "plot" }, e.plot) : null)),
-      h("a", { class: "button", href: "#/play/" + e.id, "aria-label": "Play " + e.title }, "Play"))))));
+      h("a", { class: "button", href: "#/play/" + e.id, "aria-label": "Play: " + e.title }, "Play"))))));
 }
 
 async function albumsPage(lib, artist) {
@@ -228,9 +228,9 @@ async function tracksPage(lib, artist, album) {
       h("div", {}, h("h1", { id: "title" }, album), h("p", { class: "muted" }, artist + " · " + tracks.length + " tracks"),
         h("div", { class: "actions" }, h("button", { type: "button", class: "primary", onclick: () => playQueue(tracks, 0) }, "Play album")))),
     h("ol", { class: "tracks" }, tracks.map((t, i) => h("li", {},
-      h("button", { type: "button", class: "track", onclick: () => playQueue(tracks, i), "aria-label": "Play " + t.title },
+      h("button", { type: "button", class: "track", onclick: () => playQueue(tracks, i) },
         h("span", { class: "num" }, t.track || i + 1), h("span", { class: "title" }, t.title), h("span", { class: "hint" }, duration(t.duration_ms))),
-      h("a", { href: "#/item/" + t.id, class: "more", "aria-label": "Details of " + t.title }, "Details"))))));
+      h("a", { href: "#/item/" + t.id, class: "more", "aria-label": "Details: " + t.title }, "Details"))))));
 }
 
 // ---------- photos ----------

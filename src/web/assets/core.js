@@ -14,7 +14,7 @@ export function h(tag, attrs, ...children) {
     else if (k === "text") el.textContent = v;
     else el.setAttribute(k, v === true ? "" : v);
   }
-  for (const c of children.flat()) {
+  for (const c of children.flat(Infinity)) {
     if (c === null || c === undefined || c === false) continue;
     el.append(c instanceof Node ? c : document.createTextNode(String(c)));
   }
@@ -224,3 +224,20 @@ export const prefs = {
   get(k, d) { try { const v = localStorage.getItem("hearth_" + k); return v === null ? d : JSON.parse(v); } catch (e) { return d; } },
   set(k, v) { try { localStorage.setItem("hearth_" + k, JSON.stringify(v)); } catch (e) { /* private mode: keep defaults */ } },
 };
+
+// Small line icons (no icon font: nothing is loaded from outside, and system fonts lack
+// some media symbols). Decorative: the button around them carries the name.
+const ICONS = {
+  play: "M8 5v14l11-7z", pause: "M7 5h4v14H7zM13 5h4v14h-4z", prev: "M6 5h2v14H6zM20 5v14L9 12z",
+  next: "M16 5h2v14h-2zM4 5v14l11-7z", close: "M6 6l12 12M18 6L6 18",
+};
+export function icon(name) {
+  const svg = document.createElementNS("http://www.w3.org/2000/svg", "svg");
+  svg.setAttribute("viewBox", "0 0 24 24");
+  svg.setAttribute("aria-hidden", "true");
+  svg.setAttribute("class", "icon icon-" + name);
+  const p = document.createElementNS("http://www.w3.org/2000/svg", "path");
+  p.setAttribute("d", ICONS[name]);
+  svg.append(p);
+  return svg;
+}

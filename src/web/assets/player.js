@@ -1,7 +1,7 @@
 // Playback: the full-page video player (resume, progress saved as you watch, subtitles,
 // keyboard shortcuts, full screen, a plain message when the browser cannot play a format)
 // and the persistent mini-player for music, which keeps playing while you browse.
-import { h, api, render, errorPage, onLeave, clock } from "./core.js";
+import { h, api, render, errorPage, onLeave, clock, icon } from "./core.js";
 
 const SAVE_EVERY_MS = 5000;
 
@@ -114,18 +114,18 @@ function buildMini() {
   const audio = h("audio", { preload: "metadata" });
   const title = h("span", { class: "mini-title", "aria-live": "polite" });
   const time = h("span", { class: "hint mini-time" });
-  const toggle = h("button", { type: "button", "aria-label": "Pause" }, "❚❚");
-  const prev = h("button", { type: "button", "aria-label": "Previous track" }, "⏮");
-  const next = h("button", { type: "button", "aria-label": "Next track" }, "⏭");
-  const close = h("button", { type: "button", "aria-label": "Stop and close the player" }, "✕");
+  const toggle = h("button", { type: "button", "aria-label": "Pause" }, icon("pause"));
+  const prev = h("button", { type: "button", "aria-label": "Previous track" }, icon("prev"));
+  const next = h("button", { type: "button", "aria-label": "Next track" }, icon("next"));
+  const close = h("button", { type: "button", "aria-label": "Stop and close the player" }, icon("close"));
   const seek = h("input", { type: "range", min: "0", max: "1000", value: "0", "aria-label": "Position in track" });
   toggle.addEventListener("click", () => { if (audio.paused) audio.play(); else audio.pause(); });
   prev.addEventListener("click", () => playIndex(mini.index - 1));
   next.addEventListener("click", () => playIndex(mini.index + 1));
   close.addEventListener("click", () => { audio.pause(); audio.removeAttribute("src"); mini.el.hidden = true; document.body.classList.remove("has-mini"); });
   seek.addEventListener("input", () => { if (audio.duration) audio.currentTime = (seek.value / 1000) * audio.duration; });
-  audio.addEventListener("play", () => { toggle.textContent = "❚❚"; toggle.setAttribute("aria-label", "Pause"); });
-  audio.addEventListener("pause", () => { toggle.textContent = "▶"; toggle.setAttribute("aria-label", "Play"); });
+  audio.addEventListener("play", () => { toggle.replaceChildren(icon("pause")); toggle.setAttribute("aria-label", "Pause"); });
+  audio.addEventListener("pause", () => { toggle.replaceChildren(icon("play")); toggle.setAttribute("aria-label", "Play"); });
   audio.addEventListener("timeupdate", () => {
     time.textContent = clock(audio.currentTime) + " / " + clock(audio.duration || 0);
     if (audio.duration && document.activeElement !== seek) seek.value = String(Math.round((audio.currentTime / audio.duration) * 1000));

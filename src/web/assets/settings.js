@@ -115,10 +115,10 @@ export async function usersPage() {
   const rows = list.map((u) => {
     const actions = h("span", { class: "actions" });
     if (u.role !== "owner") {
-      actions.append(h("button", { type: "button", "aria-label": "What " + u.username + " may see", onclick: () => restrictionsEditor(u, libraries, actions) }, "Restrictions"));
+      actions.append(h("button", { type: "button", "aria-label": "Restrictions: what " + u.username + " may see", onclick: () => restrictionsEditor(u, libraries, actions) }, "Restrictions"));
     }
     if (u.role !== "guest") {
-      const pinBtn = h("button", { type: "button", "aria-label": "PIN for " + u.username, onclick: () => pinEditor(u, actions) }, u.has_pin ? "Change PIN" : "Set PIN");
+      const pinBtn = h("button", { type: "button", "aria-label": (u.has_pin ? "Change PIN" : "Set PIN") + " for " + u.username, onclick: () => pinEditor(u, actions) }, u.has_pin ? "Change PIN" : "Set PIN");
       actions.append(pinBtn);
     }
     if (u.role !== "owner") {
@@ -386,6 +386,7 @@ async function twoFactorCard() {
 export function themeToggle() {
   const current = () => document.documentElement.dataset.theme || "dark";
   const btn = h("button", { type: "button", class: "link theme", id: "theme-toggle", "aria-pressed": String(current() === "light") }, "Light theme");
+  // Dark is the default everywhere (a TV in a dim room); light is a choice kept per browser.
   btn.addEventListener("click", () => {
     const next = current() === "light" ? "dark" : "light";
     document.documentElement.dataset.theme = next;

@@ -120,10 +120,7 @@ impl SystemMonitor {
             at: crate::now_secs(),
             cpu_percent: inner.system.global_cpu_usage(),
             memory_used_bytes: inner.system.used_memory(),
-            temperature_celsius: temperatures()
-                .iter()
-                .map(|t| t.celsius)
-                .reduce(f32::max),
+            temperature_celsius: temperatures().iter().map(|t| t.celsius).reduce(f32::max),
             disk_used_bytes,
             disk_total_bytes,
         };

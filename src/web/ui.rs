@@ -34,16 +34,56 @@ const JS: &str = "text/javascript; charset=utf-8";
 
 const ASSETS: &[Asset] = &[
     asset!("/", "assets/index.html", "text/html; charset=utf-8"),
-    asset!("/assets/app.js", "assets/app.js", "text/javascript; charset=utf-8"),
-    asset!("/assets/core.js", "assets/core.js", "text/javascript; charset=utf-8"),
-    asset!("/assets/wizard.js", "assets/wizard.js", "text/javascript; charset=utf-8"),
-    asset!("/assets/account.js", "assets/account.js", "text/javascript; charset=utf-8"),
-    asset!("/assets/browse.js", "assets/browse.js", "text/javascript; charset=utf-8"),
-    asset!("/assets/grid.js", "assets/grid.js", "text/javascript; charset=utf-8"),
-    asset!("/assets/player.js", "assets/player.js", "text/javascript; charset=utf-8"),
-    asset!("/assets/settings.js", "assets/settings.js", "text/javascript; charset=utf-8"),
-    asset!("/assets/admin.js", "assets/admin.js", "text/javascript; charset=utf-8"),
-    asset!("/assets/style.css", "assets/style.css", "text/css; charset=utf-8"),
+    asset!(
+        "/assets/app.js",
+        "assets/app.js",
+        "text/javascript; charset=utf-8"
+    ),
+    asset!(
+        "/assets/core.js",
+        "assets/core.js",
+        "text/javascript; charset=utf-8"
+    ),
+    asset!(
+        "/assets/wizard.js",
+        "assets/wizard.js",
+        "text/javascript; charset=utf-8"
+    ),
+    asset!(
+        "/assets/account.js",
+        "assets/account.js",
+        "text/javascript; charset=utf-8"
+    ),
+    asset!(
+        "/assets/browse.js",
+        "assets/browse.js",
+        "text/javascript; charset=utf-8"
+    ),
+    asset!(
+        "/assets/grid.js",
+        "assets/grid.js",
+        "text/javascript; charset=utf-8"
+    ),
+    asset!(
+        "/assets/player.js",
+        "assets/player.js",
+        "text/javascript; charset=utf-8"
+    ),
+    asset!(
+        "/assets/settings.js",
+        "assets/settings.js",
+        "text/javascript; charset=utf-8"
+    ),
+    asset!(
+        "/assets/admin.js",
+        "assets/admin.js",
+        "text/javascript; charset=utf-8"
+    ),
+    asset!(
+        "/assets/style.css",
+        "assets/style.css",
+        "text/css; charset=utf-8"
+    ),
     asset!("/assets/icon.svg", "assets/icon.svg", "image/svg+xml"),
 ];
 
@@ -177,7 +217,10 @@ mod tests {
         }
         assert!(referenced.len() > ASSETS.len() / 2);
         for r in &referenced {
-            assert!(listed.contains(&r.as_str()), "{r} is referenced but not listed");
+            assert!(
+                listed.contains(&r.as_str()),
+                "{r} is referenced but not listed"
+            );
         }
     }
 
@@ -211,7 +254,12 @@ mod tests {
             assert_eq!(out, a.body, "{}", a.path);
             let mut h = HeaderMap::new();
             h.insert(header::IF_NONE_MATCH, p.etag.clone());
-            assert_eq!(serve(i, &h).status(), StatusCode::NOT_MODIFIED, "{}", a.path);
+            assert_eq!(
+                serve(i, &h).status(),
+                StatusCode::NOT_MODIFIED,
+                "{}",
+                a.path
+            );
         }
     }
 }

@@ -38,11 +38,13 @@ export async function api(method, path, body, raw) {
   }
   let data = null;
   const text = await resp.text();
+  // When the body had fully arrived: pages measure their render time from here.
+  const receivedAt = performance.now();
   if (text) {
     try { data = JSON.parse(text); } catch (e) { data = null; }
   }
   const error = resp.ok ? null : (data && data.error) || { code: "http_" + resp.status, message: "The server answered " + resp.status + "." };
-  return { ok: resp.ok, status: resp.status, data, error };
+  return { ok: resp.ok, status: resp.status, data, error, receivedAt };
 }
 
 export function listOf(r) {

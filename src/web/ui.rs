@@ -103,10 +103,10 @@ fn prepare(asset: &Asset) -> Prepared {
     use std::io::Write;
     let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
     // Writing into a Vec cannot fail; an empty body would only cost compression.
-    let gzip = match enc.write_all(asset.body).and_then(|()| enc.finish()) {
-        Ok(g) => g,
-        Err(_) => Vec::new(),
-    };
+    let gzip: Vec<u8> = enc
+        .write_all(asset.body)
+        .and_then(|()| enc.finish())
+        .unwrap_or_default();
     let digest = ring::digest::digest(&ring::digest::SHA256, asset.body);
     let tag = format!("\"{}\"", hex::encode(&digest.as_ref()[..12]));
     Prepared {
@@ -167,9 +167,9 @@ fn serve(index: usize, headers: &HeaderMap) -> Response {
 
 pub fn router() -> Router {
     let mut r = Router::new();
-    for index in 0..ASSETS.len() {
+    for (index, asset) in ASSETS.iter().enumerate() {
         r = r.route(
-            ASSETS[index].path,
+            asset.path,
             get(move |headers: HeaderMap| async move { serve(index, &headers) }),
         );
     }

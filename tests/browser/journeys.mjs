@@ -262,6 +262,22 @@ await step("play to 10 s, reload, resume", async () => {
   check("continue watching lists the clip", (await owner.locator(".shelf", { hasText: "Long Clip" }).count()) >= 1);
 });
 
+await step("item page: subtitles and mark watched", async () => {
+  await go(owner, "#/library/" + libIds.Films, "Films");
+  await owner.locator(".vgrid a", { hasText: "Paper Boats" }).click();
+  await owner.getByRole("heading", { name: "Paper Boats" }).waitFor();
+  check("file facts list the subtitle", /Subtitles/.test(await owner.locator(".facts").textContent()));
+  await owner.getByRole("button", { name: "Mark watched" }).click();
+  await owner.getByRole("status").filter({ hasText: "Marked as watched." }).waitFor();
+  const w = (await call(owner, "GET", "/api/v1/items/" + owner.url().split("/item/")[1])).body.watch;
+  check("mark watched is saved", w && w.watched === true, JSON.stringify(w));
+  await owner.getByRole("link", { name: "Play", exact: true }).click();
+  await owner.locator("video.player track").waitFor({ state: "attached" });
+  await owner.getByLabel("Subtitles").selectOption({ index: 1 });
+  const showing = await owner.evaluate(() => [...document.querySelector("video.player").textTracks].map((t) => t.mode));
+  check("the subtitle track can be turned on", showing[0] === "showing", JSON.stringify(showing));
+});
+
 await step("an unplayable format says so", async () => {
   await go(owner, "#/library/" + libIds.Clips, "Clips");
   await owner.locator(".vgrid a", { hasText: "Odd Format" }).click();
@@ -433,6 +449,17 @@ await step("phone, keyboard only", async () => {
     check(hash + " fits 360 px", (await overflow()) <= 0, (await overflow()) + "px");
     await shot(p, name);
   }
+  await ctx.close();
+});
+
+await step("a 4K TV", async () => {
+  const ctx = await browser.newContext({ viewport: { width: 3840, height: 2160 } });
+  const p = await ctx.newPage();
+  await signIn(p, OWNER, PASSWORD);
+  await p.getByRole("heading", { name: "Libraries" }).waitFor();
+  const size = await p.evaluate(() => parseFloat(getComputedStyle(document.documentElement).fontSize));
+  check("type is larger on a 4K screen", size >= 24, String(size));
+  await shot(p, "76-tv-4k-home");
   await ctx.close();
 });
 

@@ -2,15 +2,7 @@
 // (progress, history, rollbacks), DLNA, Privacy and System (graphs of the last hour).
 // Pages are built to the API contracts and show only what the server actually sends.
 import { h, api, field, errorBox, showError, busy, statusLine, checkbox, listOf, bytes, when, ago, kindName, onLeave, progressBar } from "./core.js";
-import { settingsShell } from "./settings.js";
-
-function pageHead(title, intro) {
-  return h("header", { class: "page-head" }, h("h1", { id: "title" }, title), intro ? h("p", { class: "muted" }, intro) : null);
-}
-
-function card(id, title, intro, ...body) {
-  return h("section", { class: "card", "aria-labelledby": id }, h("h2", { id }, title), intro ? h("p", { class: "muted" }, intro) : null, ...body);
-}
+import { settingsShell, pageHead, card } from "./settings.js";
 
 // Re-runs `fn` every `ms` while the page is shown.
 function poll(fn, ms, node) {

@@ -19,11 +19,11 @@ export function settingsShell(active, ...content) {
     h("div", { class: "settings-body" }, ...content)));
 }
 
-function card(id, title, intro, ...body) {
+export function card(id, title, intro, ...body) {
   return h("section", { class: "card", "aria-labelledby": id }, h("h2", { id }, title), intro ? h("p", { class: "muted" }, intro) : null, ...body);
 }
 
-function pageHead(title, intro) {
+export function pageHead(title, intro) {
   return h("header", { class: "page-head" }, h("h1", { id: "title" }, title), intro ? h("p", { class: "muted" }, intro) : null);
 }
 

@@ -297,6 +297,11 @@ fn owner_routes_need_the_owner_once_claimed() {
     let r = get(&s.url("/api/v1/system"), Some(&token));
     assert_eq!(r.status, 200);
     assert!(r.json()["memory_total_bytes"].as_u64().unwrap() > 0);
+    assert_eq!(get(&s.url("/api/v1/system/history"), None).status, 401);
+    let r = get(&s.url("/api/v1/system/history"), Some(&token));
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json()["interval_secs"], 10);
+    assert!(r.json()["samples"].is_array());
     assert_eq!(get(&s.url("/api/v1/audit"), None).status, 401);
 }
 

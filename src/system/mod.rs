@@ -23,6 +23,23 @@ pub struct Sample {
     /// Percent of all cores, 0–100.
     pub cpu_percent: f32,
     pub memory_used_bytes: u64,
+    /// The hottest sensor, where the machine has any.
+    pub temperature_celsius: Option<f32>,
+    /// Used and total bytes over every mounted filesystem (each mount point once).
+    pub disk_used_bytes: u64,
+    pub disk_total_bytes: u64,
+}
+
+/// The sample ring for graphs: what `GET /api/v1/system/history` answers.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct History {
+    /// Seconds between samples.
+    pub interval_secs: u64,
+    /// Most samples kept (one hour).
+    pub capacity: usize,
+    pub memory_total_bytes: u64,
+    /// Oldest first.
+    pub samples: Vec<Sample>,
 }
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -98,10 +115,14 @@ impl SystemMonitor {
         let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         inner.system.refresh_cpu_usage();
         inner.system.refresh_memory();
+        let (disk_used_bytes, disk_total_bytes) = disk_totals(&disk_usage());
         let s = Sample {
             at: crate::now_secs(),
             cpu_percent: inner.system.global_cpu_usage(),
             memory_used_bytes: inner.system.used_memory(),
+            temperature_celsius: temperatures().iter().map(|t| t.celsius).reduce(f32::max),
+            disk_used_bytes,
+            disk_total_bytes,
         };
         if inner.history.len() == HISTORY {
             inner.history.pop_front();
@@ -127,33 +148,25 @@ impl SystemMonitor {
         })
     }
 
+    /// The last hour of samples, oldest first. Cheap: no measurement is taken.
+    pub fn history(&self) -> History {
+        let inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        History {
+            interval_secs: SAMPLE_EVERY.as_secs(),
+            capacity: HISTORY,
+            memory_total_bytes: inner.system.total_memory(),
+            samples: inner.history.iter().cloned().collect(),
+        }
+    }
+
     /// A full status report. Blocking; call off the runtime.
     pub fn status(&self) -> SystemStatus {
         let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         inner.system.refresh_cpu_usage();
         inner.system.refresh_memory();
         let load = System::load_average();
-        let disks = Disks::new_with_refreshed_list()
-            .iter()
-            .filter(|d| d.total_space() > 0)
-            .map(|d| DiskUsage {
-                mount_point: d.mount_point().display().to_string(),
-                filesystem: d.file_system().to_string_lossy().into_owned(),
-                total_bytes: d.total_space(),
-                available_bytes: d.available_space(),
-            })
-            .collect();
-        let temperatures = Components::new_with_refreshed_list()
-            .iter()
-            .filter_map(|c| {
-                c.temperature()
-                    .filter(|t| t.is_finite())
-                    .map(|t| Temperature {
-                        label: c.label().to_owned(),
-                        celsius: t,
-                    })
-            })
-            .collect();
+        let disks = disk_usage();
+        let temperatures = temperatures();
         SystemStatus {
             hostname: System::host_name().unwrap_or_default(),
             os: System::long_os_version().unwrap_or_default(),
@@ -171,6 +184,47 @@ impl SystemMonitor {
             history: inner.history.iter().cloned().collect(),
         }
     }
+}
+
+fn disk_usage() -> Vec<DiskUsage> {
+    Disks::new_with_refreshed_list()
+        .iter()
+        .filter(|d| d.total_space() > 0)
+        .map(|d| DiskUsage {
+            mount_point: d.mount_point().display().to_string(),
+            filesystem: d.file_system().to_string_lossy().into_owned(),
+            total_bytes: d.total_space(),
+            available_bytes: d.available_space(),
+        })
+        .collect()
+}
+
+/// Used and total bytes, counting each mount point once (bind mounts repeat them).
+fn disk_totals(disks: &[DiskUsage]) -> (u64, u64) {
+    let mut seen = std::collections::BTreeSet::new();
+    disks
+        .iter()
+        .filter(|d| seen.insert(d.mount_point.as_str()))
+        .fold((0, 0), |(used, total), d| {
+            (
+                used + d.total_bytes.saturating_sub(d.available_bytes),
+                total + d.total_bytes,
+            )
+        })
+}
+
+fn temperatures() -> Vec<Temperature> {
+    Components::new_with_refreshed_list()
+        .iter()
+        .filter_map(|c| {
+            c.temperature()
+                .filter(|t| t.is_finite())
+                .map(|t| Temperature {
+                    label: c.label().to_owned(),
+                    celsius: t,
+                })
+        })
+        .collect()
 }
 
 /// Resident set size of this process, from /proc/self/statm.
@@ -198,5 +252,30 @@ mod tests {
         assert!(s.service_rss_bytes > 0);
         assert_eq!(s.history.len(), 1);
         assert!(s.uptime_secs > 0);
+        let h = m.history();
+        assert_eq!(h.samples.len(), 1);
+        assert_eq!(h.interval_secs, 10);
+        assert!(h.samples[0].disk_total_bytes >= h.samples[0].disk_used_bytes);
+    }
+
+    #[test]
+    fn disk_totals_count_each_mount_once() {
+        let d = |m: &str, total, avail| DiskUsage {
+            mount_point: m.into(),
+            filesystem: "ext4".into(),
+            total_bytes: total,
+            available_bytes: avail,
+        };
+        let disks = [d("/", 100, 40), d("/data", 50, 50), d("/", 100, 40)];
+        assert_eq!(disk_totals(&disks), (60, 150));
+    }
+
+    #[test]
+    fn history_keeps_one_hour() {
+        let m = SystemMonitor::new();
+        for _ in 0..HISTORY + 5 {
+            m.sample();
+        }
+        assert_eq!(m.history().samples.len(), HISTORY);
     }
 }

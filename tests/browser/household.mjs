@@ -63,7 +63,7 @@ async function run() {
   check("the owner sees every film", all.includes("Crimson Alley") && all.includes("Sunny Meadow"), all.join(", "));
 
   // Users & Sharing: a little-kid profile with a PIN.
-  await page.getByRole("link", { name: "Users & Sharing" }).click();
+  await page.getByRole("link", { name: "Settings" }).click();
   await page.getByRole("heading", { name: "Users & Sharing" }).waitFor();
   await page.getByLabel("Name", { exact: true }).fill("Mia");
   await page.getByLabel("What they may see").selectOption("little_kid");
@@ -92,9 +92,10 @@ async function run() {
   check("switched to Mia", /Signed in as Mia/.test(await page.locator("main").textContent()));
 
   // What Mia sees.
-  await page.getByRole("link", { name: "Films" }).click();
+  await page.locator(".libtile", { hasText: "Films" }).click();
   await page.getByRole("heading", { name: "Films" }).waitFor();
-  const titles = await page.locator(".grid .title").allTextContents();
+  await page.locator(".vgrid .title").first().waitFor();
+  const titles = await page.locator(".vgrid .title").allTextContents();
   check("little kid sees only titles rated for them", titles.length === 1 && titles[0] === "Sunny Meadow", titles.join(", "));
   await shot(page, "23-kid-library");
   const hidden = (await call(page, "GET", "/api/v1/search?q=Crimson")).body;

@@ -136,6 +136,7 @@ pub fn document_errors(openapi: &mut utoipa::openapi::OpenApi) {
         }
     }
     let components = openapi.components.get_or_insert_with(Default::default);
+    allow_flattened_extras(&mut components.schemas);
     components
         .schemas
         .entry("ErrorBody".into())
@@ -144,6 +145,41 @@ pub fn document_errors(openapi: &mut utoipa::openapi::OpenApi) {
         .schemas
         .entry("ErrorDetail".into())
         .or_insert_with(<error::ErrorDetail as utoipa::PartialSchema>::schema);
+}
+
+/// A view that `#[serde(flatten)]`s a struct with `deny_unknown_fields` (NetworkView over
+/// NetSettings) becomes `allOf: [NetSettings, {its own fields}]`, and NetSettings' own
+/// `additionalProperties: false` then forbids the view's other fields: no real answer could
+/// match. A schema that is part of an `allOf` may not forbid extra properties.
+fn allow_flattened_extras(
+    schemas: &mut std::collections::BTreeMap<
+        String,
+        utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>,
+    >,
+) {
+    use utoipa::openapi::RefOr;
+    use utoipa::openapi::schema::Schema;
+    let mut parts = Vec::new();
+    for schema in schemas.values_mut() {
+        if let RefOr::T(Schema::AllOf(all)) = schema {
+            for item in &mut all.items {
+                match item {
+                    RefOr::Ref(r) => parts.push(
+                        r.ref_location
+                            .trim_start_matches("#/components/schemas/")
+                            .to_owned(),
+                    ),
+                    RefOr::T(Schema::Object(o)) => o.additional_properties = None,
+                    RefOr::T(_) => {}
+                }
+            }
+        }
+    }
+    for name in parts {
+        if let Some(RefOr::T(Schema::Object(o))) = schemas.get_mut(&name) {
+            o.additional_properties = None;
+        }
+    }
 }
 
 /// The API routes and their OpenAPI description, grouped by policy.

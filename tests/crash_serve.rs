@@ -59,6 +59,9 @@ impl Serve {
             let tx = tx.clone();
             std::thread::spawn(move || {
                 for line in BufReader::new(out).lines().map_while(Result::ok) {
+                    if line.contains("ERROR") || line.contains("error:") {
+                        let _ = tx.send(Err(line.clone()));
+                    }
                     if line.contains("panicked") {
                         let _ = tx.send(Err(line.clone()));
                     }
@@ -73,11 +76,16 @@ impl Serve {
                 }
             });
         }
-        let base = match rx.recv_timeout(Duration::from_secs(60)) {
-            Ok(Ok(url)) => url,
-            other => {
-                let _ = child.kill();
-                panic!("hearth serve did not start: {other:?}");
+        let base = loop {
+            match rx.recv_timeout(Duration::from_secs(120)) {
+                Ok(Ok(url)) => break url,
+                // Errors logged at start are reported if start-up then fails.
+                Ok(Err(line)) => eprintln!("hearth serve: {line}"),
+                Err(e) => {
+                    let status = child.try_wait();
+                    let _ = child.kill();
+                    panic!("hearth serve did not start ({e:?}, exit status {status:?})");
+                }
             }
         };
         assert_eq!(get(&format!("{base}/api/v1/health"), None).status, 200);
@@ -357,7 +365,7 @@ fn workload(
                         return;
                     }
                 }
-                if lcg(&mut rng) % 2 == 0 {
+                if lcg(&mut rng).is_multiple_of(2) {
                     ledger
                         .lock()
                         .unwrap()
@@ -611,7 +619,7 @@ fn killing_hearth_serve_mid_write_keeps_every_acknowledged_write() {
 
         // Every third seed first kills the server during the claim itself.
         let s = Serve::start(&data);
-        if seed % 3 == 0 {
+        if seed.is_multiple_of(3) {
             let mut rng = seed + 7;
             let (base, d, l) = (s.base.clone(), data.clone(), ledger.clone());
             let claimer = std::thread::spawn(move || claim(&base, &d, &l));
@@ -663,7 +671,7 @@ fn killing_hearth_serve_mid_write_keeps_every_acknowledged_write() {
         let l = ledger.lock().unwrap();
         eprintln!(
             "seed {seed}: consistent after {} kills; {} profiles, {} friends, {} removed, {} progress marks",
-            ROUNDS + u32::from(seed % 3 == 0),
+            ROUNDS + u32::from(seed.is_multiple_of(3)),
             l.managed.len(),
             l.friends.len(),
             l.removed.len(),

@@ -118,6 +118,10 @@ pub struct Limits {
     pub request_timeout_secs: u64,
     /// Simultaneous connections; past this, new ones wait in the kernel's backlog.
     pub max_connections: usize,
+    /// Simultaneous connections from one client address (one /64 for IPv6); past this,
+    /// that client's new connections are closed, so it cannot crowd out everyone else.
+    /// Clients behind one proxy or NAT share it.
+    pub max_connections_per_client: usize,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -169,6 +173,7 @@ impl Default for Limits {
             upload_bytes: 2 * 1024 * 1024 * 1024,
             request_timeout_secs: 30,
             max_connections: 512,
+            max_connections_per_client: 64,
         }
     }
 }
@@ -261,6 +266,11 @@ impl Config {
         if self.limits.max_connections == 0 {
             return Err(ConfigError::Invalid(
                 "limits.max_connections must be at least 1".into(),
+            ));
+        }
+        if self.limits.max_connections_per_client == 0 {
+            return Err(ConfigError::Invalid(
+                "limits.max_connections_per_client must be at least 1".into(),
             ));
         }
         if !(-14 * 60..=14 * 60).contains(&self.utc_offset_minutes) {

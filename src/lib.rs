@@ -207,7 +207,9 @@ pub async fn serve(
         header_timeout: Duration::from_secs(10),
         max_header_bytes: 32 * 1024,
         handshake_timeout: Duration::from_secs(10),
+        max_connections_per_client: config.limits.max_connections_per_client,
     };
+    let client_slots = net::listener::ClientSlots::default();
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut tasks = tokio::task::JoinSet::new();
     let http_port = match listeners.http.first() {
@@ -224,6 +226,7 @@ pub async fn serve(
             net::listener::Plain,
             app.clone(),
             limits,
+            client_slots.clone(),
             stop_rx.clone(),
             DRAIN,
         ));
@@ -244,6 +247,7 @@ pub async fn serve(
                 acceptor.clone(),
                 app.clone(),
                 limits,
+                client_slots.clone(),
                 stop_rx.clone(),
                 DRAIN,
             ));

@@ -257,6 +257,26 @@ fn every_verb_revalidates_its_arguments() {
         (json!({"verb": "boot_status"}), "not_updatable"),
         (json!({"verb": "reboot"}), "not_updatable"),
         (json!({"uuid": STICK_UUID}), "malformed_request"),
+        // Each verb takes exactly its own arguments: nothing extra, nothing missing.
+        (
+            json!({"verb": "list_disks", "path": "/"}),
+            "malformed_request",
+        ),
+        (json!({"verb": "unmount"}), "malformed_request"),
+        (
+            json!({"verb": "unmount", "uuid": STICK_UUID, "path": "/"}),
+            "malformed_request",
+        ),
+        (
+            json!({"verb": "unmount", "uuid": "../../etc"}),
+            "unknown_disk",
+        ),
+        (json!({"verb": "eject"}), "malformed_request"),
+        (
+            json!({"verb": "eject", "uuid": STICK_UUID, "device": "/dev/sda"}),
+            "malformed_request",
+        ),
+        (json!({"verb": "eject", "uuid": "/dev/sda"}), "unknown_disk"),
     ];
     for (req, want) in cases {
         let r = c.send(req);
@@ -331,76 +351,100 @@ fn other_users_are_refused_before_any_verb_runs() {
 
     // Everything the child needs is prepared before fork: it only makes system calls.
     let addr = nix::sys::socket::UnixAddr::new(&f.socket).unwrap();
-    let request = format!("{{\"verb\":\"mount\",\"uuid\":\"{STICK_UUID}\",\"read_only\":false}}\n");
-    let request = request.as_bytes();
-    // SAFETY: the child only calls async-signal-safe system calls (setgid, setuid, socket,
-    // connect, write, read, _exit) and allocates nothing.
-    match unsafe { nix::unistd::fork() }.unwrap() {
-        nix::unistd::ForkResult::Child => {
-            use nix::sys::socket::{AddressFamily, SockFlag, SockType, connect, socket};
-            let code = (|| {
-                if nix::unistd::setgid(nix::unistd::Gid::from_raw(NOBODY)).is_err()
-                    || nix::unistd::setuid(nix::unistd::Uid::from_raw(NOBODY)).is_err()
-                {
-                    return 10;
-                }
-                let Ok(fd) = socket(
-                    AddressFamily::Unix,
-                    SockType::Stream,
-                    SockFlag::empty(),
-                    None,
-                ) else {
-                    return 11;
-                };
-                if connect(std::os::fd::AsRawFd::as_raw_fd(&fd), &addr).is_err() {
-                    return 12;
-                }
-                // The agent refuses before reading anything and may close first: a
-                // failed write is fine as long as its refusal arrives.
-                let _ = nix::unistd::write(&fd, request);
-                let mut buf = [0u8; 1024];
-                let mut len = 0;
-                while len < buf.len() {
-                    match nix::unistd::read(std::os::fd::AsRawFd::as_raw_fd(&fd), &mut buf[len..]) {
-                        Ok(0) | Err(_) => break,
-                        Ok(n) => len += n,
+    // Every verb the agent knows (and one it does not): each is refused for the wrong
+    // caller before it is even read.
+    let requests = [
+        r#"{"verb":"list_disks"}"#.to_owned(),
+        format!(r#"{{"verb":"mount","uuid":"{STICK_UUID}","read_only":false}}"#),
+        format!(r#"{{"verb":"unmount","uuid":"{STICK_UUID}"}}"#),
+        format!(r#"{{"verb":"eject","uuid":"{STICK_UUID}"}}"#),
+        r#"{"verb":"write_slot","slot":"b"}"#.to_owned(),
+        r#"{"verb":"set_next_boot","slot":"b"}"#.to_owned(),
+        r#"{"verb":"mark_good"}"#.to_owned(),
+        r#"{"verb":"reboot"}"#.to_owned(),
+        r#"{"verb":"format","uuid":"x"}"#.to_owned(),
+    ];
+    for (n, request) in requests.iter().enumerate() {
+        let request = format!("{request}\n");
+        let request = request.as_bytes();
+        // SAFETY: the child only calls async-signal-safe system calls (setgid, setuid, socket,
+        // connect, write, read, _exit) and allocates nothing.
+        match unsafe { nix::unistd::fork() }.unwrap() {
+            nix::unistd::ForkResult::Child => {
+                use nix::sys::socket::{AddressFamily, SockFlag, SockType, connect, socket};
+                let code = (|| {
+                    if nix::unistd::setgid(nix::unistd::Gid::from_raw(NOBODY)).is_err()
+                        || nix::unistd::setuid(nix::unistd::Uid::from_raw(NOBODY)).is_err()
+                    {
+                        return 10;
                     }
-                }
-                let answer = &buf[..len];
-                if answer.windows(14).any(|w| w == b"forbidden_peer") {
-                    0
-                } else {
-                    14
-                }
-            })();
-            // SAFETY: _exit ends the forked child without running the parent's destructors.
-            unsafe { nix::libc::_exit(code) };
-        }
-        nix::unistd::ForkResult::Parent { child } => {
-            let status = nix::sys::wait::waitpid(child, None).unwrap();
-            // The forbidden path must never be reached: fail loudly if it was.
-            assert_eq!(
-                running.agent.verbs_run(),
-                0,
-                "FORBIDDEN PATH REACHED: the agent ran a verb for uid {NOBODY}"
-            );
-            assert!(
-                media_is_empty(&f),
-                "FORBIDDEN PATH REACHED: the agent touched the media folder for uid {NOBODY}"
-            );
-            assert_eq!(
-                status,
-                nix::sys::wait::WaitStatus::Exited(child, 0),
-                "the uid {NOBODY} client did not get forbidden_peer (exit codes: 10 setuid, 12 connect, 14 no refusal received)"
-            );
-            assert_eq!(running.agent.refused_peers(), 1);
-            // The same request from root is served, which shows the counter counts.
-            let mut c = Conn::open(&f.socket);
-            let r = c.send(&json!({"verb": "list_disks"}));
-            assert_eq!(r["ok"], true);
-            assert_eq!(running.agent.verbs_run(), 1);
+                    let Ok(fd) = socket(
+                        AddressFamily::Unix,
+                        SockType::Stream,
+                        SockFlag::empty(),
+                        None,
+                    ) else {
+                        return 11;
+                    };
+                    if connect(std::os::fd::AsRawFd::as_raw_fd(&fd), &addr).is_err() {
+                        return 12;
+                    }
+                    // The agent refuses before reading anything and may close first: a
+                    // failed write is fine as long as its refusal arrives.
+                    let _ = nix::unistd::write(&fd, request);
+                    let mut buf = [0u8; 1024];
+                    let mut len = 0;
+                    while len < buf.len() {
+                        match nix::unistd::read(
+                            std::os::fd::AsRawFd::as_raw_fd(&fd),
+                            &mut buf[len..],
+                        ) {
+                            Ok(0) | Err(_) => break,
+                            Ok(n) => len += n,
+                        }
+                    }
+                    let answer = &buf[..len];
+                    if answer.windows(14).any(|w| w == b"forbidden_peer") {
+                        0
+                    } else {
+                        14
+                    }
+                })();
+                // SAFETY: _exit ends the forked child without running the parent's destructors.
+                unsafe { nix::libc::_exit(code) };
+            }
+            nix::unistd::ForkResult::Parent { child } => {
+                let status = nix::sys::wait::waitpid(child, None).unwrap();
+                // The forbidden path must never be reached: fail loudly if it was.
+                assert_eq!(
+                    running.agent.verbs_run(),
+                    0,
+                    "FORBIDDEN PATH REACHED: the agent ran a verb for uid {NOBODY}"
+                );
+                assert!(
+                    media_is_empty(&f),
+                    "FORBIDDEN PATH REACHED: the agent touched the media folder for uid {NOBODY}"
+                );
+                assert_eq!(
+                    status,
+                    nix::sys::wait::WaitStatus::Exited(child, 0),
+                    "the uid {NOBODY} client did not get forbidden_peer for {} (exit codes: 10 setuid, 12 connect, 14 no refusal received)",
+                    requests[n]
+                );
+                assert_eq!(
+                    running.agent.refused_peers(),
+                    n as u64 + 1,
+                    "{}",
+                    requests[n]
+                );
+            }
         }
     }
+    // A request from root is served, which shows the counter counts.
+    let mut c = Conn::open(&f.socket);
+    let r = c.send(&json!({"verb": "list_disks"}));
+    assert_eq!(r["ok"], true);
+    assert_eq!(running.agent.verbs_run(), 1);
 }
 
 /// A laptop: no agent configured, or one configured whose socket is absent.

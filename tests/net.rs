@@ -29,10 +29,15 @@ struct Server {
 
 impl Server {
     fn start() -> Server {
+        Self::start_with(|_| {})
+    }
+
+    fn start_with(tweak: impl FnOnce(&mut Config)) -> Server {
         let tmp = tempfile::tempdir().unwrap();
         let data = tmp.path().join("data");
         let mut config = Config::load(None, Vec::new()).unwrap();
         config.data_dir = data.clone();
+        tweak(&mut config);
         let (addr_tx, addr_rx) = std::sync::mpsc::channel();
         let (stop, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let thread = std::thread::spawn(move || {
@@ -663,12 +668,14 @@ fn serve_tls(
                 header_timeout: Duration::from_secs(10),
                 max_header_bytes: 16 * 1024,
                 handshake_timeout: Duration::from_secs(10),
+                max_connections_per_client: 16,
             };
             hearth::net::listener::run(
                 l,
                 hearth::net::listener::Tls::new(config, None),
                 router,
                 limits,
+                hearth::net::listener::ClientSlots::default(),
                 stop_rx,
                 Duration::from_secs(2),
             )
@@ -987,4 +994,42 @@ fn the_device_ca_cannot_vouch_for_anyone_else() {
             assert!(e.contains("NameConstraint") || e.contains("Name"), "{e}");
         }
     }
+}
+
+/// Idle TLS handshakes (connections that never send a ClientHello) from many addresses
+/// fill every connection slot; each is dropped when the handshake timeout runs out, and a
+/// real client waiting behind them is then served. No slot is held for ever.
+#[test]
+fn idle_tls_handshakes_cannot_hold_the_server() {
+    const SLOTS: usize = 24;
+    let s = Server::start_with(|c| {
+        c.limits.max_connections = SLOTS;
+        c.limits.max_connections_per_client = 4;
+    });
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    // Ten addresses, four idle handshakes each (their cap): more than the server's slots.
+    let idle: Vec<tokio::net::TcpStream> = rt.block_on(async {
+        let mut v = Vec::new();
+        for a in 1..=10u8 {
+            for _ in 0..4 {
+                let sock = tokio::net::TcpSocket::new_v4().unwrap();
+                sock.bind(SocketAddr::from(([127, 0, 3, a], 0))).unwrap();
+                v.push(sock.connect(s.https).await.unwrap());
+            }
+        }
+        v
+    });
+    assert!(idle.len() > SLOTS);
+    let cfg = client_config(
+        &s.ca_pem(),
+        &[&rustls::version::TLS13, &rustls::version::TLS12],
+    );
+    let mut c =
+        Tls::connect(s.https, "localhost", cfg).expect("handshake after the idle ones time out");
+    let a = c.request("GET", "/api/v1/health", &[], None);
+    assert_eq!(a.status, 200, "{}", a.body);
+    drop(idle);
 }

@@ -117,7 +117,7 @@ impl Client {
     }
 
     pub async fn list_disks(&self) -> Result<DiskList, ClientError> {
-        self.call(&Request::ListDisks).await
+        self.call(&Request::ListDisks {}).await
     }
 
     pub async fn mount(

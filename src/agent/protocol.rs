@@ -36,7 +36,9 @@ pub const MAX_SESSION_LINE: usize = 4 << 20;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "verb", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Request {
-    ListDisks,
+    /// A struct variant, not a unit one: serde's `deny_unknown_fields` does not reach unit
+    /// variants of a tagged enum, and `{"verb": "list_disks", "path": "/"}` must be refused.
+    ListDisks {},
     Mount {
         uuid: String,
         read_only: bool,
@@ -74,7 +76,7 @@ pub enum Request {
 impl Request {
     pub fn verb(&self) -> &'static str {
         match self {
-            Request::ListDisks => "list_disks",
+            Request::ListDisks {} => "list_disks",
             Request::Mount { .. } => "mount",
             Request::Unmount { .. } => "unmount",
             Request::Eject { .. } => "eject",
@@ -287,6 +289,7 @@ mod tests {
     fn request_table() {
         let cases = [
             (r#"{"verb":"list_disks"}"#, "ok:list_disks"),
+            (r#"{"verb":"list_disks","path":"/"}"#, "malformed_request"),
             (
                 r#"{"verb":"mount","uuid":"u","read_only":true}"#,
                 "ok:mount",

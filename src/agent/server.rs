@@ -165,7 +165,7 @@ impl Agent {
         let result =
             tokio::task::spawn_blocking(move || -> Result<serde_json::Value, AgentError> {
                 let v = match req {
-                    Request::ListDisks => serde_json::to_value(verbs::list_disks(&config)),
+                    Request::ListDisks {} => serde_json::to_value(verbs::list_disks(&config)),
                     Request::Mount {
                         uuid,
                         read_only,

@@ -33,7 +33,7 @@ pub struct HomeMode {
     pub reasons: Vec<String>,
 }
 
-fn valid_pin(pin: &str) -> Result<(), IdentityError> {
+pub fn valid_pin(pin: &str) -> Result<(), IdentityError> {
     if pin.len() == 4 && pin.bytes().all(|b| b.is_ascii_digit()) {
         Ok(())
     } else {

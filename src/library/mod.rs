@@ -86,6 +86,17 @@ pub fn check_folder(raw: &str) -> Result<PathBuf, LibraryError> {
         return Err(bad("it is not a folder"));
     }
     let canonical = std::fs::canonicalize(path).map_err(|_| bad("it cannot be resolved"))?;
+    // The whole filesystem or the kernel's own trees are never media: scanning and
+    // watching them would read device nodes and process state, not films.
+    if canonical == Path::new("/")
+        || ["/proc", "/sys", "/dev", "/run"]
+            .iter()
+            .any(|p| canonical.starts_with(p))
+    {
+        return Err(bad(
+            "it is a system folder; choose the folder that holds your media",
+        ));
+    }
     std::fs::read_dir(&canonical)
         .map_err(|_| bad("Hearth may not read it; check its permissions"))?;
     Ok(canonical)
@@ -319,6 +330,16 @@ mod tests {
                 name: "Films".into(),
                 kind: LibraryKind::Movies,
                 folders: vec!["/no/such".into()],
+            },
+            NewLibrary {
+                name: "Root".into(),
+                kind: LibraryKind::Movies,
+                folders: vec!["/".into()],
+            },
+            NewLibrary {
+                name: "Kernel".into(),
+                kind: LibraryKind::Movies,
+                folders: vec!["/sys/kernel".into()],
             },
         ];
         for b in &bad {

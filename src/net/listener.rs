@@ -1,9 +1,11 @@
 //! Accept loops: one per bound socket, each connection served by hyper with caps on
 //! concurrent connections and header sizes, and a graceful drain at shutdown.
 
+use std::collections::HashMap;
 use std::convert::Infallible;
 use std::future::Future;
-use std::sync::Arc;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::Router;
@@ -83,6 +85,74 @@ pub struct ConnLimits {
     pub max_header_bytes: usize,
     /// A TLS handshake must complete within this time.
     pub handshake_timeout: Duration,
+    /// Open connections one client address may hold (HTTP/1 serves one request at a time
+    /// per connection, so this is also its request concurrency). Past it, new connections
+    /// from that address are closed at once, so one client cannot take every slot of
+    /// `max_connections` from the rest of the household.
+    pub max_connections_per_client: usize,
+}
+
+/// Open connections per client, shared by every listener (HTTP and HTTPS count together).
+/// IPv6 clients are counted per /64, since one host can use any address of its prefix.
+#[derive(Clone, Default)]
+pub struct ClientSlots {
+    open: Arc<Mutex<HashMap<IpAddr, usize>>>,
+}
+
+/// One connection's place in [`ClientSlots`]; gives it back when dropped.
+pub struct ClientSlot {
+    slots: ClientSlots,
+    key: IpAddr,
+}
+
+impl ClientSlots {
+    /// Takes a slot for `peer`, or `None` if it already holds `cap` connections.
+    pub fn take(&self, peer: IpAddr, cap: usize) -> Option<ClientSlot> {
+        let key = client_key(peer);
+        // A poisoned lock only means another connection task panicked mid-update; the
+        // counts are still plain integers, so keep using them.
+        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        let n = open.entry(key).or_insert(0);
+        if *n >= cap {
+            return None;
+        }
+        *n += 1;
+        Some(ClientSlot {
+            slots: self.clone(),
+            key,
+        })
+    }
+
+    /// Connections currently open from `peer` (its /64 for IPv6).
+    pub fn open(&self, peer: IpAddr) -> usize {
+        let open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        open.get(&client_key(peer)).copied().unwrap_or(0)
+    }
+}
+
+impl Drop for ClientSlot {
+    fn drop(&mut self) {
+        let mut open = self.slots.open.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = open.get_mut(&self.key) {
+            *n -= 1;
+            if *n == 0 {
+                open.remove(&self.key);
+            }
+        }
+    }
+}
+
+fn client_key(peer: IpAddr) -> IpAddr {
+    match peer {
+        IpAddr::V4(_) => peer,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let bits = u128::from(v6) & !((1u128 << 64) - 1);
+                IpAddr::V6(bits.into())
+            }
+        },
+    }
 }
 
 /// Serves `router` on `listener` until `shutdown` flips to true, then stops accepting and
@@ -92,6 +162,7 @@ pub async fn run<A: Acceptor>(
     acceptor: A,
     router: Router,
     limits: ConnLimits,
+    slots: ClientSlots,
     mut shutdown: watch::Receiver<bool>,
     drain: Duration,
 ) {
@@ -116,12 +187,18 @@ pub async fn run<A: Acceptor>(
                 continue;
             }
         };
+        let Some(client_slot) = slots.take(peer.ip(), limits.max_connections_per_client) else {
+            tracing::debug!(%peer, "too many connections from this client; closing the new one");
+            drop(tcp);
+            continue;
+        };
         let _ = tcp.set_nodelay(true);
         let acceptor = acceptor.clone();
         let router = router.clone();
         let watcher = graceful.watcher();
         tokio::spawn(async move {
             let _permit = permit;
+            let _client_slot = client_slot;
             let stream =
                 match tokio::time::timeout(limits.handshake_timeout, acceptor.accept(tcp)).await {
                     Ok(Ok(s)) => s,
@@ -167,5 +244,44 @@ pub async fn run<A: Acceptor>(
         .is_err()
     {
         tracing::warn!("some connections were still open after {drain:?}; closing them");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn client_slots_cap_each_address_and_come_back() {
+        let slots = ClientSlots::default();
+        let a: IpAddr = "192.168.1.20".parse().unwrap();
+        let b: IpAddr = "192.168.1.21".parse().unwrap();
+        let held: Vec<_> = (0..3).map(|_| slots.take(a, 3).unwrap()).collect();
+        assert!(
+            slots.take(a, 3).is_none(),
+            "a fourth connection from a is refused"
+        );
+        assert!(slots.take(b, 3).is_some(), "another client is not affected");
+        drop(held);
+        assert_eq!(slots.open(a), 0);
+        assert!(
+            slots.take(a, 3).is_some(),
+            "slots come back when connections close"
+        );
+    }
+
+    #[test]
+    fn ipv6_clients_count_per_prefix_and_mapped_v4_as_v4() {
+        let slots = ClientSlots::default();
+        let one: IpAddr = "2001:db8:1:2::1".parse().unwrap();
+        let other_in_same_64: IpAddr = "2001:db8:1:2:ffff::9".parse().unwrap();
+        let other_64: IpAddr = "2001:db8:1:3::1".parse().unwrap();
+        let _s = slots.take(one, 1).unwrap();
+        assert!(slots.take(other_in_same_64, 1).is_none());
+        assert!(slots.take(other_64, 1).is_some());
+        let v4: IpAddr = "10.0.0.7".parse().unwrap();
+        let mapped: IpAddr = "::ffff:10.0.0.7".parse().unwrap();
+        let _t = slots.take(v4, 1).unwrap();
+        assert!(slots.take(mapped, 1).is_none());
     }
 }

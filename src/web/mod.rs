@@ -65,7 +65,8 @@ pub const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; 
 
 /// Builds the whole application.
 pub fn app(state: AppState) -> Router {
-    let (router, openapi) = api(state.clone()).split_for_parts();
+    let (router, mut openapi) = api(state.clone()).split_for_parts();
+    document_errors(&mut openapi);
     let openapi_json = openapi.to_pretty_json().unwrap_or_else(|_| "{}".into());
     let timeout = Duration::from_secs(state.config.limits.request_timeout_secs);
     router
@@ -81,6 +82,7 @@ pub fn app(state: AppState) -> Router {
         .layer(DefaultBodyLimit::max(state.config.limits.body_bytes))
         .layer(middleware::from_fn_with_state(timeout, request_timeout))
         .layer(middleware::from_fn_with_state(state.clone(), client_info))
+        .layer(middleware::from_fn(api_error_shape))
         .layer(middleware::map_response(security_headers))
         .layer(
             TraceLayer::new_for_http()
@@ -98,6 +100,85 @@ pub fn app(state: AppState) -> Router {
                 tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), client = %peer)
             }),
         )
+}
+
+/// Every operation can answer a 4xx with the error shape (signed out, refused by a network
+/// rule, throttled, body too large, …) even where its handler lists only its own errors:
+/// say so in the document with a `4XX` answer of `ErrorBody`, so clients and the API
+/// fuzzer can hold every error to that shape.
+pub fn document_errors(openapi: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
+    let error = ResponseBuilder::new()
+        .description("An error: `{\"error\": {\"code\", \"message\"}}`")
+        .content(
+            "application/json",
+            ContentBuilder::new()
+                .schema(Some(Ref::from_schema_name("ErrorBody")))
+                .build(),
+        )
+        .build();
+    for item in openapi.paths.paths.values_mut() {
+        let ops = [
+            &mut item.get,
+            &mut item.put,
+            &mut item.post,
+            &mut item.delete,
+            &mut item.patch,
+            &mut item.head,
+            &mut item.options,
+        ];
+        for op in ops.into_iter().flatten() {
+            op.responses
+                .responses
+                .entry("4XX".into())
+                .or_insert_with(|| RefOr::T(error.clone()));
+        }
+    }
+    let components = openapi.components.get_or_insert_with(Default::default);
+    allow_flattened_extras(&mut components.schemas);
+    components
+        .schemas
+        .entry("ErrorBody".into())
+        .or_insert_with(<error::ErrorBody as utoipa::PartialSchema>::schema);
+    components
+        .schemas
+        .entry("ErrorDetail".into())
+        .or_insert_with(<error::ErrorDetail as utoipa::PartialSchema>::schema);
+}
+
+/// A view that `#[serde(flatten)]`s a struct with `deny_unknown_fields` (NetworkView over
+/// NetSettings) becomes `allOf: [NetSettings, {its own fields}]`, and NetSettings' own
+/// `additionalProperties: false` then forbids the view's other fields: no real answer could
+/// match. A schema that is part of an `allOf` may not forbid extra properties.
+fn allow_flattened_extras(
+    schemas: &mut std::collections::BTreeMap<
+        String,
+        utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>,
+    >,
+) {
+    use utoipa::openapi::RefOr;
+    use utoipa::openapi::schema::Schema;
+    let mut parts = Vec::new();
+    for schema in schemas.values_mut() {
+        if let RefOr::T(Schema::AllOf(all)) = schema {
+            for item in &mut all.items {
+                match item {
+                    RefOr::Ref(r) => parts.push(
+                        r.ref_location
+                            .trim_start_matches("#/components/schemas/")
+                            .to_owned(),
+                    ),
+                    RefOr::T(Schema::Object(o)) => o.additional_properties = None,
+                    RefOr::T(_) => {}
+                }
+            }
+        }
+    }
+    for name in parts {
+        if let Some(RefOr::T(Schema::Object(o))) = schemas.get_mut(&name) {
+            o.additional_properties = None;
+        }
+    }
 }
 
 /// The API routes and their OpenAPI description, grouped by policy.
@@ -156,6 +237,88 @@ async fn request_timeout(State(limit): State<Duration>, req: Request, next: Next
         Ok(r) => r,
         Err(_) => StatusCode::REQUEST_TIMEOUT.into_response(),
     }
+}
+
+/// Longest plain-text rejection kept as an error message.
+const MAX_REJECTION_TEXT: usize = 300;
+
+/// Every error answer under `/api/` carries the JSON error shape, including the ones our
+/// handlers never see: axum's own path and query rejections, 405, the 408 of the request
+/// timeout. Answers that already are JSON pass untouched.
+async fn api_error_shape(req: Request, next: Next) -> Response {
+    let api = req.uri().path().starts_with("/api/");
+    let resp = next.run(req).await;
+    let status = resp.status();
+    if !api || status.as_u16() < 400 {
+        return resp;
+    }
+    let is_json = resp
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if is_json {
+        return resp;
+    }
+    let (mut parts, body) = resp.into_parts();
+    let text = axum::body::to_bytes(body, 64 * 1024)
+        .await
+        .map(|b| String::from_utf8_lossy(&b).trim().to_owned())
+        .unwrap_or_default();
+    let (code, message) = match status {
+        StatusCode::BAD_REQUEST => ("bad_request", "The request is not valid"),
+        StatusCode::NOT_FOUND => ("not_found", "There is nothing here."),
+        StatusCode::METHOD_NOT_ALLOWED => (
+            "method_not_allowed",
+            "This address does not take that method; the Allow header lists the ones it takes.",
+        ),
+        StatusCode::REQUEST_TIMEOUT => (
+            "request_timeout",
+            "The request took too long and was stopped. Try again.",
+        ),
+        StatusCode::PAYLOAD_TOO_LARGE => ("body_too_large", "The request body is too large."),
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => (
+            "unsupported_media_type",
+            "Send the request body as JSON with Content-Type: application/json.",
+        ),
+        StatusCode::UNPROCESSABLE_ENTITY => ("invalid_input", "The request is not valid"),
+        StatusCode::RANGE_NOT_SATISFIABLE => (
+            "range_not_satisfiable",
+            "The requested byte range is outside the file.",
+        ),
+        s if s.is_server_error() => (
+            "internal_error",
+            "Something went wrong inside Hearth. The details are in the device log.",
+        ),
+        _ => ("request_refused", "The request was refused"),
+    };
+    // axum's rejection texts say what was wrong with the path or query ("Cannot parse
+    // `abc` to a `u64`"); they name no internals, so pass them on for 400/422.
+    let message = if matches!(
+        status,
+        StatusCode::BAD_REQUEST | StatusCode::UNPROCESSABLE_ENTITY
+    ) && !text.is_empty()
+    {
+        let text: String = text.chars().take(MAX_REJECTION_TEXT).collect();
+        format!("{message}: {text}")
+    } else if message.ends_with('.') {
+        message.to_owned()
+    } else {
+        format!("{message}.")
+    };
+    let body = serde_json::to_vec(&error::ErrorBody {
+        error: error::ErrorDetail {
+            code: code.to_owned(),
+            message,
+        },
+    })
+    .unwrap_or_default();
+    parts.headers.remove(header::CONTENT_LENGTH);
+    parts.headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    Response::from_parts(parts, axum::body::Body::from(body))
 }
 
 /// Adds the security headers to every answer (unless a handler set its own).

@@ -516,6 +516,15 @@ impl Responder {
                     if !limit.allow(*r.from.ip()) {
                         continue;
                     }
+                    // Answer with what is true now: a claim or a rename must not wait for
+                    // the next tick (the query is rate-limited, the read is one redb lookup).
+                    if let Some(now) = self.advert().await
+                        && now != advert
+                    {
+                        advert = now;
+                        Self::announce(&sock, &advert, &sock.interfaces(), false).await;
+                        repeat = Some(tokio::time::Instant::now());
+                    }
                     let legacy = r.from.port() != PORT;
                     let mode = if legacy { Mode::Legacy { id } } else { Mode::Multicast };
                     let Some(msg) = answer(&advert, iface.addr, &questions, mode) else { continue };

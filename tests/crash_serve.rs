@@ -13,7 +13,7 @@ mod common;
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -180,28 +180,6 @@ fn call(
     let status = resp.status().as_u16();
     let body = resp.body_mut().read_to_string().ok()?;
     Some((status, serde_json::from_str(&body).unwrap_or(Value::Null)))
-}
-
-fn media_src() -> PathBuf {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/media/Movies");
-    if p.exists() {
-        p
-    } else {
-        PathBuf::from("/work/shared/media/Movies")
-    }
-}
-
-fn copy_tree(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let dest = to.join(e.file_name());
-        if e.file_type().unwrap().is_dir() {
-            copy_tree(&e.path(), &dest);
-        } else {
-            std::fs::copy(e.path(), &dest).unwrap();
-        }
-    }
 }
 
 fn claim(base: &str, data: &Path, ledger: &Mutex<Ledger>) -> Option<String> {
@@ -626,7 +604,7 @@ fn killing_hearth_serve_mid_write_keeps_every_acknowledged_write() {
         let data = tmp.path().join("data");
         let db = data.join("hearth.redb");
         let movies = tmp.path().join("Movies");
-        copy_tree(&media_src(), &movies);
+        common::copy_tree(&common::shared_media().join("Movies"), &movies);
         let ledger = Arc::new(Mutex::new(Ledger::default()));
 
         // Every third seed first kills the server during the claim itself.

@@ -16,8 +16,7 @@ const CD: &str = "urn:schemas-upnp-org:service:ContentDirectory:1";
 const CM: &str = "urn:schemas-upnp-org:service:ConnectionManager:1";
 
 fn media(dir: &str) -> String {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared/media")
+    common::shared_media()
         .join(dir)
         .canonicalize()
         .expect("../shared/media beside the repository")

@@ -5,37 +5,10 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use common::{TestServer, claimed, delete, get, send};
 use serde_json::{Value, json};
-
-fn media_src() -> PathBuf {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/media");
-    if p.exists() {
-        p
-    } else {
-        PathBuf::from("/work/shared/media")
-    }
-}
-
-fn copy_tree(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let dest = to.join(e.file_name());
-        if e.file_type().unwrap().is_dir() {
-            copy_tree(&e.path(), &dest);
-        } else {
-            std::fs::copy(e.path(), &dest).unwrap();
-            let mut perm = std::fs::metadata(&dest).unwrap().permissions();
-            #[allow(clippy::permissions_set_readonly_false)]
-            perm.set_readonly(false);
-            std::fs::set_permissions(&dest, perm).unwrap();
-        }
-    }
-}
 
 struct Raw {
     status: u16,
@@ -107,7 +80,7 @@ fn libraries_items_search_and_streaming() {
     let (s, owner) = claimed();
     let tmp = tempfile::tempdir().unwrap();
     let media = tmp.path().join("media");
-    copy_tree(&media_src(), &media);
+    common::copy_tree(&common::shared_media(), &media);
     let movies = media.join("Movies");
     // Escape attempts inside the library folder.
     let outside = tmp.path().join("outside");
@@ -415,7 +388,7 @@ fn shows_music_and_photos_browse_over_http() {
     let (s, owner) = claimed();
     let tmp = tempfile::tempdir().unwrap();
     let media = tmp.path().join("media");
-    copy_tree(&media_src(), &media);
+    common::copy_tree(&common::shared_media(), &media);
     let mut ids = Vec::new();
     for (name, kind, sub) in [
         ("TV", "shows", "Shows"),
@@ -507,7 +480,7 @@ fn restrictions_filter_lists_search_items_and_streams() {
     let (s, owner) = claimed();
     let tmp = tempfile::tempdir().unwrap();
     let media = tmp.path().join("media");
-    copy_tree(&media_src(), &media);
+    common::copy_tree(&common::shared_media(), &media);
     let r = send(
         "POST",
         &s.url("/api/v1/libraries"),
@@ -600,7 +573,7 @@ fn watch_state_is_per_user_and_goes_with_the_user() {
     let s = TestServer::start_with(&data, |_| {});
     let owner = common::claim(&s);
     let media = tmp.path().join("media");
-    copy_tree(&media_src(), &media);
+    common::copy_tree(&common::shared_media(), &media);
     let r = send(
         "POST",
         &s.url("/api/v1/libraries"),

@@ -7,7 +7,6 @@
 mod common;
 
 use std::net::{IpAddr, SocketAddr};
-use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use common::{TestServer, get, send};
@@ -17,28 +16,6 @@ use tokio::net::{TcpSocket, TcpStream};
 
 const PER_CLIENT: usize = 8;
 const MAX_CONNECTIONS: usize = 48;
-
-fn media_src() -> PathBuf {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/media/Movies");
-    if p.exists() {
-        p
-    } else {
-        PathBuf::from("/work/shared/media/Movies")
-    }
-}
-
-fn copy_tree(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let dest = to.join(e.file_name());
-        if e.file_type().unwrap().is_dir() {
-            copy_tree(&e.path(), &dest);
-        } else {
-            std::fs::copy(e.path(), &dest).unwrap();
-        }
-    }
-}
 
 async fn connect(from: &str, to: SocketAddr) -> std::io::Result<TcpStream> {
     let socket = TcpSocket::new_v4()?;
@@ -90,7 +67,7 @@ fn server_with_a_film() -> (TestServer, tempfile::TempDir, String, String, Vec<u
     });
     let owner = common::claim(&s);
     let movies = tmp.path().join("Movies");
-    copy_tree(&media_src(), &movies);
+    common::copy_tree(&common::shared_media().join("Movies"), &movies);
     let r = send(
         "POST",
         &s.url("/api/v1/libraries"),

@@ -198,3 +198,31 @@ pub fn claim(s: &TestServer) -> String {
     assert_eq!(r.status, 201, "{}", r.body);
     r.json()["token"].as_str().unwrap().to_owned()
 }
+
+/// The shared test media (`../shared/media` beside the repository, else `/work/shared/media`).
+pub fn shared_media() -> PathBuf {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/media");
+    if p.exists() {
+        p
+    } else {
+        PathBuf::from("/work/shared/media")
+    }
+}
+
+/// Copies a tree of test media; the copies are writable even when the originals are not.
+pub fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let dest = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_tree(&e.path(), &dest);
+        } else {
+            std::fs::copy(e.path(), &dest).unwrap();
+            let mut perm = std::fs::metadata(&dest).unwrap().permissions();
+            #[allow(clippy::permissions_set_readonly_false)]
+            perm.set_readonly(false);
+            std::fs::set_permissions(&dest, perm).unwrap();
+        }
+    }
+}

@@ -144,7 +144,7 @@ enum BundleCommand {
 
 fn version() -> &'static str {
     // Leaked once at start-up: clap wants a 'static string and this is computed once.
-    Box::leak(format!("{} ({})", hearth::VERSION, hearth::TARGET).into_boxed_str())
+    Box::leak(format!("{} ({})", hearth::version(), hearth::TARGET).into_boxed_str())
 }
 
 fn load_config(

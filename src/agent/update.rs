@@ -347,7 +347,7 @@ fn running_entry_options(sb: &SystemdBoot) -> Result<Option<String>, UpdateError
 fn running_version(status: &BootStatus) -> Version {
     status
         .version
-        .unwrap_or_else(|| crate::VERSION.parse().unwrap_or(Version(0, 0, 0)))
+        .unwrap_or_else(|| crate::version().parse().unwrap_or(Version(0, 0, 0)))
 }
 
 pub fn boot_status(config: Option<&UpdateConfig>) -> Result<BootInfo, UpdateError> {

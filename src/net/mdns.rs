@@ -120,7 +120,7 @@ impl Advert {
             "_hearth._tcp.local",
             self.http_port,
             vec![
-                format!("version={}", crate::VERSION),
+                format!("version={}", crate::version()),
                 format!("claimed={}", self.claimed),
             ],
         ));
@@ -588,7 +588,7 @@ mod tests {
         let msg = answer(&a, "192.168.1.2".parse().unwrap(), &qs, Mode::Multicast).unwrap();
         let text = String::from_utf8_lossy(&msg);
         assert!(text.contains("claimed=true"), "{text}");
-        assert!(text.contains(&format!("version={}", crate::VERSION)));
+        assert!(text.contains(&format!("version={}", crate::version())));
         assert!(msg.windows(4).any(|w| w == [192, 168, 1, 2]));
         let ann = announcement(&a, "192.168.1.2".parse().unwrap(), false);
         assert!(String::from_utf8_lossy(&ann).contains("_https"));

@@ -146,7 +146,7 @@ pub struct UpdatesView {
 pub const NO_AGENT: &str = "Installing updates needs the Hearth appliance: this machine has no Hearth agent to write the update slot and set the trial boot. Nothing was installed.";
 
 pub fn running_version() -> Version {
-    crate::VERSION.parse().unwrap_or(Version(0, 0, 0))
+    crate::version().parse().unwrap_or(Version(0, 0, 0))
 }
 
 /// What the server learnt about the device at start.
@@ -217,9 +217,7 @@ pub fn check(config: &UpdatesConfig, store: &Store) -> Result<UpdateRecord, Chec
     let board = device_board();
     let config = &effective(config, &load_record(store)?.settings);
     let url = channel_json_url(config, &board).ok_or(CheckError::NoChannel)?;
-    let token = config.token.expose();
-    let client = Client::new().with_token((!token.is_empty()).then(|| token.to_owned()));
-    let result = client.fetch_channel(&url, &board);
+    let result = Client::for_channel(config).and_then(|c| c.fetch_channel(&url, &board));
     let record = store.write(|tx| {
         let mut rec: UpdateRecord = tx.ota_record_for_update()?.unwrap_or_default();
         rec.last_check = Some(crate::now_secs());

@@ -145,6 +145,9 @@ pub struct UpdatesConfig {
     /// Folder of public keys (`*.pub`) update bundles must be signed with. The image ships
     /// them in its read-only root; the agent checks against its own copy as well.
     pub keyring: PathBuf,
+    /// PEM file of the certificates an https channel must chain to, instead of the public
+    /// roots: for a private channel or a local mirror with its own CA. Unset: public roots.
+    pub ca_file: Option<PathBuf>,
 }
 
 impl Default for Config {
@@ -195,6 +198,7 @@ impl Default for UpdatesConfig {
             check_interval_hours: 24,
             token: Secret::default(),
             keyring: PathBuf::from(DEFAULT_KEYRING),
+            ca_file: None,
         }
     }
 }

@@ -7,6 +7,8 @@ mod agent_update;
 mod boot;
 #[path = "ota/bundle.rs"]
 mod bundle;
+#[path = "ota/channel_tls.rs"]
+mod channel_tls;
 #[path = "common/mod.rs"]
 mod common;
 #[path = "ota/device.rs"]

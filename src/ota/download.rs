@@ -68,6 +68,8 @@ pub enum DownloadError {
     ReadBack(String),
     #[error("{message}")]
     Agent { code: String, message: String },
+    #[error("the channel's CA file {path} cannot be used: {why}")]
+    BadCa { path: String, why: String },
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -116,6 +118,36 @@ pub fn check_url(url: &str) -> Result<(), DownloadError> {
         return Err(DownloadError::BadUrl(url.to_owned()));
     }
     Ok(())
+}
+
+/// The certificates of a PEM file (`updates.ca_file`); at least one, nothing else in it.
+fn channel_roots(
+    path: &std::path::Path,
+) -> Result<Vec<ureq::tls::Certificate<'static>>, DownloadError> {
+    let source = |e: std::io::Error| DownloadError::Source {
+        path: path.display().to_string(),
+        source: e,
+    };
+    let bad = |why: String| DownloadError::BadCa {
+        path: path.display().to_string(),
+        why,
+    };
+    let meta = std::fs::metadata(path).map_err(source)?;
+    if meta.len() > 1024 * 1024 {
+        return Err(bad("it is larger than 1 MiB".into()));
+    }
+    let pem = std::fs::read(path).map_err(source)?;
+    let mut roots = Vec::new();
+    for item in ureq::tls::parse_pem(&pem) {
+        match item.map_err(|e| bad(e.to_string()))? {
+            ureq::tls::PemItem::Certificate(c) => roots.push(c),
+            _ => return Err(bad("it holds something other than certificates".into())),
+        }
+    }
+    if roots.is_empty() {
+        return Err(bad("it holds no PEM certificate".into()));
+    }
+    Ok(roots)
 }
 
 /// Resolves a bundle URL relative to the channel.json URL.
@@ -426,17 +458,38 @@ struct Ranged {
 
 impl Client {
     pub fn new() -> Client {
+        Client::with_tls(ureq::tls::TlsConfig::default())
+    }
+
+    fn with_tls(tls: ureq::tls::TlsConfig) -> Client {
         let config = ureq::Agent::config_builder()
+            .tls_config(tls)
             .http_status_as_error(false)
             .timeout_connect(Some(Duration::from_secs(15)))
             .timeout_recv_response(Some(Duration::from_secs(30)))
             .max_redirects(3)
-            .user_agent(format!("hearth/{}", crate::VERSION))
+            .user_agent(format!("hearth/{}", crate::version()))
             .build();
         Client {
             agent: config.into(),
             token: None,
         }
+    }
+
+    /// The client for the configured channel: its bearer token, and when `updates.ca_file`
+    /// is set, only that file's certificates as the roots an https channel must chain to
+    /// (a private channel or a local mirror with its own CA) instead of the public ones.
+    pub fn for_channel(config: &crate::config::UpdatesConfig) -> Result<Client, DownloadError> {
+        let token = config.token.expose();
+        let client = match &config.ca_file {
+            None => Client::new(),
+            Some(path) => Client::with_tls(
+                ureq::tls::TlsConfig::builder()
+                    .root_certs(ureq::tls::RootCerts::new_with_certs(&channel_roots(path)?))
+                    .build(),
+            ),
+        };
+        Ok(client.with_token((!token.is_empty()).then(|| token.to_owned())))
     }
 
     pub fn with_token(mut self, token: Option<String>) -> Client {

@@ -246,9 +246,7 @@ impl Installer {
                         code: "keyring_unreadable".into(),
                         message: format!("the update keys cannot be read: {e}"),
                     })?;
-                let token = cfg2.token.expose();
-                let client =
-                    Client::new().with_token((!token.is_empty()).then(|| token.to_owned()));
+                let client = Client::for_channel(&cfg2)?;
                 let policy = InstallPolicy {
                     board: Some(service::device_board()),
                     running: Some(running),
@@ -484,7 +482,7 @@ pub fn record_boot(store: &Store, info: &BootInfo) -> Result<(), StoreError> {
         let running = info
             .version
             .map(|v| v.to_string())
-            .unwrap_or_else(|| crate::VERSION.to_owned());
+            .unwrap_or_else(|| crate::version().to_owned());
         let pending = rec.pending.clone();
         if let Some(rb) = &info.rollback {
             let failed = rb.failed_version.map(|v| v.to_string());

@@ -1,9 +1,10 @@
 //! The web app's files, compiled into the binary. The list below is the whole set: no
 //! request path ever reaches the filesystem.
 //!
-//! Text assets are gzipped once, on first request, and sent compressed to every browser that
-//! accepts gzip (all do); each answer carries a strong `ETag` of its content so a reload costs
-//! a 304. On a Pi over Wi-Fi the first load is what people notice.
+//! The files are gzipped at build time (build.rs) and only the compressed bytes are in the
+//! binary. They are sent as they are to every browser that accepts gzip (all do), and
+//! unpacked once for a client that does not; each answer carries a strong `ETag` so a reload
+//! costs a 304. On a Pi over Wi-Fi the first load is what people notice.
 
 use std::sync::OnceLock;
 
@@ -15,7 +16,10 @@ use axum::routing::get;
 struct Asset {
     path: &'static str,
     content_type: &'static str,
-    body: &'static [u8],
+    /// The source file, relative to `src/web/`.
+    #[cfg_attr(not(test), allow(dead_code))]
+    file: &'static str,
+    gzip: &'static [u8],
 }
 
 /// Text types are worth compressing; images here are tiny SVG (also text).
@@ -24,7 +28,8 @@ macro_rules! asset {
         Asset {
             path: $path,
             content_type: $ct,
-            body: include_bytes!($file),
+            file: $file,
+            gzip: include_bytes!(concat!(env!("OUT_DIR"), "/", $file, ".gz")),
         }
     };
 }
@@ -87,10 +92,10 @@ const ASSETS: &[Asset] = &[
     asset!("/assets/icon.svg", "assets/icon.svg", "image/svg+xml"),
 ];
 
-/// The compressed body and the entity tag of one asset, made once.
+/// The entity tag of one asset, and its plain body once a client needed it.
 struct Prepared {
-    gzip: Vec<u8>,
     etag: HeaderValue,
+    plain: OnceLock<Vec<u8>>,
 }
 
 static PREPARED: OnceLock<Vec<Prepared>> = OnceLock::new();
@@ -100,20 +105,25 @@ fn prepared() -> &'static [Prepared] {
 }
 
 fn prepare(asset: &Asset) -> Prepared {
-    use std::io::Write;
-    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
-    // Writing into a Vec cannot fail; an empty body would only cost compression.
-    let gzip: Vec<u8> = enc
-        .write_all(asset.body)
-        .and_then(|()| enc.finish())
-        .unwrap_or_default();
-    let digest = ring::digest::digest(&ring::digest::SHA256, asset.body);
+    // The gzip bytes are made from the file alone (no name, no time), so they name it.
+    let digest = ring::digest::digest(&ring::digest::SHA256, asset.gzip);
     let tag = format!("\"{}\"", hex::encode(&digest.as_ref()[..12]));
     Prepared {
-        gzip,
         // Hex in quotes is always a valid header value.
         etag: HeaderValue::from_str(&tag).unwrap_or(HeaderValue::from_static("\"0\"")),
+        plain: OnceLock::new(),
     }
+}
+
+/// The uncompressed body of asset `index`.
+fn plain(index: usize) -> &'static [u8] {
+    prepared()[index].plain.get_or_init(|| {
+        use std::io::Read;
+        let mut out = Vec::new();
+        // build.rs wrote these bytes with flate2; they always unpack.
+        let _ = flate2::read::GzDecoder::new(ASSETS[index].gzip).read_to_end(&mut out);
+        out
+    })
 }
 
 fn accepts_gzip(headers: &HeaderMap) -> bool {
@@ -145,13 +155,13 @@ fn serve(index: usize, headers: &HeaderMap) -> Response {
         });
     let mut resp = if not_modified {
         StatusCode::NOT_MODIFIED.into_response()
-    } else if accepts_gzip(headers) && !prep.gzip.is_empty() {
-        let mut r = prep.gzip.clone().into_response();
+    } else if accepts_gzip(headers) {
+        let mut r = asset.gzip.into_response();
         r.headers_mut()
             .insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
         r
     } else {
-        asset.body.into_response()
+        plain(index).into_response()
     };
     let h = resp.headers_mut();
     h.insert(
@@ -181,7 +191,7 @@ mod tests {
     use super::*;
 
     fn html() -> &'static str {
-        std::str::from_utf8(ASSETS[0].body).unwrap()
+        std::str::from_utf8(plain(0)).unwrap()
     }
 
     #[test]
@@ -208,8 +218,12 @@ mod tests {
         for part in html().split("\"/assets/").skip(1) {
             referenced.push(format!("/assets/{}", &part[..part.find('"').unwrap()]));
         }
-        for a in ASSETS.iter().filter(|a| a.content_type == JS) {
-            let text = std::str::from_utf8(a.body).unwrap();
+        for (i, a) in ASSETS
+            .iter()
+            .enumerate()
+            .filter(|(_, a)| a.content_type == JS)
+        {
+            let text = std::str::from_utf8(plain(i)).unwrap();
             for part in text.split("from \"./").skip(1) {
                 referenced.push(format!("/assets/{}", &part[..part.find('"').unwrap()]));
             }
@@ -248,10 +262,19 @@ mod tests {
         for (i, a) in ASSETS.iter().enumerate() {
             let p = &prepared()[i];
             let mut out = Vec::new();
-            flate2::read::GzDecoder::new(&p.gzip[..])
+            flate2::read::GzDecoder::new(a.gzip)
                 .read_to_end(&mut out)
                 .unwrap();
-            assert_eq!(out, a.body, "{}", a.path);
+            let source =
+                std::fs::read(format!("{}/src/web/{}", env!("CARGO_MANIFEST_DIR"), a.file))
+                    .unwrap();
+            assert_eq!(out, source, "{}", a.path);
+            assert_eq!(plain(i), source, "{}", a.path);
+            assert!(
+                a.gzip.len() < source.len() || source.len() < 512,
+                "{}",
+                a.path
+            );
             let mut h = HeaderMap::new();
             h.insert(header::IF_NONE_MATCH, p.etag.clone());
             assert_eq!(

@@ -339,9 +339,44 @@ impl LocalChunks {
     }
 }
 
+/// How many leading bytes of a slot hold its filesystem, from the superblock: erofs (a root
+/// slot) or FAT (a Raspberry Pi boot slot). `None` when the bytes are neither.
+pub fn fs_extent(head: &[u8]) -> Option<u64> {
+    let le32 = |at: usize| -> Option<u32> {
+        Some(u32::from_le_bytes(head.get(at..at + 4)?.try_into().ok()?))
+    };
+    let le16 = |at: usize| -> Option<u16> {
+        Some(u16::from_le_bytes(head.get(at..at + 2)?.try_into().ok()?))
+    };
+    // erofs: the superblock at 1024; `blocks` (at +36) of 2^`blkszbits` (at +12) bytes.
+    if le32(1024)? == 0xE0F5_E1E2 {
+        let bits = *head.get(1024 + 12)?;
+        if !(9..=16).contains(&bits) {
+            return None;
+        }
+        return Some(u64::from(le32(1024 + 36)?) << bits);
+    }
+    // FAT: a boot sector with the 0x55AA signature and a sane BIOS parameter block.
+    if head.get(510..512)? == [0x55, 0xAA] {
+        let sector = u64::from(le16(11)?);
+        let total = match le16(19)? {
+            0 => u64::from(le32(32)?),
+            n => u64::from(n),
+        };
+        let fat_name = head.get(54..57)? == b"FAT" || head.get(82..85)? == b"FAT";
+        if fat_name && [512, 1024, 2048, 4096].contains(&sector) && total > 0 {
+            return Some(sector * total);
+        }
+    }
+    None
+}
+
 /// Looks for the bundle's chunks at every 4 KiB position of the given files (the running
 /// slot and whatever the inactive one holds). Each 4 KiB block is hashed once; only blocks
 /// whose hash prefix matches a wanted chunk's head are read as a whole chunk and hashed.
+/// A block device (a slot partition) is read only as far as the filesystem on it reaches,
+/// and not at all when it holds none we know: the 512 MiB slot of a 90 MiB root, or an
+/// empty slot, would otherwise cost a hash of every block of it.
 pub fn scan_sources(
     meta: &BundleMeta,
     wanted: &[usize],
@@ -372,11 +407,26 @@ pub fn scan_sources(
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
             Err(e) => return Err(err(e)),
         };
+        let is_device = {
+            use std::os::unix::fs::FileTypeExt;
+            f.metadata().map_err(err)?.file_type().is_block_device()
+        };
+        let limit = if is_device {
+            // At offset 0 without moving the file position the scan below starts from.
+            let mut head = vec![0u8; 4096];
+            let n = f.read_at(&mut head, 0).map_err(err)?;
+            match fs_extent(&head[..n]) {
+                Some(len) => len,
+                None => continue,
+            }
+        } else {
+            u64::MAX
+        };
         let fi = out.files.len();
         let mut r = BufReader::with_capacity(1 << 20, f.try_clone().map_err(err)?);
         let mut block = vec![0u8; HEAD_LEN];
         let mut offset = 0u64;
-        loop {
+        while offset < limit {
             let n = read_full(&mut r, &mut block).map_err(err)?;
             if n < HEAD_LEN {
                 break;
@@ -1076,4 +1126,46 @@ pub fn install_file(
     p.verifying.store(true, Ordering::Relaxed);
     writer.finish(&meta)?;
     Ok((meta, report))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fs_extent;
+
+    #[test]
+    fn filesystem_extent_from_the_superblock() {
+        let erofs = |bits: u8, blocks: u32| {
+            let mut b = vec![0u8; 4096];
+            b[1024..1028].copy_from_slice(&0xE0F5_E1E2u32.to_le_bytes());
+            b[1024 + 12] = bits;
+            b[1024 + 36..1024 + 40].copy_from_slice(&blocks.to_le_bytes());
+            b
+        };
+        assert_eq!(fs_extent(&erofs(12, 23_000)), Some(23_000 * 4096));
+        assert_eq!(fs_extent(&erofs(9, 1)), Some(512));
+        assert_eq!(fs_extent(&erofs(40, 1)), None, "absurd block size");
+        assert_eq!(fs_extent(&erofs(12, 1)[..1030]), None, "cut short");
+        assert_eq!(fs_extent(&[0u8; 4096]), None, "an empty slot");
+        assert_eq!(fs_extent(&[0x5Au8; 4096]), None);
+        assert_eq!(fs_extent(&[]), None);
+
+        // A real FAT boot sector (what a Raspberry Pi boot slot holds), FAT16 and FAT32.
+        let dir = tempfile::tempdir().unwrap();
+        for (fat, mib) in [("16", 32u64), ("32", 64)] {
+            let img = dir.path().join(format!("fat{fat}.img"));
+            std::fs::File::create(&img)
+                .unwrap()
+                .set_len(mib << 20)
+                .unwrap();
+            let ok = std::process::Command::new("mkfs.vfat")
+                .args(["-F", fat])
+                .arg(&img)
+                .stdout(std::process::Stdio::null())
+                .status()
+                .expect("mkfs.vfat missing; run scripts/install-deps");
+            assert!(ok.success());
+            let head = std::fs::read(&img).unwrap()[..4096].to_vec();
+            assert_eq!(fs_extent(&head), Some(mib << 20), "FAT{fat}");
+        }
+    }
 }

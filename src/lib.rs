@@ -142,7 +142,7 @@ pub async fn serve(
         config.esp_dir.clone(),
     ));
     let names = net::tls::DeviceNames::detect();
-    let lan = net::LanNetworks::new(net::LanNetworks::networks_of(&names.interfaces));
+    let lan = net::LanNetworks::following_interfaces();
     let tls = if listeners.https.is_empty() {
         None
     } else {

@@ -153,7 +153,16 @@ pub struct LanNetworks {
 struct LanLists {
     detected: Vec<IpNet>,
     extra: Vec<IpNet>,
+    /// Set by the running server: a client that looks remote makes the interfaces be read
+    /// again (at most every [`REREAD_AFTER`]) before it is refused.
+    follow: bool,
+    last_read: Option<std::time::Instant>,
 }
+
+/// A device that just booted starts serving before DHCP has given it an address; without a
+/// fresh look, the first LAN clients (the owner opening the wizard) would count as remote
+/// until the watcher's next pass.
+pub const REREAD_AFTER: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// One address of one of the device's interfaces.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -167,9 +176,21 @@ impl LanNetworks {
         LanNetworks {
             inner: Arc::new(RwLock::new(LanLists {
                 detected,
-                extra: Vec::new(),
+                ..LanLists::default()
             })),
         }
+    }
+
+    /// The device's own networks, read now and again whenever a client looks remote and the
+    /// last read is older than [`REREAD_AFTER`] (what the server uses).
+    pub fn following_interfaces() -> Self {
+        let lan = LanNetworks::new(LanNetworks::networks_of(&LanNetworks::interface_addrs()));
+        {
+            let mut g = lan.write();
+            g.follow = true;
+            g.last_read = Some(std::time::Instant::now());
+        }
+        lan
     }
 
     /// Every non-loopback address of the device's interfaces, as the kernel reports it now.
@@ -272,8 +293,34 @@ impl LanNetworks {
     /// Classification as it would be if the owner's additions were `extra` (used to check a
     /// settings change before it is made).
     pub fn classify_with_extra(&self, ip: IpAddr, extra: &[IpNet]) -> NetClass {
+        let class = {
+            let g = self.read();
+            classify_in(ip, &[&g.detected, extra])
+        };
+        if class != NetClass::Remote || !self.reread_if_stale() {
+            return class;
+        }
         let g = self.read();
         classify_in(ip, &[&g.detected, extra])
+    }
+
+    /// Reads the interfaces again when following them and the last read is stale; returns
+    /// whether it did.
+    fn reread_if_stale(&self) -> bool {
+        {
+            let g = self.read();
+            if !g.follow || g.last_read.is_some_and(|t| t.elapsed() < REREAD_AFTER) {
+                return false;
+            }
+        }
+        let nets = LanNetworks::networks_of(&LanNetworks::interface_addrs());
+        let mut g = self.write();
+        g.last_read = Some(std::time::Instant::now());
+        if g.detected != nets {
+            tracing::info!(networks = ?nets, "the device's networks changed (seen on a request)");
+            g.detected = nets;
+        }
+        true
     }
 }
 
@@ -295,6 +342,31 @@ pub const UNSPECIFIED: IpAddr = IpAddr::V4(Ipv4Addr::UNSPECIFIED);
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A server that started before its interface had an address (an empty list) sees a
+    /// client on the network that appeared since as LAN, after one fresh read.
+    #[test]
+    fn a_remote_looking_client_makes_the_server_look_again() {
+        let Some(own) = LanNetworks::interface_addrs()
+            .into_iter()
+            .find(|a| a.addr.is_ipv4())
+        else {
+            return; // a machine with no IPv4 address but loopback: nothing to look at
+        };
+        let lan = LanNetworks::following_interfaces();
+        lan.set(Vec::new());
+        // Just read: not again so soon, the client stays remote.
+        assert_eq!(lan.classify_with_extra(own.addr, &[]), NetClass::Remote);
+        lan.write().last_read = Some(std::time::Instant::now() - 2 * REREAD_AFTER);
+        assert_eq!(lan.classify_with_extra(own.addr, &[]), NetClass::Lan);
+        // A list that is not following never looks again.
+        let fixed = LanNetworks::new(Vec::new());
+        assert_eq!(fixed.classify_with_extra(own.addr, &[]), NetClass::Remote);
+        assert_eq!(
+            lan.classify_with_extra("203.0.113.9".parse().unwrap(), &[]),
+            NetClass::Remote
+        );
+    }
 
     fn net(s: &str) -> IpNet {
         s.parse().unwrap()

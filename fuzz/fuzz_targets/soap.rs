@@ -11,8 +11,8 @@
 //! Nothing may panic. Every answer is well-formed XML of bounded size; a DIDL-Lite result
 //! holds as many objects as `NumberReturned` says, at most `MAX_RETURNED` and never more than
 //! `TotalMatches`; every id in it parses back and round-trips; nothing hidden is named,
-//! linked or counted as a library. A parsed call written out by `soap::response` reads back
-//! as the same call.
+//! linked or counted (a listed container's `childCount` is what browsing it lists). A
+//! parsed call written out by `soap::response` reads back as the same call.
 #![no_main]
 
 use std::path::PathBuf;
@@ -322,12 +322,25 @@ fn escape(s: &str) -> String {
 fn envelope(w: &World, pick: u8, rest: &[u8]) -> (&'static str, Vec<u8>) {
     let (service, action, names) = ACTIONS[pick as usize % ACTIONS.len()];
     let mut values = rest.split(|&b| b == 0xff);
-    let mut inner = String::new();
+    let mut args = Vec::new();
     for name in names {
         // A missing value leaves the argument out (InvalidArgs must follow, not a panic).
         let Some(v) = values.next() else { break };
-        inner.push_str(&format!("<{name}>{}</{name}>", escape(&expand(w, name, v))));
+        args.push((*name, expand(w, name, v)));
     }
+    let args: Vec<(&str, &str)> = args.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    envelope_of(action, service, &args)
+}
+
+fn envelope_of(
+    action: &str,
+    service: &'static str,
+    args: &[(&str, &str)],
+) -> (&'static str, Vec<u8>) {
+    let inner: String = args
+        .iter()
+        .map(|(k, v)| format!("<{k}>{}</{k}>", escape(v)))
+        .collect();
     let body = format!(
         r#"<?xml version="1.0" encoding="utf-8"?><s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/" s:encodingStyle="http://schemas.xmlsoap.org/soap/encoding/"><s:Body><u:{action} xmlns:u="{service}">{inner}</u:{action}></s:Body></s:Envelope>"#
     );
@@ -390,30 +403,58 @@ fn check_id(w: &World, id: &str) {
     assert!(lib != Some(w.hidden_library), "hidden library in {id}");
 }
 
-fn check_didl(w: &World, didl: &str) -> usize {
+/// Checks a DIDL-Lite document; returns how many objects it holds and each container's id
+/// with its `childCount`.
+fn check_didl(w: &World, didl: &str) -> (usize, Vec<(String, usize)>) {
     let mut r = quick_xml::Reader::from_str(didl);
     let mut objects = 0;
+    let mut containers = Vec::new();
     loop {
         match r.read_event().expect("well-formed DIDL-Lite") {
             Event::Start(e) | Event::Empty(e)
                 if matches!(e.local_name().as_ref(), b"item" | b"container") =>
             {
                 objects += 1;
+                let (mut id, mut count) = (None, None);
                 for a in e.attributes() {
                     let a = a.expect("an attribute");
-                    if matches!(a.key.as_ref(), b"id" | b"parentID") {
-                        check_id(w, &a.unescape_value().expect("attribute value"));
+                    let v = a.unescape_value().expect("attribute value").into_owned();
+                    match a.key.as_ref() {
+                        b"id" => {
+                            check_id(w, &v);
+                            id = Some(v);
+                        }
+                        b"parentID" => check_id(w, &v),
+                        b"childCount" => count = Some(v.parse::<usize>().expect("a count")),
+                        _ => {}
                     }
+                }
+                if e.local_name().as_ref() == b"container" {
+                    containers.push((id.expect("a container id"), count.expect("childCount")));
                 }
             }
             Event::Eof => break,
             _ => {}
         }
     }
-    objects
+    (objects, containers)
 }
 
-fn check_answer(w: &World, call_action: Option<&str>, answer: &Result<Vec<u8>, soap::Fault>) {
+/// What an answer said: `TotalMatches` and the containers it listed.
+struct Checked {
+    total: Option<usize>,
+    containers: Vec<(String, usize)>,
+}
+
+fn check_answer(
+    w: &World,
+    call_action: Option<&str>,
+    answer: &Result<Vec<u8>, soap::Fault>,
+) -> Checked {
+    let mut checked = Checked {
+        total: None,
+        containers: Vec::new(),
+    };
     let body = match answer {
         Ok(b) => b.clone(),
         Err(f) => soap::fault(*f),
@@ -430,7 +471,7 @@ fn check_answer(w: &World, call_action: Option<&str>, answer: &Result<Vec<u8>, s
     let Ok(_) = answer else {
         assert!(body.len() <= 1024, "a fault of {} bytes", body.len());
         assert!(get("errorCode").is_some());
-        return;
+        return checked;
     };
     let returned: usize = get("NumberReturned").map_or(0, |n| n.parse().expect("a count"));
     assert!(
@@ -444,14 +485,14 @@ fn check_answer(w: &World, call_action: Option<&str>, answer: &Result<Vec<u8>, s
             .parse()
             .expect("a count");
         assert!(returned <= total && returned <= MAX_RETURNED);
-        assert_eq!(
-            check_didl(w, didl),
-            returned,
-            "NumberReturned is what the result holds"
-        );
+        let (objects, containers) = check_didl(w, didl);
+        assert_eq!(objects, returned, "NumberReturned is what the result holds");
+        checked.total = Some(total);
+        checked.containers = containers;
     } else if matches!(call_action, Some("Browse" | "Search")) {
         panic!("a Browse or Search answer without Result");
     }
+    checked
 }
 
 /// A parsed call, written as a response, reads back as the same call (the writer and the
@@ -513,5 +554,27 @@ fuzz_target!(|data: &[u8]| {
         round_trip(c);
     }
     let answer = control::run(&w.store, &access, &TestLinks, service, &body);
-    check_answer(w, call.as_ref().ok().map(|c| c.action.as_str()), &answer);
+    let checked = check_answer(w, call.as_ref().ok().map(|c| c.action.as_str()), &answer);
+    // A container's childCount is what browsing it lists: nothing hidden is counted.
+    for (id, count) in checked.containers.iter().take(3) {
+        let (_, body) = envelope_of(
+            "Browse",
+            CONTENT_DIRECTORY,
+            &[
+                ("ObjectID", id.as_str()),
+                ("BrowseFlag", "BrowseDirectChildren"),
+                ("Filter", ""),
+                ("StartingIndex", "0"),
+                ("RequestedCount", "0"),
+                ("SortCriteria", ""),
+            ],
+        );
+        let children = control::run(&w.store, &access, &TestLinks, CONTENT_DIRECTORY, &body);
+        assert!(
+            children.is_ok(),
+            "listed container {id} does not browse: {children:?}"
+        );
+        let listed = check_answer(w, Some("Browse"), &children);
+        assert_eq!(listed.total, Some(*count), "childCount of {id}");
+    }
 });

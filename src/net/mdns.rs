@@ -606,10 +606,10 @@ mod tests {
     }
 
     /// Found while writing the `mdns` fuzz target's size bound: a legacy answer repeated
-    /// every question, so 30 compressed pointers to one long name of invalid UTF-8 (which
-    /// grows threefold when read) plus one real question made a ~460-byte query draw an
-    /// answer of over 20 KB, past the 9000-byte mDNS limit: an amplifier towards any
-    /// address on the LAN a query claims to come from.
+    /// every question, so this 457-byte query (one real question, then 31 copies of one
+    /// long name of invalid UTF-8, which grows threefold when read) drew a 22,037-byte
+    /// answer, past the 9000-byte mDNS limit: a 48× amplifier towards any address on the
+    /// LAN a query claims to come from.
     #[test]
     fn legacy_answers_repeat_only_answered_questions() {
         let mut m = query(9, &[("hearth.local", T_A, false)]);

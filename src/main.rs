@@ -389,31 +389,57 @@ fn run_boot(cmd: BootCommand) -> Result<(), String> {
     })
 }
 
-/// The agent's A/B update setup on this machine, if it has one: UEFI with the ESP mounted
-/// and partitions labelled root-a/root-b.
+/// The agent's A/B update setup on this machine, if it has one: a Raspberry Pi booted by
+/// its firmware from the tryboot layout, or UEFI with the ESP mounted and partitions
+/// labelled root-a/root-b.
 fn update_config(esp: PathBuf, keyring: PathBuf) -> Option<hearth::agent::update::UpdateConfig> {
-    use hearth::agent::update::{BootSetup, LoaderEntry, RebootAction, SlotDevices, UpdateConfig};
-    let efi = std::path::Path::new("/sys/firmware/efi").exists();
-    let slots = std::path::Path::new("/dev/disk/by-partlabel/root-a").exists()
-        && std::path::Path::new("/dev/disk/by-partlabel/root-b").exists();
-    if !(efi && slots) {
-        tracing::info!(
-            efi,
-            slots,
-            "no UEFI A/B slots on this machine; the update verbs will refuse"
-        );
-        return None;
-    }
+    use hearth::agent::update::{
+        AUTOBOOT_DIR, BootSetup, LoaderEntry, PI_BOOTLOADER_DIR, RebootAction, SlotDevices,
+        UpdateConfig, detect_tryboot,
+    };
+    use std::path::Path;
+    let dev_root = PathBuf::from("/dev");
+    let pi = detect_tryboot(
+        &dev_root,
+        Path::new("/sys/class/block"),
+        Path::new(PI_BOOTLOADER_DIR),
+        Path::new(AUTOBOOT_DIR),
+    );
+    let boot = match pi {
+        Ok(Some(boot)) => {
+            tracing::info!(?boot, "Raspberry Pi tryboot A/B slots");
+            boot
+        }
+        Err(e) => {
+            tracing::warn!(
+                error = %e,
+                "a Raspberry Pi without a usable tryboot layout; the update verbs will refuse"
+            );
+            return None;
+        }
+        Ok(None) => {
+            let efi = Path::new("/sys/firmware/efi").exists();
+            let slots = Path::new("/dev/disk/by-partlabel/root-a").exists()
+                && Path::new("/dev/disk/by-partlabel/root-b").exists();
+            if !(efi && slots) {
+                tracing::info!(
+                    efi,
+                    slots,
+                    "no UEFI or Raspberry Pi A/B slots on this machine; the update verbs will refuse"
+                );
+                return None;
+            }
+            BootSetup::SystemdBoot {
+                esp,
+                loader_entry: LoaderEntry::EfiVar,
+            }
+        }
+    };
     Some(UpdateConfig {
         board: hearth::ota::service::device_board(),
         keyring_dir: keyring,
-        boot: BootSetup::SystemdBoot {
-            esp,
-            loader_entry: LoaderEntry::EfiVar,
-        },
-        slots: SlotDevices::PartLabel {
-            dev_root: PathBuf::from("/dev"),
-        },
+        boot,
+        slots: SlotDevices::PartLabel { dev_root },
         state_dir: PathBuf::from("/run/hearth-agent"),
         boot_id_path: PathBuf::from("/proc/sys/kernel/random/boot_id"),
         reboot: RebootAction::Systemctl,

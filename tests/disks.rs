@@ -1,6 +1,7 @@
 //! Real filesystems on real loop devices (root only; the `disks` tier runs these in CI):
 //! discovered, mounted through the agent into a temp media folder, read, ejected, detached,
-//! re-attached and re-mounted at the same place by the server.
+//! re-attached and re-mounted at the same place by the server. And the Raspberry Pi update
+//! path on loop devices standing in for the partitions.
 
 mod common;
 
@@ -541,4 +542,365 @@ fn server_remounts_a_known_disk_at_the_same_place() {
     drop(s);
     drop(lo2);
     agent_task.abort();
+}
+
+/// One request line (plus raw bytes) to the agent, one answer line back.
+fn agent_line(
+    r: &mut std::io::BufReader<std::os::unix::net::UnixStream>,
+    line: &serde_json::Value,
+    raw: &[u8],
+) -> serde_json::Value {
+    use std::io::BufRead;
+    let mut w = r.get_ref().try_clone().unwrap();
+    let mut b = serde_json::to_vec(line).unwrap();
+    b.push(b'\n');
+    let _ = w.write_all(&b);
+    let _ = w.write_all(raw);
+    let mut s = String::new();
+    r.read_line(&mut s).unwrap();
+    serde_json::from_str(&s).unwrap_or(serde_json::Value::Null)
+}
+
+fn agent_conn(socket: &Path) -> std::io::BufReader<std::os::unix::net::UnixStream> {
+    let s = std::os::unix::net::UnixStream::connect(socket).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    std::io::BufReader::new(s)
+}
+
+/// Unmounts a mount point when dropped (the test may fail half-way).
+struct Unmount(PathBuf);
+
+impl Drop for Unmount {
+    fn drop(&mut self) {
+        let _ = nix::mount::umount2(&self.0, nix::mount::MntFlags::MNT_DETACH);
+    }
+}
+
+/// The Raspberry Pi layout on real block devices (loop): the agent finds the tryboot
+/// partitions through a device folder and sysfs, mounts the autoboot FAT itself, refuses a
+/// mounted target partition, writes root-b and boot-b (never the running a), and commits
+/// by replacing autoboot.txt on the real FAT.
+#[test]
+fn pi_tryboot_on_real_partitions() {
+    use hearth::agent::update::{BootSetup, RebootAction, SlotDevices, UpdateConfig};
+    if !need_root("pi_tryboot_on_real_partitions") {
+        return;
+    }
+    let dir = tempfile::tempdir_in("/var/tmp").unwrap();
+    let d = dir.path();
+    // One loop device per partition (partition tables on loop devices need a kernel with
+    // partition scanning, which CI machines may lack), a device folder of our own with
+    // their block nodes and by-partlabel links, and a sysfs folder that puts them on one
+    // disk as partitions 1-5, as the kernel would.
+    let dev_root = d.join("dev");
+    let sys_block = d.join("sys/class/block");
+    std::fs::create_dir_all(dev_root.join("disk/by-partlabel")).unwrap();
+    std::fs::create_dir_all(&sys_block).unwrap();
+    let mut loops = Vec::new();
+    let mut nodes = Vec::new();
+    for (n, (label, mib)) in [
+        ("autoboot", 4u64),
+        ("boot-a", 4),
+        ("boot-b", 4),
+        ("root-a", 8),
+        ("root-b", 8),
+    ]
+    .iter()
+    .enumerate()
+    {
+        let img = d.join(format!("{label}.img"));
+        std::fs::File::create(&img)
+            .unwrap()
+            .set_len(mib << 20)
+            .unwrap();
+        let lo = Loop::attach(&img);
+        let name = lo.dev.trim_start_matches("/dev/").to_owned();
+        let rdev = nix::sys::stat::stat(lo.dev.as_str()).unwrap().st_rdev;
+        nix::sys::stat::mknod(
+            &dev_root.join(&name),
+            nix::sys::stat::SFlag::S_IFBLK,
+            nix::sys::stat::Mode::from_bits_truncate(0o600),
+            rdev,
+        )
+        .unwrap();
+        std::os::unix::fs::symlink(
+            format!("../../{name}"),
+            dev_root.join("disk/by-partlabel").join(label),
+        )
+        .unwrap();
+        let part = d.join("sys/devices/mmcblk0").join(&name);
+        std::fs::create_dir_all(&part).unwrap();
+        std::fs::write(part.join("partition"), format!("{}\n", n + 1)).unwrap();
+        std::os::unix::fs::symlink(&part, sys_block.join(&name)).unwrap();
+        nodes.push(dev_root.join(&name));
+        loops.push(lo);
+    }
+    // The agent mounts the autoboot FAT itself. On a kernel without vfat (some CI VMs), the
+    // test mounts an ext4 stand-in read-write first, and the agent must use that mount.
+    let vfat = std::fs::read_to_string("/proc/filesystems")
+        .unwrap()
+        .contains("\tvfat\n");
+    let fs = if vfat { "mkfs.vfat" } else { "mkfs.ext4" };
+    let st = Command::new(fs).arg(&nodes[0]).output().unwrap();
+    assert!(
+        st.status.success(),
+        "{}",
+        String::from_utf8_lossy(&st.stderr)
+    );
+    let bootloader = d.join("dt");
+    std::fs::create_dir(&bootloader).unwrap();
+    std::fs::write(bootloader.join("partition"), 2u32.to_be_bytes()).unwrap();
+    std::fs::write(bootloader.join("tryboot"), 0u32.to_be_bytes()).unwrap();
+
+    // Not a Pi without the firmware's report; a Pi with it.
+    let mount = d.join("run/autoboot");
+    if !vfat {
+        println!("vfat: this kernel has no driver; the autoboot partition is an ext4 stand-in");
+        std::fs::create_dir_all(&mount).unwrap();
+        assert!(
+            Command::new("mount")
+                .arg(&nodes[0])
+                .arg(&mount)
+                .status()
+                .unwrap()
+                .success()
+        );
+    }
+    assert!(matches!(
+        hearth::agent::update::detect_tryboot(&dev_root, &sys_block, &d.join("no-dt"), &mount),
+        Ok(None)
+    ));
+    let found = hearth::agent::update::detect_tryboot(&dev_root, &sys_block, &bootloader, &mount)
+        .unwrap()
+        .expect("the tryboot layout");
+    let _unmount = Unmount(mount.clone());
+    let BootSetup::Tryboot {
+        boot_dir,
+        partitions,
+        ..
+    } = &found
+    else {
+        panic!("{found:?}")
+    };
+    assert_eq!((boot_dir, *partitions), (&mount, [2, 3]));
+    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let line = info
+        .lines()
+        .find(|l| l.contains(mount.to_str().unwrap()))
+        .expect("the autoboot FAT is mounted");
+    if vfat {
+        for opt in ["nosuid", "nodev", "noexec", "vfat"] {
+            assert!(line.contains(opt), "{opt} missing: {line}");
+        }
+    }
+    // Asked again (the agent restarted): the mount is found, not made twice.
+    let again = hearth::agent::update::detect_tryboot(&dev_root, &sys_block, &bootloader, &mount)
+        .unwrap()
+        .unwrap();
+    assert!(matches!(again, BootSetup::Tryboot { boot_dir, .. } if boot_dir == mount));
+    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert_eq!(info.matches(mount.to_str().unwrap()).count(), 1);
+    std::fs::write(
+        mount.join("autoboot.txt"),
+        "[all]\ntryboot_a_b=1\nboot_partition=2\n[tryboot]\nboot_partition=3\n",
+    )
+    .unwrap();
+    std::fs::write(
+        d.join("version"),
+        "IMAGE_ID=hearth-test\nIMAGE_VERSION=1.0.0\n",
+    )
+    .unwrap();
+    std::fs::write(d.join("boot_id"), "boot-1\n").unwrap();
+
+    // The agent, on the real partitions.
+    let keys = d.join("keys");
+    std::fs::create_dir(&keys).unwrap();
+    let g = hearth::ota::keys::generate(d, "release").unwrap();
+    std::fs::copy(&g.public, keys.join("release.pub")).unwrap();
+    let BootSetup::Tryboot {
+        boot_dir,
+        bootloader_dir,
+        partitions,
+        ..
+    } = found
+    else {
+        unreachable!()
+    };
+    let config = UpdateConfig {
+        board: "rpi4".into(),
+        keyring_dir: keys,
+        boot: BootSetup::Tryboot {
+            boot_dir,
+            bootloader_dir,
+            partitions,
+            version_file: d.join("version"),
+        },
+        slots: SlotDevices::PartLabel {
+            dev_root: dev_root.clone(),
+        },
+        state_dir: d.join("run"),
+        boot_id_path: d.join("boot_id"),
+        reboot: RebootAction::TestRecord(d.join("reboots")),
+    };
+    let socket = d.join("agent.sock");
+    let listener = hearth::agent::server::listener(&socket, None).unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let (stop, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let thread = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let l = tokio::net::UnixListener::from_std(listener).unwrap();
+            Agent::new(AgentConfig {
+                sysroot: Sysroot::default(),
+                media_root: PathBuf::from("/nonexistent-media"),
+                allowed_uids: vec![0],
+                mount_owner: None,
+                update: Some(config),
+            })
+            .run(l, async {
+                let _ = stop_rx.await;
+            })
+            .await;
+        });
+    });
+
+    let st = agent_line(
+        &mut agent_conn(&socket),
+        &json!({"verb":"boot_status"}),
+        &[],
+    );
+    assert_eq!(st["result"]["slot"], "a", "{st}");
+    assert_eq!(st["result"]["version"], "1.0.0", "{st}");
+
+    let root = hearth_noise(1, 3 << 20);
+    let boot = hearth_noise(2, 1 << 20);
+    std::fs::write(d.join("root.img"), &root).unwrap();
+    std::fs::write(d.join("boot.img"), &boot).unwrap();
+    let meta = hearth::ota::bundle::create(
+        &hearth::ota::bundle::CreateSpec {
+            board: "rpi4".into(),
+            version: hearth::ota::Version(1, 1, 0),
+            min_version: hearth::ota::Version(1, 0, 0),
+            payloads: vec![
+                ("rootfs".into(), d.join("root.img")),
+                ("boot".into(), d.join("boot.img")),
+            ],
+        },
+        &hearth::ota::keys::SigningKey::load(&g.private).unwrap(),
+        &d.join("b.hbundle"),
+    )
+    .unwrap();
+    let bytes = std::fs::read(d.join("b.hbundle")).unwrap();
+    let pre = hearth::ota::bundle::parse_preamble(&bytes).unwrap();
+    let meta_bytes = &bytes[..pre.meta_len() as usize];
+
+    // The target partition is mounted: refused, whatever the boot control says.
+    let root_b = nodes[4].clone();
+    let st = Command::new("mkfs.ext4")
+        .args(["-q", "-F"])
+        .arg(&root_b)
+        .output()
+        .unwrap();
+    assert!(st.status.success());
+    let busy = d.join("busy");
+    std::fs::create_dir(&busy).unwrap();
+    Command::new("mount")
+        .args(["-o", "ro"])
+        .arg(&root_b)
+        .arg(&busy)
+        .status()
+        .unwrap();
+    let held = Unmount(busy.clone());
+    let r = agent_line(
+        &mut agent_conn(&socket),
+        &json!({"verb":"write_slot","meta_len": meta_bytes.len()}),
+        meta_bytes,
+    );
+    assert_eq!(r["error"]["code"], "bad_slot", "{r}");
+    assert!(
+        r["error"]["message"].as_str().unwrap().contains("mounted"),
+        "{r}"
+    );
+    drop(held);
+
+    // Written, read back, staged, tried, committed on the real FAT.
+    let mut s = agent_conn(&socket);
+    let r = agent_line(
+        &mut s,
+        &json!({"verb":"write_slot","meta_len": meta_bytes.len()}),
+        meta_bytes,
+    );
+    assert_eq!(r["result"]["slot"], "b", "{r}");
+    for (i, c) in meta.chunks.iter().enumerate() {
+        let data = if c.payload == 0 { &root } else { &boot };
+        let plain = &data[c.offset as usize..(c.offset + c.len as u64) as usize];
+        let r = agent_line(
+            &mut s,
+            &json!({"op":"chunk","index":i,"len":plain.len()}),
+            plain,
+        );
+        assert_eq!(r["ok"], true, "chunk {i}: {r}");
+    }
+    let r = agent_line(&mut s, &json!({"op":"finish"}), &[]);
+    assert_eq!(r["result"], json!({"slot":"b","version":"1.1.0"}), "{r}");
+    let mut on_disk = vec![0u8; root.len()];
+    use std::os::unix::fs::FileExt;
+    std::fs::File::open(&root_b)
+        .unwrap()
+        .read_exact_at(&mut on_disk, 0)
+        .unwrap();
+    assert!(on_disk == root, "root-b holds the new root");
+    let root_a = std::fs::read(&nodes[3]).unwrap();
+    assert!(root_a.iter().all(|&b| b == 0), "root-a (running) untouched");
+    let r = agent_line(
+        &mut agent_conn(&socket),
+        &json!({"verb":"set_next_boot","version":"1.1.0"}),
+        &[],
+    );
+    assert_eq!(r["ok"], true, "{r}");
+    let r = agent_line(&mut agent_conn(&socket), &json!({"verb":"reboot"}), &[]);
+    assert_eq!(r["result"]["tryboot"], true, "{r}");
+    // The firmware tries boot-b; the health check passes; the agent commits it.
+    std::fs::write(bootloader.join("partition"), 3u32.to_be_bytes()).unwrap();
+    std::fs::write(bootloader.join("tryboot"), 1u32.to_be_bytes()).unwrap();
+    std::fs::write(d.join("boot_id"), "boot-2\n").unwrap();
+    std::fs::write(
+        d.join("version"),
+        "IMAGE_ID=hearth-test\nIMAGE_VERSION=1.1.0\n",
+    )
+    .unwrap();
+    let r = agent_line(&mut agent_conn(&socket), &json!({"verb":"mark_good"}), &[]);
+    assert_eq!(r["result"]["slot"], "b", "{r}");
+    let _ = stop.send(());
+    thread.join().unwrap();
+    nix::mount::umount2(&mount, nix::mount::MntFlags::empty()).unwrap();
+    // What the firmware reads after the FAT was unmounted (and so written out).
+    std::fs::create_dir_all(&mount).unwrap();
+    Command::new("mount")
+        .args(["-o", "ro"])
+        .arg(&nodes[0])
+        .arg(&mount)
+        .status()
+        .unwrap();
+    let ab = std::fs::read_to_string(mount.join("autoboot.txt")).unwrap();
+    let ab = hearth::agent::boot::Autoboot::parse(&ab).unwrap();
+    assert_eq!((ab.committed, ab.tryboot), (3, 2));
+    assert!(!mount.join("autoboot.txt.new").exists());
+}
+
+/// Deterministic incompressible bytes.
+fn hearth_noise(seed: u64, len: usize) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut out = Vec::with_capacity(len + 8);
+    while out.len() < len {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        out.extend_from_slice(&x.to_le_bytes());
+    }
+    out.truncate(len);
+    out
 }

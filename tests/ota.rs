@@ -17,6 +17,8 @@ mod device;
 mod download;
 #[path = "ota/install_http.rs"]
 mod install_http;
+#[path = "ota/pi_update.rs"]
+mod pi_update;
 #[path = "ota/support.rs"]
 mod support;
 #[path = "ota/updates_http.rs"]

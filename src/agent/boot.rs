@@ -513,6 +513,9 @@ pub struct Tryboot {
     /// `/proc/sys/kernel/random/boot_id` of this boot: tells "trial not started yet" from
     /// "trial happened and failed".
     pub boot_id: String,
+    /// The running root's version (os-release `IMAGE_VERSION`), when known: the firmware
+    /// records none.
+    pub running_version: Option<Version>,
     pub ops: Box<dyn FsOps + Send + Sync>,
 }
 
@@ -591,8 +594,19 @@ impl Tryboot {
             bootloader_dir: bootloader_dir.to_path_buf(),
             partitions,
             boot_id: boot_id.trim().to_owned(),
+            running_version: None,
             ops: Box::new(RealFs),
         }
+    }
+
+    /// A trial was set up during this boot and not yet taken: the next reboot must ask the
+    /// firmware for `tryboot` (a plain reboot boots the committed slot again).
+    pub fn trial_armed(&self) -> Result<bool, BootError> {
+        let ab = self.autoboot()?;
+        let (part, _) = self.running_partition(&ab)?;
+        Ok(self.marker()?.is_some_and(|m| {
+            m.boot_id == self.boot_id && m.partition == ab.tryboot && m.partition != part
+        }))
     }
 
     fn autoboot(&self) -> Result<Autoboot, BootError> {
@@ -677,7 +691,7 @@ impl BootControl for Tryboot {
         };
         Ok(BootStatus {
             current,
-            version: None,
+            version: self.running_version,
             on_trial,
             rollback,
         })

@@ -56,14 +56,29 @@ pub enum BootSetup {
         esp: PathBuf,
         loader_entry: LoaderEntry,
     },
-    /// Raspberry Pi firmware tryboot; boot files live on the A/B boot partitions.
+    /// Raspberry Pi firmware tryboot; boot files live on the A/B boot partitions (the
+    /// `boot` payload is a whole FAT image of one), `autoboot.txt` on a small FAT of its own.
     Tryboot {
+        /// Where the autoboot FAT is mounted ([`AUTOBOOT_DIR`] on the device).
         boot_dir: PathBuf,
+        /// `/proc/device-tree/chosen/bootloader`: the partition the firmware booted, and
+        /// whether it was a tryboot.
         bootloader_dir: PathBuf,
         /// Partition numbers of boot-a and boot-b.
         partitions: [u32; 2],
+        /// The running root's os-release (`IMAGE_VERSION`, written by the image build):
+        /// the firmware records no version.
+        version_file: PathBuf,
     },
 }
+
+/// Where the agent mounts the Raspberry Pi's autoboot partition (inside its root-only
+/// runtime folder).
+pub const AUTOBOOT_DIR: &str = "/run/hearth-agent/autoboot";
+/// What the Raspberry Pi firmware reports about the boot it made.
+pub const PI_BOOTLOADER_DIR: &str = "/proc/device-tree/chosen/bootloader";
+/// The running root's version (`IMAGE_VERSION`), written by the image build.
+pub const VERSION_FILE: &str = crate::OS_RELEASE;
 
 /// Where the agent learns which systemd-boot entry is running.
 #[derive(Debug, Clone)]
@@ -153,6 +168,18 @@ pub enum UpdateError {
     Io(#[from] std::io::Error),
 }
 
+/// The `IMAGE_VERSION` of the running root's os-release; `None` when the file is missing,
+/// is not a Hearth image's, or the version is not `X.Y.Z`.
+fn read_version_file(path: &Path) -> Option<Version> {
+    let mut s = String::new();
+    File::open(path)
+        .ok()?
+        .take(16 * 1024)
+        .read_to_string(&mut s)
+        .ok()?;
+    crate::image_version(&s)?.parse().ok()
+}
+
 impl UpdateError {
     pub fn code(&self) -> &'static str {
         match self {
@@ -223,17 +250,24 @@ impl UpdateConfig {
                 }
                 Ok(Box::new(sb))
             }
-            BootSetup::Tryboot {
-                boot_dir,
-                bootloader_dir,
-                partitions,
-            } => Ok(Box::new(Tryboot::new(
-                boot_dir,
-                bootloader_dir,
-                *partitions,
-                &self.boot_id(),
-            ))),
+            BootSetup::Tryboot { .. } => Ok(Box::new(self.tryboot()?)),
         }
+    }
+
+    /// The Raspberry Pi boot control (only for [`BootSetup::Tryboot`]).
+    fn tryboot(&self) -> Result<Tryboot, UpdateError> {
+        let BootSetup::Tryboot {
+            boot_dir,
+            bootloader_dir,
+            partitions,
+            version_file,
+        } = &self.boot
+        else {
+            return Err(UpdateError::NotUpdatable);
+        };
+        let mut t = Tryboot::new(boot_dir, bootloader_dir, *partitions, &self.boot_id());
+        t.running_version = read_version_file(version_file);
+        Ok(t)
     }
 
     fn status(&self) -> Result<BootStatus, UpdateError> {
@@ -248,6 +282,14 @@ impl UpdateConfig {
                 let link = dev_root.join("disk/by-partlabel").join(label);
                 let dev = BlockDevice::new(dev_root, &link)
                     .map_err(|e| UpdateError::BadSlot(label.to_owned(), e.to_string()))?;
+                // Whatever the boot control says: a partition that is mounted (the running
+                // root above all) is never written.
+                if let Some(mp) = mounted_at(dev.path()) {
+                    return Err(UpdateError::BadSlot(
+                        label.to_owned(),
+                        format!("it is mounted at {}", mp.display()),
+                    ));
+                }
                 dev.path().to_path_buf()
             }
             SlotDevices::TestFiles { dir } => dir.join(format!("{label}.img")),
@@ -299,6 +341,152 @@ impl UpdateConfig {
         std::fs::rename(&tmp, self.staged_path())?;
         Ok(())
     }
+}
+
+/// The Raspberry Pi tryboot setup of this machine, when it is one: the firmware reported
+/// the partition it booted (`bootloader_dir`, `/proc/device-tree/chosen/bootloader`), and
+/// one disk holds the partitions `autoboot`, `boot-a`, `boot-b`, `root-a` and `root-b`.
+/// The autoboot FAT is mounted at `mount_dir` (root only) unless it is mounted already.
+/// `Ok(None)`: no Raspberry Pi firmware. `Err`: a Pi whose layout cannot be updated safely.
+pub fn detect_tryboot(
+    dev_root: &Path,
+    sys_block: &Path,
+    bootloader_dir: &Path,
+    mount_dir: &Path,
+) -> Result<Option<BootSetup>, String> {
+    if !bootloader_dir.is_dir() {
+        return Ok(None);
+    }
+    let mut disk: Option<String> = None;
+    let mut numbers = Vec::new();
+    let mut autoboot = None;
+    for label in ["autoboot", "boot-a", "boot-b", "root-a", "root-b"] {
+        let link = dev_root.join("disk/by-partlabel").join(label);
+        let dev = BlockDevice::new(dev_root, &link)
+            .map_err(|_| format!("there is no partition labelled {label}"))?;
+        let (d, n) = partition_of(sys_block, dev.path())?;
+        match &disk {
+            None => disk = Some(d),
+            Some(first) if *first == d => {}
+            Some(first) => {
+                return Err(format!(
+                    "partition {label} is on {d}, the others on {first} (two disks with Hearth's layout?)"
+                ));
+            }
+        }
+        numbers.push(n);
+        if label == "autoboot" {
+            autoboot = Some(dev);
+        }
+    }
+    let autoboot = autoboot.ok_or("there is no partition labelled autoboot")?;
+    let boot_dir = mount_autoboot(&autoboot, mount_dir)?;
+    Ok(Some(BootSetup::Tryboot {
+        boot_dir,
+        bootloader_dir: bootloader_dir.to_path_buf(),
+        partitions: [numbers[1], numbers[2]],
+        version_file: PathBuf::from(VERSION_FILE),
+    }))
+}
+
+/// The disk a partition device is on and its partition number, from sysfs:
+/// `<sys_block>/<name>` links to `…/<disk>/<name>`, whose `partition` file holds the number.
+pub fn partition_of(sys_block: &Path, dev: &Path) -> Result<(String, u32), String> {
+    let name = dev
+        .file_name()
+        .ok_or_else(|| format!("{} names no device", dev.display()))?;
+    let node = sys_block.join(name);
+    let real = std::fs::canonicalize(&node)
+        .map_err(|e| format!("cannot resolve {}: {e}", node.display()))?;
+    let disk = real
+        .parent()
+        .and_then(|p| p.file_name())
+        .map(|n| n.to_string_lossy().into_owned())
+        .ok_or_else(|| format!("{} has no parent disk", real.display()))?;
+    let mut text = String::new();
+    File::open(real.join("partition"))
+        .and_then(|f| f.take(16).read_to_string(&mut text))
+        .map_err(|e| format!("{} is not a partition: {e}", dev.display()))?;
+    let n = text
+        .trim()
+        .parse::<u32>()
+        .map_err(|_| format!("{} has no partition number", dev.display()))?;
+    Ok((disk, n))
+}
+
+/// Mounts the autoboot FAT at `dir` for root alone (`umask=0077`, no exec, no devices),
+/// unless it is mounted read-write already (then that mount is used).
+fn mount_autoboot(dev: &BlockDevice, dir: &Path) -> Result<PathBuf, String> {
+    let st = nix::sys::stat::stat(dev.path())
+        .map_err(|e| format!("cannot stat {}: {e}", dev.path().display()))?;
+    let id = format!(
+        "{}:{}",
+        nix::sys::stat::major(st.st_rdev),
+        nix::sys::stat::minor(st.st_rdev)
+    );
+    let mounts = crate::disks::discover::mounts(&crate::disks::Sysroot::default());
+    if let Some(m) = mounts.iter().find(|m| m.dev_t == id) {
+        if m.read_only {
+            return Err(format!(
+                "the autoboot partition is mounted read-only at {}",
+                m.mount_point.display()
+            ));
+        }
+        return Ok(m.mount_point.clone());
+    }
+    if let Some(m) = mounts.iter().find(|m| m.mount_point == dir) {
+        return Err(format!(
+            "{} is taken by {} already",
+            dir.display(),
+            m.source
+        ));
+    }
+    if let Some(parent) = dir.parent() {
+        std::fs::create_dir_all(parent)
+            .and_then(|()| {
+                std::fs::set_permissions(
+                    parent,
+                    <std::fs::Permissions as std::os::unix::fs::PermissionsExt>::from_mode(0o700),
+                )
+            })
+            .map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
+    }
+    std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    nix::mount::mount(
+        Some(dev.path()),
+        dir,
+        Some("vfat"),
+        nix::mount::MsFlags::MS_NOSUID
+            | nix::mount::MsFlags::MS_NODEV
+            | nix::mount::MsFlags::MS_NOEXEC
+            | nix::mount::MsFlags::MS_NOATIME,
+        Some("uid=0,gid=0,umask=0077"),
+    )
+    .map_err(|e| {
+        format!(
+            "cannot mount the autoboot partition {} at {}: {}",
+            dev.path().display(),
+            dir.display(),
+            e.desc()
+        )
+    })?;
+    tracing::info!(device = %dev.path().display(), at = %dir.display(), "mounted the autoboot partition");
+    Ok(dir.to_path_buf())
+}
+
+/// Where the block device `dev` is mounted, if anywhere (by device number, so any name of
+/// it counts).
+fn mounted_at(dev: &Path) -> Option<PathBuf> {
+    let st = nix::sys::stat::stat(dev).ok()?;
+    let id = format!(
+        "{}:{}",
+        nix::sys::stat::major(st.st_rdev),
+        nix::sys::stat::minor(st.st_rdev)
+    );
+    crate::disks::discover::mounts(&crate::disks::Sysroot::default())
+        .into_iter()
+        .find(|m| m.dev_t == id)
+        .map(|m| m.mount_point)
 }
 
 /// Reads a UTF-16LE EFI string variable (4 bytes of attributes first).
@@ -416,25 +604,54 @@ pub fn mark_bad(config: Option<&UpdateConfig>) -> Result<BootInfo, UpdateError> 
 
 /// Reboots the device; only where the agent runs with an update setup (the appliance),
 /// never on a development box.
+///
+/// On a Raspberry Pi with a trial set up during this boot, the reboot asks the firmware for
+/// its one-shot `tryboot` (`systemctl reboot "0 tryboot"`: the kernel's Raspberry Pi firmware
+/// driver passes the flag on); any other reboot, and any crash, boots the committed slot.
 pub fn reboot(config: Option<&UpdateConfig>) -> Result<serde_json::Value, UpdateError> {
-    let action = config.ok_or(UpdateError::NotUpdatable)?.reboot.clone();
-    match action {
+    let c = config.ok_or(UpdateError::NotUpdatable)?;
+    let tryboot = match &c.boot {
+        BootSetup::Tryboot { .. } => match c
+            .tryboot()
+            .and_then(|t| t.trial_armed().map_err(UpdateError::from))
+        {
+            Ok(armed) => armed,
+            Err(e) => {
+                // A reboot is still wanted (the unhealthy path): the committed slot boots.
+                tracing::warn!(error = %e, "cannot tell whether a trial is set up; a plain reboot");
+                false
+            }
+        },
+        BootSetup::SystemdBoot { .. } => false,
+    };
+    match c.reboot.clone() {
         RebootAction::TestRecord(path) => {
             let mut f = OpenOptions::new().create(true).append(true).open(path)?;
-            writeln!(f, "reboot")?;
+            writeln!(
+                f,
+                "{}",
+                if tryboot {
+                    "reboot 0 tryboot"
+                } else {
+                    "reboot"
+                }
+            )?;
         }
         RebootAction::Systemctl => {
             // After the answer has gone out; systemd stops the agent cleanly on the way down.
-            std::thread::spawn(|| {
+            std::thread::spawn(move || {
                 std::thread::sleep(std::time::Duration::from_millis(500));
-                let r = std::process::Command::new("systemctl")
-                    .arg("reboot")
-                    .status();
-                tracing::info!(result = ?r, "asked systemd to reboot");
+                let mut cmd = std::process::Command::new("systemctl");
+                cmd.arg("reboot");
+                if tryboot {
+                    cmd.arg("0 tryboot");
+                }
+                let r = cmd.status();
+                tracing::info!(result = ?r, tryboot, "asked systemd to reboot");
             });
         }
     }
-    Ok(serde_json::json!({"rebooting": true}))
+    Ok(serde_json::json!({"rebooting": true, "tryboot": tryboot}))
 }
 
 pub fn set_next_boot(
@@ -872,6 +1089,86 @@ mod tests {
     fn ranges_collapse_runs() {
         assert_eq!(ranges(&[]), vec![]);
         assert_eq!(ranges(&[0, 1, 2, 5, 6, 9]), vec![(0, 3), (5, 7), (9, 10)]);
+    }
+
+    #[test]
+    fn partitions_are_found_through_sysfs() {
+        let t = tempfile::tempdir().unwrap();
+        let devices = t.path().join("devices/platform/emmc/mmcblk0");
+        let class = t.path().join("class/block");
+        std::fs::create_dir_all(&class).unwrap();
+        for (name, number) in [
+            ("mmcblk0p2", Some("2\n")),
+            ("mmcblk0p9", Some("x\n")),
+            ("mmcblk0", None),
+        ] {
+            let dir = if name == "mmcblk0" {
+                devices.clone()
+            } else {
+                devices.join(name)
+            };
+            std::fs::create_dir_all(&dir).unwrap();
+            if let Some(n) = number {
+                std::fs::write(dir.join("partition"), n).unwrap();
+            }
+            std::os::unix::fs::symlink(&dir, class.join(name)).unwrap();
+        }
+        assert_eq!(
+            partition_of(&class, Path::new("/dev/mmcblk0p2")),
+            Ok(("mmcblk0".to_owned(), 2))
+        );
+        let table = [
+            ("/dev/mmcblk0", "is not a partition"),
+            ("/dev/mmcblk0p9", "has no partition number"),
+            ("/dev/sdz1", "cannot resolve"),
+        ];
+        for (dev, want) in table {
+            let e = partition_of(&class, Path::new(dev)).unwrap_err();
+            assert!(e.contains(want), "{dev}: {e}");
+        }
+    }
+
+    #[test]
+    fn not_a_pi_without_the_firmware_report() {
+        let t = tempfile::tempdir().unwrap();
+        let got = detect_tryboot(
+            t.path(),
+            t.path(),
+            &t.path().join("no-bootloader"),
+            &t.path().join("autoboot"),
+        );
+        assert!(matches!(got, Ok(None)));
+        // The firmware reported a boot, but the disk lacks the tryboot layout: refused,
+        // and nothing is mounted.
+        std::fs::create_dir(t.path().join("bootloader")).unwrap();
+        let got = detect_tryboot(
+            t.path(),
+            t.path(),
+            &t.path().join("bootloader"),
+            &t.path().join("autoboot"),
+        );
+        assert_eq!(got.unwrap_err(), "there is no partition labelled autoboot");
+        assert!(!t.path().join("autoboot").exists());
+    }
+
+    #[test]
+    fn version_files() {
+        let t = tempfile::tempdir().unwrap();
+        let p = t.path().join("version");
+        for (text, want) in [
+            (
+                "ID=debian\nIMAGE_ID=hearth-rpi4\nIMAGE_VERSION=1.2.3\n",
+                Some(Version(1, 2, 3)),
+            ),
+            ("IMAGE_ID=hearth-rpi4\nIMAGE_VERSION=1.2\n", None),
+            ("", None),
+            ("1.2.3\n", None),
+            ("IMAGE_ID=hearth-rpi4\nIMAGE_VERSION=1.2.3-rc1\n", None),
+        ] {
+            std::fs::write(&p, text).unwrap();
+            assert_eq!(read_version_file(&p), want, "{text:?}");
+        }
+        assert_eq!(read_version_file(&t.path().join("missing")), None);
     }
 
     #[test]

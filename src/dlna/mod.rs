@@ -6,12 +6,14 @@
 //!
 //! - [`settings`]: which libraries, on/off, home mode, the view the settings page shows;
 //! - [`tree`]: the ContentDirectory object tree over the libraries, Browse and Search;
+//! - [`control`]: the ContentDirectory and ConnectionManager actions (Browse, Search, …);
 //! - [`criteria`]: the UPnP search-criteria and sort-criteria languages;
 //! - [`soap`]: SOAP envelopes, faults and DIDL-Lite, read and written with quick-xml;
 //! - [`profile`]: MIME types → DLNA profile names and `protocolInfo` strings;
 //! - [`description`]: the device description and the two service descriptions (SCPD);
 //! - [`ssdp`]: SSDP announcements and M-SEARCH answers on the LAN interfaces.
 
+pub mod control;
 pub mod criteria;
 pub mod description;
 pub mod profile;

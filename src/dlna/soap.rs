@@ -83,6 +83,17 @@ impl Fault {
     }
 }
 
+/// Whether `s` can be a UPnP action or argument name: ASCII letters, digits, `_`, `-`
+/// and `.` (UPnP Device Architecture 1.0 §2.5 names are shorter than 32 such characters).
+/// Anything else (quick-xml itself takes `Filter/` or `b:c` as a local name) could not be
+/// written back as the same name, and no player sends it.
+fn is_upnp_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 64
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
+}
+
 /// Reads an action call. Anything that is not one well-formed SOAP envelope with one
 /// action element in its body is `InvalidAction`; bad argument lists are `InvalidArgs`.
 pub fn parse_call(body: &[u8]) -> Result<Call, Fault> {
@@ -127,6 +138,9 @@ pub fn parse_call(body: &[u8]) -> Result<Call, Fault> {
                     1 if local == "Header" && ns_is(SOAP_ENV) => skip = Some(0),
                     1 if local == "Body" && ns_is(SOAP_ENV) => {}
                     2 if !done_action => {
+                        if !is_upnp_name(&local) {
+                            return Err(Fault::InvalidAction);
+                        }
                         let service = ns_string.ok_or(Fault::InvalidAction)?;
                         call = Some(Call {
                             service,
@@ -136,7 +150,7 @@ pub fn parse_call(body: &[u8]) -> Result<Call, Fault> {
                         done_action = true;
                     }
                     3 => {
-                        if current.is_some() {
+                        if current.is_some() || !is_upnp_name(&local) {
                             return Err(Fault::InvalidArgs);
                         }
                         current = Some((local, String::new()));
@@ -507,6 +521,59 @@ mod tests {
         ];
         for (body, want) in cases {
             assert_eq!(parse_call(body.as_bytes()), Err(want), "{body}");
+        }
+    }
+
+    /// Found by the `soap` fuzz target (its round trip through `response`): `<Filter//>`
+    /// was read as an argument named `Filter/`, which reads back as a different element.
+    /// Names that are not UPnP names are refused; every call that is read writes back as
+    /// the same call.
+    #[test]
+    fn names_are_upnp_names_and_calls_round_trip() {
+        let cd = CONTENT_DIRECTORY;
+        for (inner, want) in [
+            (
+                format!(r#"<u:Browse xmlns:u="{cd}"><Filter//></u:Browse>"#),
+                Fault::InvalidArgs,
+            ),
+            (
+                format!(r#"<u:Browse xmlns:u="{cd}"><a:b:c>1</a:b:c></u:Browse>"#),
+                Fault::InvalidArgs,
+            ),
+            (
+                format!(r#"<u:Browse xmlns:u="{cd}"><Oé>1</Oé></u:Browse>"#),
+                Fault::InvalidArgs,
+            ),
+            (
+                format!(r#"<u:Brow/se xmlns:u="{cd}"></u:Brow/se>"#),
+                Fault::InvalidAction,
+            ),
+            (
+                format!(r#"<u:Browse// xmlns:u="{cd}"/>"#),
+                Fault::InvalidAction,
+            ),
+        ] {
+            let body = envelope(&inner);
+            assert_eq!(parse_call(body.as_bytes()), Err(want), "{inner}");
+        }
+        for inner in [
+            format!(
+                r#"<u:Browse xmlns:u="{cd}"><ObjectID>0</ObjectID><Filter>a &amp; &lt;b&gt; "c" 'd'</Filter><X.y-z_1><![CDATA[<x>]]></X.y-z_1><E></E></u:Browse>"#
+            ),
+            format!(
+                "<Search xmlns=\"{cd}\"><SearchCriteria>dc:title = \"\u{a0}\u{1}\"</SearchCriteria></Search>"
+            ),
+        ] {
+            let call = parse_call(envelope(&inner).as_bytes()).unwrap();
+            let args: Vec<(&str, String)> = call
+                .args
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.clone()))
+                .collect();
+            let back = parse_call(&response(&call.service, &call.action, &args)).unwrap();
+            assert_eq!(back.service, call.service);
+            assert_eq!(back.action, format!("{}Response", call.action));
+            assert_eq!(back.args, call.args, "{inner}");
         }
     }
 

@@ -234,7 +234,9 @@ fn read_name(msg: &[u8], mut pos: usize) -> Option<(String, usize)> {
                 if total > 255 {
                     return None;
                 }
-                labels.push(String::from_utf8_lossy(label).into_owned());
+                // A dot inside a label is escaped (as in RFC 1035 §5.1), so one label
+                // `hearth.local` cannot pass for the two labels of our name.
+                labels.push(String::from_utf8_lossy(label).replace('.', "\\."));
                 pos += 1 + len;
             }
             0xc0 => {
@@ -346,13 +348,22 @@ pub fn answer(
 ) -> Option<Vec<u8>> {
     let all = advert.records(addr);
     let mut answers: Vec<Record> = Vec::new();
+    // The questions a legacy answer repeats: only those answered, each once, so the answer
+    // stays bounded by our own records however many questions (or however long names) the
+    // query carried.
+    let mut answered: Vec<Question> = Vec::new();
     for q in questions {
         for r in &all {
-            if r.name.eq_ignore_ascii_case(&q.name)
-                && (q.qtype == r.rtype || q.qtype == T_ANY)
-                && !answers.contains(r)
-            {
-                answers.push(r.clone());
+            if r.name.eq_ignore_ascii_case(&q.name) && (q.qtype == r.rtype || q.qtype == T_ANY) {
+                if !answers.contains(r) {
+                    answers.push(r.clone());
+                }
+                if !answered
+                    .iter()
+                    .any(|a| a.name == q.name && a.qtype == q.qtype)
+                {
+                    answered.push(q.clone());
+                }
             }
         }
     }
@@ -394,7 +405,7 @@ pub fn answer(
             additional.push(r.clone());
         }
     }
-    Some(message(mode, questions, &answers, &additional))
+    Some(message(mode, &answered, &answers, &additional))
 }
 
 /// Every record, for announcements and goodbyes.
@@ -592,6 +603,69 @@ mod tests {
         assert!(msg.windows(4).any(|w| w == [192, 168, 1, 2]));
         let ann = announcement(&a, "192.168.1.2".parse().unwrap(), false);
         assert!(String::from_utf8_lossy(&ann).contains("_https"));
+    }
+
+    /// Found while writing the `mdns` fuzz target's size bound: a legacy answer repeated
+    /// every question, so this 457-byte query (one real question, then 31 copies of one
+    /// long name of invalid UTF-8, which grows threefold when read) drew a 22,037-byte
+    /// answer, past the 9000-byte mDNS limit: a 48× amplifier towards any address on the
+    /// LAN a query claims to come from.
+    #[test]
+    fn legacy_answers_repeat_only_answered_questions() {
+        let mut m = query(9, &[("hearth.local", T_A, false)]);
+        m[5] = 32;
+        let long_at = m.len();
+        for _ in 0..11 {
+            m.push(21);
+            m.extend_from_slice(&[0xff; 21]);
+        }
+        m.push(0);
+        m.extend_from_slice(&[0, 1, 0, 1]);
+        for _ in 0..30 {
+            m.extend_from_slice(&[0xc0, long_at as u8, 0, 1, 0, 1]);
+        }
+        let (id, qs) = parse_query(&m).unwrap();
+        assert_eq!(qs.len(), 32);
+        let msg = answer(
+            &advert(),
+            "10.0.0.2".parse().unwrap(),
+            &qs,
+            Mode::Legacy { id },
+        )
+        .unwrap();
+        assert!(msg.len() <= 9000, "{} bytes", msg.len());
+        assert_eq!(
+            u16::from_be_bytes([msg[4], msg[5]]),
+            1,
+            "one question repeated"
+        );
+        // The same question twice is repeated once.
+        let (id, qs) = parse_query(&query(
+            3,
+            &[("hearth.local", T_A, false), ("HEARTH.local", T_A, false)],
+        ))
+        .unwrap();
+        let msg = answer(
+            &advert(),
+            "10.0.0.2".parse().unwrap(),
+            &qs,
+            Mode::Legacy { id },
+        )
+        .unwrap();
+        assert_eq!(u16::from_be_bytes([msg[4], msg[5]]), 1);
+    }
+
+    #[test]
+    fn a_dot_inside_a_label_is_not_a_separator() {
+        // One label `hearth.local` under the root is not the name hearth.local.
+        let mut m = query(1, &[]);
+        m[5] = 1;
+        m.push(12);
+        m.extend_from_slice(b"hearth.local");
+        m.extend_from_slice(&[0, 0, 1, 0, 1]);
+        let (_, qs) = parse_query(&m).unwrap();
+        assert_eq!(qs[0].name, "hearth\\.local");
+        assert!(answer(&advert(), "10.0.0.2".parse().unwrap(), &qs, Mode::Multicast).is_none());
     }
 
     #[test]

@@ -19,19 +19,17 @@ use utoipa_axum::routes;
 use super::auth::Owner;
 use super::error::{ErrorBody, from_rejection};
 use super::{ApiError, AppState};
-use crate::dlna::criteria;
+use crate::dlna::control;
 use crate::dlna::description as desc;
 use crate::dlna::settings::{self, DlnaError, DlnaStatus, DlnaUpdate};
-use crate::dlna::soap::{self, CONNECTION_MANAGER, CONTENT_DIRECTORY, Call, Fault, PropertyFilter};
-use crate::dlna::tree::{self, Access, Object, ObjectId};
+use crate::dlna::soap::{self, CONNECTION_MANAGER, CONTENT_DIRECTORY, Call, Fault};
+use crate::dlna::tree::Access;
 use crate::net::{ClientInfo, NetClass};
 use crate::policy::{self, Actor, Context, DLNA_PROFILE_ID, Presented};
 use crate::stream::signed::{self, MediaGrant};
 
 /// Largest SOAP request accepted (real ones are well under 2 KiB).
 pub const SOAP_MAX_BYTES: usize = 16 * 1024;
-/// Most objects one Browse or Search returns; players page for more.
-const MAX_RETURNED: usize = 1000;
 
 impl From<DlnaError> for ApiError {
     fn from(e: DlnaError) -> Self {
@@ -293,17 +291,6 @@ impl soap::Links for MediaLinks {
     }
 }
 
-fn arg<'a>(call: &'a Call, name: &str) -> Result<&'a str, Fault> {
-    call.arg(name).ok_or(Fault::InvalidArgs)
-}
-
-fn ui4(call: &Call, name: &str) -> Result<usize, Fault> {
-    let v = arg(call, name)?.trim();
-    v.parse::<u32>()
-        .map(|n| n as usize)
-        .map_err(|_| Fault::InvalidArgs)
-}
-
 async fn cd_control(
     State(state): State<AppState>,
     Extension(client): Extension<ClientInfo>,
@@ -321,9 +308,20 @@ async fn cd_control(
     };
     let base = base_url(&headers);
     let st = state.clone();
-    let done =
-        tokio::task::spawn_blocking(move || content_directory(&st, &actor, &ctx, &call, base))
-            .await;
+    let done = tokio::task::spawn_blocking(move || {
+        let (lib_ok, item_ok) = super::library::access(&actor, &ctx);
+        let access = Access {
+            library: &lib_ok,
+            item: &item_ok,
+        };
+        let links = MediaLinks {
+            base,
+            key: signed::key(&st.store).map_err(|_| Fault::ActionFailed)?,
+            expires: crate::now_secs() + signed::URL_LIFETIME_SECS,
+        };
+        control::content_directory(&st.store, &access, &links, &call)
+    })
+    .await;
     match done {
         Ok(Ok(body)) => xml(body),
         Ok(Err(f)) => fault_response(f),
@@ -331,120 +329,6 @@ async fn cd_control(
             tracing::error!(error = %e, "a ContentDirectory action failed");
             fault_response(Fault::ActionFailed)
         }
-    }
-}
-
-/// SystemUpdateID: changes when a chosen library is rescanned (the end of its last scan).
-fn system_update_id(state: &AppState, access: &Access<'_>) -> Result<u32, Fault> {
-    let libs = state
-        .store
-        .read(|rx| rx.libraries())
-        .map_err(|_| Fault::ActionFailed)?;
-    Ok(libs
-        .iter()
-        .filter(|l| (access.library)(l))
-        .filter_map(|l| l.last_scan)
-        .max()
-        .unwrap_or(0) as u32)
-}
-
-/// Runs one ContentDirectory action as the DLNA profile. Blocks on the database.
-fn content_directory(
-    state: &AppState,
-    actor: &Actor,
-    ctx: &Context,
-    call: &Call,
-    base: String,
-) -> Result<Vec<u8>, Fault> {
-    let (lib_ok, item_ok) = super::library::access(actor, ctx);
-    let access = Access {
-        library: &lib_ok,
-        item: &item_ok,
-    };
-    let out = |args: &[(&str, String)]| soap::response(CONTENT_DIRECTORY, &call.action, args);
-    match call.action.as_str() {
-        "GetSearchCapabilities" => Ok(out(&[("SearchCaps", criteria::SEARCH_CAPABILITIES.into())])),
-        "GetSortCapabilities" => Ok(out(&[("SortCaps", criteria::SORT_CAPABILITIES.into())])),
-        "GetSystemUpdateID" => Ok(out(&[(
-            "Id",
-            system_update_id(state, &access)?.to_string(),
-        )])),
-        "Browse" | "Search" => {
-            let browse = call.action == "Browse";
-            let id_arg = if browse { "ObjectID" } else { "ContainerID" };
-            let id = ObjectId::parse(arg(call, id_arg)?.trim());
-            let filter = PropertyFilter::parse(arg(call, "Filter")?);
-            let start = ui4(call, "StartingIndex")?;
-            let count = ui4(call, "RequestedCount")?;
-            let keys = criteria::parse_sort(arg(call, "SortCriteria")?)
-                .map_err(|_| Fault::InvalidSortCriteria)?;
-            let store = &state.store;
-            let mut objects: Vec<Object> = if browse {
-                let flag = arg(call, "BrowseFlag")?;
-                let Some(id) = id else {
-                    return Err(Fault::NoSuchObject);
-                };
-                match flag {
-                    "BrowseMetadata" => {
-                        if start != 0 {
-                            return Err(Fault::InvalidArgs);
-                        }
-                        match tree::object(store, &id, &access).map_err(|_| Fault::ActionFailed)? {
-                            Some(o) => vec![o],
-                            None => return Err(Fault::NoSuchObject),
-                        }
-                    }
-                    "BrowseDirectChildren" => match tree::children(store, &id, &access)
-                        .map_err(|_| Fault::ActionFailed)?
-                    {
-                        Some(c) => c,
-                        None if matches!(id, ObjectId::Item(_)) => {
-                            // An item has no children; the spec allows an empty answer.
-                            match tree::object(store, &id, &access)
-                                .map_err(|_| Fault::ActionFailed)?
-                            {
-                                Some(_) => Vec::new(),
-                                None => return Err(Fault::NoSuchObject),
-                            }
-                        }
-                        None => return Err(Fault::NoSuchObject),
-                    },
-                    _ => return Err(Fault::InvalidArgs),
-                }
-            } else {
-                let crit = criteria::parse(arg(call, "SearchCriteria")?)
-                    .map_err(|_| Fault::InvalidSearchCriteria)?;
-                let Some(id) = id else {
-                    return Err(Fault::NoSuchContainer);
-                };
-                tree::search(store, &id, &crit, &access)
-                    .map_err(|_| Fault::ActionFailed)?
-                    .ok_or(Fault::NoSuchContainer)?
-            };
-            tree::sort(&mut objects, &keys);
-            let total = objects.len();
-            let take = if count == 0 {
-                MAX_RETURNED
-            } else {
-                count.min(MAX_RETURNED)
-            };
-            let page: Vec<Object> = objects.into_iter().skip(start).take(take).collect();
-            let key = signed::key(store).map_err(|_| Fault::ActionFailed)?;
-            let links = MediaLinks {
-                base,
-                key,
-                expires: crate::now_secs() + signed::URL_LIFETIME_SECS,
-            };
-            let didl = soap::didl(&page, &filter, &links);
-            let update = system_update_id(state, &access)?;
-            Ok(out(&[
-                ("Result", didl),
-                ("NumberReturned", page.len().to_string()),
-                ("TotalMatches", total.to_string()),
-                ("UpdateID", update.to_string()),
-            ]))
-        }
-        _ => Err(Fault::InvalidAction),
     }
 }
 
@@ -463,27 +347,9 @@ async fn cm_control(
         Ok(None) => return plain(StatusCode::NOT_FOUND, DLNA_OFF),
         Err(e) => return e.into_response(),
     }
-    let out = |args: &[(&str, String)]| xml(soap::response(CONNECTION_MANAGER, &call.action, args));
-    match call.action.as_str() {
-        "GetProtocolInfo" => out(&[
-            ("Source", crate::dlna::profile::source_protocols()),
-            ("Sink", String::new()),
-        ]),
-        "GetCurrentConnectionIDs" => out(&[("ConnectionIDs", "0".into())]),
-        "GetCurrentConnectionInfo" => match call.arg("ConnectionID").map(str::trim) {
-            Some("0") => out(&[
-                ("RcsID", "-1".into()),
-                ("AVTransportID", "-1".into()),
-                ("ProtocolInfo", String::new()),
-                ("PeerConnectionManager", String::new()),
-                ("PeerConnectionID", "-1".into()),
-                ("Direction", "Output".into()),
-                ("Status", "OK".into()),
-            ]),
-            Some(_) => fault_response(Fault::InvalidConnectionReference),
-            None => fault_response(Fault::InvalidArgs),
-        },
-        _ => fault_response(Fault::InvalidAction),
+    match control::connection_manager(&call) {
+        Ok(body) => xml(body),
+        Err(f) => fault_response(f),
     }
 }
 

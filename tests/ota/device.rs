@@ -102,22 +102,9 @@ impl Device {
             mount_owner: None,
             update: Some(self.config(entry)),
         };
-        let (stop, stop_rx) = tokio::sync::oneshot::channel::<()>();
-        self.thread = Some(std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async move {
-                let l = tokio::net::UnixListener::from_std(listener).unwrap();
-                Agent::new(config)
-                    .run(l, async {
-                        let _ = stop_rx.await;
-                    })
-                    .await;
-            });
-        }));
+        let (stop, thread) = spawn_agent(listener, config);
         self.stop = Some(stop);
+        self.thread = Some(thread);
     }
 
     pub fn halt(&mut self) {
@@ -181,6 +168,33 @@ impl Drop for Device {
     fn drop(&mut self) {
         self.halt();
     }
+}
+
+/// Runs a real agent with `config` on `listener` in a thread of its own, until the sender
+/// is used or dropped.
+pub fn spawn_agent(
+    listener: std::os::unix::net::UnixListener,
+    config: AgentConfig,
+) -> (
+    tokio::sync::oneshot::Sender<()>,
+    std::thread::JoinHandle<()>,
+) {
+    let (stop, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let thread = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let l = tokio::net::UnixListener::from_std(listener).unwrap();
+            Agent::new(config)
+                .run(l, async {
+                    let _ = stop_rx.await;
+                })
+                .await;
+        });
+    });
+    (stop, thread)
 }
 
 /// One raw exchange with the agent: a request line (plus raw bytes), one answer line.

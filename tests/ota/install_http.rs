@@ -26,7 +26,7 @@ fn start(data: &std::path::Path, dev: &Device, channel: &str) -> TestServer {
     })
 }
 
-fn claim(s: &TestServer) -> String {
+pub(crate) fn claim(s: &TestServer) -> String {
     let code = hearth::identity::setup_code::read(&s.data)
         .unwrap()
         .unwrap();
@@ -41,7 +41,7 @@ fn claim(s: &TestServer) -> String {
     r.json()["token"].as_str().unwrap().to_owned()
 }
 
-fn login(s: &TestServer) -> String {
+pub(crate) fn login(s: &TestServer) -> String {
     let r = send(
         "POST",
         &s.url("/api/v1/auth/login"),
@@ -54,7 +54,7 @@ fn login(s: &TestServer) -> String {
 }
 
 /// Polls `GET /api/v1/updates` until the install leaves the running states.
-fn wait_install(s: &TestServer, t: &str) -> Value {
+pub(crate) fn wait_install(s: &TestServer, t: &str) -> Value {
     let deadline = Instant::now() + Duration::from_secs(120);
     let mut seen_progress = false;
     loop {
@@ -82,7 +82,7 @@ fn wait_install(s: &TestServer, t: &str) -> Value {
     }
 }
 
-fn channel_files(version: &str, bundle: &[u8]) -> HashMap<String, Vec<u8>> {
+pub(crate) fn channel_files(version: &str, bundle: &[u8]) -> HashMap<String, Vec<u8>> {
     let mut files = HashMap::new();
     files.insert(
         format!("/ch/{BOARD}/stable/channel.json"),

@@ -121,7 +121,13 @@ impl FsOps for RealFs {
         fs::OpenOptions::new().write(true).open(path)?.sync_all()
     }
     fn rename(&self, from: &Path, to: &Path) -> std::io::Result<()> {
-        fs::rename(from, to)
+        fs::rename(from, to)?;
+        // On FAT (the ESP, the Pi's autoboot partition) a rename writes the new directory
+        // entry with no data, and the file's clusters and size reach it only when the
+        // file's own inode is written back. Syncing the directory alone left a blessed
+        // entry empty after a power cut (seen in the image tier), and systemd-boot then
+        // booted the old version. Sync the file itself at its new name.
+        fs::File::open(to)?.sync_all()
     }
     fn remove(&self, path: &Path) -> std::io::Result<()> {
         fs::remove_file(path)

@@ -593,6 +593,8 @@ pub fn mark_bad(config: Option<&UpdateConfig>) -> Result<BootInfo, UpdateError> 
             bad.tries_left = Some(0);
             let dir = sb.entries_dir();
             std::fs::rename(dir.join(&entry.file), dir.join(bad.file_name()))?;
+            // The file too: on FAT its new directory entry gets its data only then.
+            File::open(dir.join(bad.file_name()))?.sync_all()?;
             File::open(&dir)?.sync_all()?;
             tracing::warn!(entry = %entry.file, "the slot on trial is unhealthy; it will not be tried again");
         }

@@ -775,8 +775,8 @@ fn pi_tryboot_on_real_partitions() {
     assert_eq!(st["result"]["slot"], "a", "{st}");
     assert_eq!(st["result"]["version"], "1.0.0", "{st}");
 
-    let root = hearth_noise(1, 3 << 20);
-    let boot = hearth_noise(2, 1 << 20);
+    let root = common::noise(1, 3 << 20);
+    let boot = common::noise(2, 1 << 20);
     std::fs::write(d.join("root.img"), &root).unwrap();
     std::fs::write(d.join("boot.img"), &boot).unwrap();
     let meta = hearth::ota::bundle::create(
@@ -889,18 +889,4 @@ fn pi_tryboot_on_real_partitions() {
     let ab = hearth::agent::boot::Autoboot::parse(&ab).unwrap();
     assert_eq!((ab.committed, ab.tryboot), (3, 2));
     assert!(!mount.join("autoboot.txt.new").exists());
-}
-
-/// Deterministic incompressible bytes.
-fn hearth_noise(seed: u64, len: usize) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    let mut out = Vec::with_capacity(len + 8);
-    while out.len() < len {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        out.extend_from_slice(&x.to_le_bytes());
-    }
-    out.truncate(len);
-    out
 }

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::common::{TestServer, get, send};
+use crate::common::{Reply, TestServer, get, send};
 use crate::device::Device;
 use crate::download::{Fault, serve};
 use crate::support::{Publisher, noise};
@@ -51,6 +51,11 @@ pub(crate) fn login(s: &TestServer) -> String {
     );
     assert_eq!(r.status, 200, "{}", r.body);
     r.json()["token"].as_str().unwrap().to_owned()
+}
+
+/// `POST path` as the signed-in owner.
+pub(crate) fn post(s: &TestServer, t: &str, path: &str, body: &Value) -> Reply {
+    send("POST", &s.url(path), Some(t), body)
 }
 
 /// Polls `GET /api/v1/updates` until the install leaves the running states.
@@ -131,44 +136,23 @@ fn install_from_the_channel_trial_rollback_and_install_recorded_at_start() {
     assert_eq!(v["install"], Value::Null);
     assert_eq!(v["allow_downgrade"], false);
     assert_eq!(v["history"], json!([]));
-    let r = send(
-        "POST",
-        &s.url("/api/v1/updates/install"),
-        Some(&t),
-        &json!({}),
-    );
+    let r = post(&s, &t, "/api/v1/updates/install", &json!({}));
     assert_eq!(r.status, 409, "nothing offered before a check: {}", r.body);
     assert_eq!(r.error_code(), "nothing_offered");
-    let r = send(
-        "POST",
-        &s.url("/api/v1/updates/reboot"),
-        Some(&t),
-        &json!({}),
-    );
+    let r = post(&s, &t, "/api/v1/updates/reboot", &json!({}));
     assert_eq!(r.status, 409, "{}", r.body);
     assert_eq!(r.error_code(), "nothing_staged");
 
-    let v = send(
-        "POST",
-        &s.url("/api/v1/updates/check"),
-        Some(&t),
-        &json!({}),
-    )
-    .json();
+    let v = post(&s, &t, "/api/v1/updates/check", &json!({})).json();
     assert_eq!(v["available"]["version"], "1.1.0", "{v}");
-    let r = send(
-        "POST",
-        &s.url("/api/v1/updates/install"),
-        Some(&t),
+    let r = post(
+        &s,
+        &t,
+        "/api/v1/updates/install",
         &json!({"reboot": false, "now": true}),
     );
     assert_eq!(r.status, 422, "unknown fields are refused: {}", r.body);
-    let r = send(
-        "POST",
-        &s.url("/api/v1/updates/install"),
-        Some(&t),
-        &json!({"reboot": false}),
-    );
+    let r = post(&s, &t, "/api/v1/updates/install", &json!({"reboot": false}));
     assert_eq!(r.status, 202, "{}", r.body);
     let v = wait_install(&s, &t);
     let inst = &v["install"];
@@ -197,12 +181,7 @@ fn install_from_the_channel_trial_rollback_and_install_recorded_at_start() {
         vec!["hearth-1.0.0.conf", "hearth-1.1.0+3.conf"]
     );
     assert_eq!(dev.reboots(), 0, "reboot: false");
-    let r = send(
-        "POST",
-        &s.url("/api/v1/updates/reboot"),
-        Some(&t),
-        &json!({}),
-    );
+    let r = post(&s, &t, "/api/v1/updates/reboot", &json!({}));
     assert_eq!(r.status, 202, "{}", r.body);
     assert_eq!(dev.reboots(), 1);
 
@@ -239,12 +218,7 @@ fn install_from_the_channel_trial_rollback_and_install_recorded_at_start() {
 
     // Installed again (slot b holds it all already: nothing but metadata is fetched),
     // rebooted by the server, and this time the trial comes up.
-    let r = send(
-        "POST",
-        &s.url("/api/v1/updates/install"),
-        Some(&t),
-        &json!({}),
-    );
+    let r = post(&s, &t, "/api/v1/updates/install", &json!({}));
     assert_eq!(r.status, 202, "{}", r.body);
     let v = wait_install(&s, &t);
     assert_eq!(v["install"]["state"], "rebooting", "{v}");
@@ -262,12 +236,7 @@ fn install_from_the_channel_trial_rollback_and_install_recorded_at_start() {
     assert_eq!(v["current_version"], "1.1.0", "{v}");
     assert_eq!(v["history"][0]["outcome"], "installed", "{v}");
     assert_eq!(v["available"], Value::Null, "1.1.0 runs now: {v}");
-    let r = send(
-        "POST",
-        &s.url("/api/v1/updates/install"),
-        Some(&t),
-        &json!({}),
-    );
+    let r = post(&s, &t, "/api/v1/updates/install", &json!({}));
     assert_eq!(r.status, 409, "{}", r.body);
     assert_eq!(r.error_code(), "not_newer");
     let r = crate::device::Raw::connect(&dev.socket).send(&json!({"verb":"mark_good"}), &[]);
@@ -351,20 +320,9 @@ fn settings_upload_and_altered_bundles() {
     let before = snapshot(&dev);
 
     // An altered bundle on the channel: refused before anything is written.
-    let v = send(
-        "POST",
-        &s.url("/api/v1/updates/check"),
-        Some(&t),
-        &json!({}),
-    )
-    .json();
+    let v = post(&s, &t, "/api/v1/updates/check", &json!({})).json();
     assert_eq!(v["available"]["version"], "1.2.0", "{v}");
-    let r = send(
-        "POST",
-        &s.url("/api/v1/updates/install"),
-        Some(&t),
-        &json!({}),
-    );
+    let r = post(&s, &t, "/api/v1/updates/install", &json!({}));
     assert_eq!(r.status, 202, "{}", r.body);
     let v = wait_install(&s, &t);
     assert_eq!(v["install"]["state"], "failed", "{v}");

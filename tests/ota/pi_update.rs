@@ -12,7 +12,7 @@ use std::process::Command;
 
 use serde_json::{Value, json};
 
-use crate::common::{TestServer, get, send};
+use crate::common::{TestServer, get};
 use crate::device::{Raw, code, spawn_agent};
 use crate::download::{Fault, serve};
 use crate::install_http::{channel_files, claim, login, wait_install};
@@ -597,20 +597,9 @@ fn pi_install_through_the_server_tries_and_commits_the_other_slot() {
         (&json!("a"), &json!("1.0.0"), &json!(true)),
         "{v}"
     );
-    let v = send(
-        "POST",
-        &s.url("/api/v1/updates/check"),
-        Some(&t),
-        &json!({}),
-    )
-    .json();
+    let v = crate::install_http::post(&s, &t, "/api/v1/updates/check", &json!({})).json();
     assert_eq!(v["available"]["version"], "1.1.0", "{v}");
-    let r = send(
-        "POST",
-        &s.url("/api/v1/updates/install"),
-        Some(&t),
-        &json!({}),
-    );
+    let r = crate::install_http::post(&s, &t, "/api/v1/updates/install", &json!({}));
     assert_eq!(r.status, 202, "{}", r.body);
     let v = wait_install(&s, &t);
     assert_eq!(v["install"]["state"], "rebooting", "{v}");

@@ -16,18 +16,7 @@ fn claimed(channel_url: &str) -> (tempfile::TempDir, TestServer, String) {
         c.updates.channel_url = url;
         c.updates.check_interval_hours = 0;
     });
-    let code = hearth::identity::setup_code::read(&s.data)
-        .unwrap()
-        .unwrap();
-    let r = send(
-        "POST",
-        &s.url("/api/v1/setup/claim"),
-        None,
-        &json!({"setup_code": code, "server_name": "Den",
-                "owner": {"username": "anna", "password": "correct horse battery"}}),
-    );
-    assert_eq!(r.status, 201, "{}", r.body);
-    let t = r.json()["token"].as_str().unwrap().to_owned();
+    let t = crate::install_http::claim(&s);
     (tmp, s, t)
 }
 

@@ -399,6 +399,18 @@ fn update_config(esp: PathBuf, keyring: PathBuf) -> Option<hearth::agent::update
     };
     use std::path::Path;
     let dev_root = PathBuf::from("/dev");
+    let missing = hearth::agent::update::wait_for_partition_links(
+        &dev_root,
+        Path::new("/sys/class/block"),
+        &hearth::agent::update::SLOT_LABELS,
+        std::time::Duration::from_secs(20),
+    );
+    if !missing.is_empty() {
+        tracing::warn!(
+            ?missing,
+            "udev made no /dev/disk/by-partlabel link for these partitions"
+        );
+    }
     let pi = detect_tryboot(
         &dev_root,
         Path::new("/sys/class/block"),

@@ -389,6 +389,59 @@ pub fn detect_tryboot(
     }))
 }
 
+/// The partition labels the agent's update setup looks up (UEFI: the root slots; Raspberry
+/// Pi: those and the boot partitions).
+pub const SLOT_LABELS: [&str; 5] = ["autoboot", "boot-a", "boot-b", "root-a", "root-b"];
+
+/// The agent starts early in the boot, next to `hearth serve`, and udev may not yet have
+/// made the `<dev_root>/disk/by-partlabel/` links of partitions the kernel already knows.
+/// Waits, up to `timeout`, until every label in `labels` that a partition in `sys_block`
+/// carries (`PARTNAME=` in its uevent) has its link; labels no partition carries are not
+/// waited for. Returns the labels whose links are still missing.
+pub fn wait_for_partition_links(
+    dev_root: &Path,
+    sys_block: &Path,
+    labels: &[&str],
+    timeout: std::time::Duration,
+) -> Vec<String> {
+    let start = std::time::Instant::now();
+    loop {
+        let known = partition_names(sys_block);
+        let missing: Vec<String> = labels
+            .iter()
+            .filter(|l| known.iter().any(|k| k == *l))
+            .filter(|l| {
+                std::fs::symlink_metadata(dev_root.join("disk/by-partlabel").join(l)).is_err()
+            })
+            .map(|l| (*l).to_owned())
+            .collect();
+        if missing.is_empty() || start.elapsed() >= timeout {
+            return missing;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+/// The GPT partition names (`PARTNAME=`) the kernel reports under `sys_block`.
+fn partition_names(sys_block: &Path) -> Vec<String> {
+    let Ok(dir) = std::fs::read_dir(sys_block) else {
+        return Vec::new();
+    };
+    let mut names = Vec::new();
+    for entry in dir.flatten() {
+        let mut text = String::new();
+        let read = File::open(entry.path().join("uevent"))
+            .and_then(|f| f.take(4096).read_to_string(&mut text));
+        if read.is_err() {
+            continue;
+        }
+        if let Some(name) = text.lines().find_map(|l| l.strip_prefix("PARTNAME=")) {
+            names.push(name.to_owned());
+        }
+    }
+    names
+}
+
 /// The disk a partition device is on and its partition number, from sysfs:
 /// `<sys_block>/<name>` links to `…/<disk>/<name>`, whose `partition` file holds the number.
 pub fn partition_of(sys_block: &Path, dev: &Path) -> Result<(String, u32), String> {
@@ -1128,6 +1181,48 @@ mod tests {
             let e = partition_of(&class, Path::new(dev)).unwrap_err();
             assert!(e.contains(want), "{dev}: {e}");
         }
+    }
+
+    /// At boot the agent waits for udev's links of the partitions the kernel has, and only
+    /// for those: a label no partition carries is never waited for, and a link that never
+    /// comes is reported once the time is up.
+    #[test]
+    fn waits_for_the_links_of_known_partitions_only() {
+        let t = tempfile::tempdir().unwrap();
+        let (dev, sys) = (t.path().join("dev"), t.path().join("sys"));
+        let links = dev.join("disk/by-partlabel");
+        std::fs::create_dir_all(&links).unwrap();
+        for (name, label) in [("vda2", "root-a"), ("vda3", "root-b"), ("vda4", "data")] {
+            std::fs::create_dir_all(sys.join(name)).unwrap();
+            std::fs::write(
+                sys.join(name).join("uevent"),
+                format!("MAJOR=253\nDEVNAME={name}\nPARTNAME={label}\n"),
+            )
+            .unwrap();
+        }
+        std::fs::create_dir_all(sys.join("vda")).unwrap();
+        std::fs::write(sys.join("vda/uevent"), "DEVNAME=vda\nDEVTYPE=disk\n").unwrap();
+        std::os::unix::fs::symlink("../../vda2", links.join("root-a")).unwrap();
+        let long = std::time::Duration::from_secs(30);
+        // root-b's link appears while the agent waits (udev catching up).
+        let late = links.join("root-b");
+        let udev = std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(200));
+            std::os::unix::fs::symlink("../../vda3", late).unwrap();
+        });
+        let missing = wait_for_partition_links(&dev, &sys, &SLOT_LABELS, long);
+        udev.join().unwrap();
+        assert!(missing.is_empty(), "{missing:?}");
+        // The Pi's labels are on no partition here: nothing to wait for, even with no links.
+        std::fs::remove_file(links.join("root-a")).unwrap();
+        let got = wait_for_partition_links(&dev, &sys, &["autoboot", "boot-a"], long);
+        assert!(got.is_empty(), "{got:?}");
+        // A link that never comes: reported when the time is up.
+        let got = wait_for_partition_links(&dev, &sys, &SLOT_LABELS, std::time::Duration::ZERO);
+        assert_eq!(got, vec!["root-a".to_owned()]);
+        // No sysfs at all (not Linux, or a test box): nothing known, nothing waited for.
+        let got = wait_for_partition_links(&dev, &t.path().join("none"), &SLOT_LABELS, long);
+        assert!(got.is_empty(), "{got:?}");
     }
 
     #[test]

@@ -161,8 +161,9 @@ struct LanLists {
 
 /// A device that just booted starts serving before DHCP has given it an address; without a
 /// fresh look, the first LAN clients (the owner opening the wizard) would count as remote
-/// until the watcher's next pass.
-pub const REREAD_AFTER: std::time::Duration = std::time::Duration::from_secs(1);
+/// until the watcher's next pass. A read is one netlink dump, so even a stream of remote
+/// clients costs at most five a second.
+pub const REREAD_AFTER: std::time::Duration = std::time::Duration::from_millis(200);
 
 /// One address of one of the device's interfaces.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

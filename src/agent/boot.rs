@@ -7,7 +7,10 @@
 //! - [`SystemdBoot`]: UEFI with systemd-boot's Automatic Boot Assessment. A new version
 //!   gets `loader/entries/hearth-<version>+3.conf`; systemd-boot counts the tries down in
 //!   the file name and, once they reach zero, boots the next entry (the old version).
-//!   Blessing renames the entry to drop the counter.
+//!   A trial entry carries a sort key that sorts before every blessed entry, so an older
+//!   version (a downgrade) is tried too. Blessing renames the entry to drop the counter,
+//!   gives it the blessed sort key, and retires newer blessed entries that would
+//!   otherwise boot first again.
 //! - [`Tryboot`]: Raspberry Pi firmware `tryboot`: `autoboot.txt` names the committed boot
 //!   partition under `[all]` and the one to try once under `[tryboot]`; any crash during
 //!   the trial returns to the committed one.
@@ -190,6 +193,47 @@ fn read_small(path: &Path) -> Result<Option<String>, BootError> {
 /// Tries a new entry gets before systemd-boot gives up on it.
 pub const BOOT_TRIES: u32 = 3;
 
+/// The `sort-key` of blessed entries. systemd-boot sorts entries with tries left (or no
+/// counter) before those whose tries are used up, then by `sort-key` (ascending), then by
+/// `version` (newest first), and boots the first.
+pub const SORT_KEY: &str = "hearth";
+/// The `sort-key` of an entry on trial: it sorts before [`SORT_KEY`] (any key that starts
+/// with "hearth" would sort after it), so the trial boots first even when it is an older
+/// version than the running one. Out of tries, it sorts last whatever its key.
+pub const TRIAL_SORT_KEY: &str = "0-hearth-trial";
+
+/// `text` (a boot entry) with its `sort-key` line set to `key`; other lines are kept.
+pub fn with_sort_key(text: &str, key: &str) -> String {
+    let mut out = String::with_capacity(text.len() + key.len() + 10);
+    let mut done = false;
+    for line in text.lines() {
+        if line.trim_start().starts_with("sort-key") {
+            if !done {
+                out.push_str(&format!("sort-key {key}\n"));
+                done = true;
+            }
+            continue;
+        }
+        out.push_str(line);
+        out.push('\n');
+        if !done && line.trim_start().starts_with("title") {
+            out.push_str(&format!("sort-key {key}\n"));
+            done = true;
+        }
+    }
+    if !done {
+        out = format!("sort-key {key}\n{out}");
+    }
+    out
+}
+
+/// The `sort-key` of an entry's text, if it has one.
+pub fn sort_key_of(text: &str) -> Option<&str> {
+    text.lines()
+        .find_map(|l| l.trim().strip_prefix("sort-key"))
+        .map(str::trim)
+}
+
 /// A parsed `hearth-<version>[+left[-done]].conf` file name.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct EntryName {
@@ -298,10 +342,10 @@ impl SystemdBoot {
         self.esp.join("loader/entries")
     }
 
-    /// The text of an entry for `version` booting `slot`.
+    /// The text of a blessed entry for `version` booting `slot`.
     pub fn entry_text(&self, version: Version, slot: Slot) -> String {
         format!(
-            "title Hearth {version}\nsort-key hearth\nversion {version}\nlinux /hearth/{version}/vmlinuz\ninitrd /hearth/{version}/initrd.img\noptions root=PARTLABEL=root-{} {}\n",
+            "title Hearth {version}\nsort-key {SORT_KEY}\nversion {version}\nlinux /hearth/{version}/vmlinuz\ninitrd /hearth/{version}/initrd.img\noptions root=PARTLABEL=root-{} {}\n",
             slot.letter(),
             self.extra_options
         )
@@ -399,7 +443,9 @@ impl BootControl for SystemdBoot {
         })?;
         let rollback = entries
             .iter()
-            .filter(|e| e.name.is_bad() && e.name.version > current.name.version)
+            // A failed trial of any version: a newer one (an update) or an older one (a
+            // downgrade the owner allowed).
+            .filter(|e| e.name.is_bad() && e.name.id() != current.name.id())
             .max_by_key(|e| e.name.version)
             .map(|e| Rollback {
                 failed_slot: e.slot.unwrap_or(slot.other()),
@@ -444,7 +490,7 @@ impl BootControl for SystemdBoot {
             tries_left: Some(BOOT_TRIES),
             tries_done: None,
         };
-        let text = self.entry_text(spec.version, spec.slot);
+        let text = with_sort_key(&self.entry_text(spec.version, spec.slot), TRIAL_SORT_KEY);
         // Act. The running, blessed entry is never touched, so every intermediate state
         // boots at least that.
         for e in &stale {
@@ -469,12 +515,31 @@ impl BootControl for SystemdBoot {
         let entries = self.entries()?;
         let current = self.current(&entries)?;
         let dir = self.entries_dir();
+        let blessed = EntryName {
+            tries_left: None,
+            tries_done: None,
+            ..current.name.clone()
+        };
+        // 1. Blessed entries of newer versions would boot before this one once it carries
+        //    the blessed sort key: they are what a downgrade came from. They go first, so
+        //    no power cut below can bring them back as the default.
+        let mut removed = false;
+        for e in entries.iter().filter(|e| {
+            e.name.id() != current.name.id()
+                && e.name.tries_left.is_none()
+                && e.name.version > current.name.version
+        }) {
+            self.ops
+                .remove(&dir.join(&e.file))
+                .map_err(io_err(format!("remove {}", e.file)))?;
+            removed = true;
+        }
+        if removed {
+            sync_parent(&*self.ops, &dir.join("x"))?;
+        }
+        // 2. Drop the counter. Until 3 the entry keeps its trial sort key, which only makes
+        //    it boot first: it is the good one.
         if current.name.tries_left.is_some() {
-            let blessed = EntryName {
-                tries_left: None,
-                tries_done: None,
-                ..current.name.clone()
-            };
             if entries.iter().any(|e| e.file == blessed.file_name()) {
                 return Err(BootError::Damaged(format!(
                     "both {} and {} exist",
@@ -487,7 +552,20 @@ impl BootControl for SystemdBoot {
                 .map_err(io_err(format!("rename {}", current.file)))?;
             sync_parent(&*self.ops, &dir.join("x"))?;
         }
-        // Failed attempts were reported by `status` before blessing; drop them now.
+        // 3. The blessed sort key, so the next trial (of any version) sorts before it.
+        let path = dir.join(blessed.file_name());
+        let text = read_small(&path)?
+            .ok_or_else(|| BootError::Damaged(format!("{} is gone", blessed.file_name())))?;
+        if sort_key_of(&text) != Some(SORT_KEY) {
+            let tmp = dir.join(format!(".hearth-{}.tmp", blessed.version));
+            replace_file(
+                &*self.ops,
+                &path,
+                &tmp,
+                with_sort_key(&text, SORT_KEY).as_bytes(),
+            )?;
+        }
+        // 4. Failed attempts were reported by `status` before blessing; drop them now.
         let mut removed = false;
         for e in entries
             .iter()
@@ -797,6 +875,34 @@ mod tests {
         assert_eq!(normalize_entry_id("hearth-1.2.3+2-1.conf"), "hearth-1.2.3");
         assert_eq!(normalize_entry_id("hearth-1.2.3.conf"), "hearth-1.2.3");
         assert_eq!(normalize_entry_id("hearth-1.2.3"), "hearth-1.2.3");
+    }
+
+    #[test]
+    fn sort_keys_are_set_in_place() {
+        let text = "title Hearth 1.0.0\nsort-key hearth\nversion 1.0.0\noptions root=PARTLABEL=root-a ro\n";
+        let trial = with_sort_key(text, TRIAL_SORT_KEY);
+        assert_eq!(
+            trial,
+            "title Hearth 1.0.0\nsort-key 0-hearth-trial\nversion 1.0.0\noptions root=PARTLABEL=root-a ro\n"
+        );
+        assert_eq!(sort_key_of(&trial), Some(TRIAL_SORT_KEY));
+        assert_eq!(with_sort_key(&trial, SORT_KEY), text);
+        // No key yet: one is added after the title (or first, without a title).
+        assert_eq!(
+            with_sort_key("title X\nlinux /k\n", SORT_KEY),
+            "title X\nsort-key hearth\nlinux /k\n"
+        );
+        assert_eq!(
+            with_sort_key("linux /k\n", SORT_KEY),
+            "sort-key hearth\nlinux /k\n"
+        );
+        // Two keys (a damaged entry): one is left.
+        assert_eq!(
+            with_sort_key("title X\nsort-key a\nsort-key b\n", SORT_KEY),
+            "title X\nsort-key hearth\n"
+        );
+        // The trial key sorts before the blessed one, as systemd-boot compares them.
+        assert!(TRIAL_SORT_KEY < SORT_KEY);
     }
 
     #[test]

@@ -5,7 +5,8 @@ use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use hearth::agent::boot::{
-    BootControl, EntryName, FsOps, RealFs, Slot, SystemdBoot, TrialSpec, Tryboot,
+    BootControl, EntryName, FsOps, RealFs, SORT_KEY, Slot, SystemdBoot, TRIAL_SORT_KEY, TrialSpec,
+    Tryboot, sort_key_of,
 };
 use hearth::ota::Version;
 
@@ -71,20 +72,22 @@ fn entry_files(esp: &Path) -> Vec<String> {
     v
 }
 
-/// What systemd-boot does at power-on: sort entries (bad ones last, then newest version
-/// first), pick the first, count a try down in its name. Returns LoaderEntrySelected.
+/// What systemd-boot does at power-on: sort entries (bad ones last, then by sort-key,
+/// then newest version first), pick the first, count a try down in its name. Returns
+/// LoaderEntrySelected.
 fn firmware_boot(esp: &Path) -> String {
     let dir = esp.join("loader/entries");
-    let mut entries: Vec<(String, EntryName)> = entry_files(esp)
+    let mut entries: Vec<(String, EntryName, String)> = entry_files(esp)
         .into_iter()
         .map(|f| {
             let n = EntryName::parse(&f).unwrap_or_else(|| panic!("unbootable entry name {f}"));
             let text = std::fs::read_to_string(dir.join(&f)).unwrap();
+            let key = sort_key_of(&text).map(str::to_owned);
             assert!(
-                text.contains("sort-key hearth\n") && text.contains("options root=PARTLABEL=root-"),
+                key.is_some() && text.contains("options root=PARTLABEL=root-"),
                 "incomplete entry {f}: {text:?}"
             );
-            (f, n)
+            (f, n, key.unwrap())
         })
         .collect();
     assert!(
@@ -94,9 +97,10 @@ fn firmware_boot(esp: &Path) -> String {
     entries.sort_by(|a, b| {
         a.1.is_bad()
             .cmp(&b.1.is_bad())
+            .then(a.2.cmp(&b.2))
             .then(b.1.version.cmp(&a.1.version))
     });
-    let (file, name) = entries[0].clone();
+    let (file, name, _) = entries[0].clone();
     if let Some(left) = name.tries_left.filter(|l| *l > 0) {
         let next = EntryName {
             tries_left: Some(left - 1),
@@ -228,6 +232,91 @@ fn systemd_boot_three_failures_fall_back_to_the_old_slot() {
     assert_eq!(sd(e, &sel).status().unwrap().rollback, None);
 }
 
+fn key_of(esp: &Path, file: &str) -> String {
+    let text = std::fs::read_to_string(esp.join("loader/entries").join(file)).unwrap();
+    sort_key_of(&text).unwrap().to_owned()
+}
+
+/// A downgrade the owner allowed: the older version's trial entry sorts first (its trial
+/// sort key), boots, and once blessed is the only good entry left, so the device stays on
+/// it; the next update is tried as usual.
+#[test]
+fn systemd_boot_downgrade_is_tried_and_kept_once_blessed() {
+    let esp = esp_with_blessed(V2, Slot::B);
+    let e = esp.path();
+    let sel = firmware_boot(e);
+    sd(e, &sel)
+        .set_trial(&TrialSpec {
+            slot: Slot::A,
+            version: V1,
+        })
+        .unwrap();
+    assert_eq!(entry_files(e), ["hearth-1.0.0+3.conf", "hearth-1.1.0.conf"]);
+    assert_eq!(key_of(e, "hearth-1.0.0+3.conf"), TRIAL_SORT_KEY);
+    let sel = firmware_boot(e);
+    assert_eq!(
+        sel, "hearth-1.0.0+3.conf",
+        "the older trial must boot first"
+    );
+    let s = sd(e, &sel).status().unwrap();
+    assert_eq!(
+        (s.current, s.version, s.on_trial, s.rollback),
+        (Slot::A, Some(V1), true, None)
+    );
+    sd(e, &sel).bless().unwrap();
+    assert_eq!(entry_files(e), ["hearth-1.0.0.conf"]);
+    assert_eq!(key_of(e, "hearth-1.0.0.conf"), SORT_KEY);
+    for _ in 0..2 {
+        let sel = firmware_boot(e);
+        assert_eq!(sel, "hearth-1.0.0.conf");
+        let s = sd(e, &sel).status().unwrap();
+        assert_eq!((s.current, s.on_trial, s.rollback), (Slot::A, false, None));
+        // The health check blesses every boot: nothing changes.
+        sd(e, &sel).bless().unwrap();
+        assert_eq!(entry_files(e), ["hearth-1.0.0.conf"]);
+    }
+    // An update after the downgrade is tried first, as always.
+    let sel = firmware_boot(e);
+    sd(e, &sel)
+        .set_trial(&TrialSpec {
+            slot: Slot::B,
+            version: V3,
+        })
+        .unwrap();
+    assert_eq!(firmware_boot(e), "hearth-1.2.0+3.conf");
+}
+
+/// A downgrade that never becomes healthy: three tries, then the newer version it came
+/// from boots again and the failed downgrade is reported as a rollback.
+#[test]
+fn systemd_boot_failed_downgrade_returns_to_the_newer_version() {
+    let esp = esp_with_blessed(V2, Slot::B);
+    let e = esp.path();
+    let sel = firmware_boot(e);
+    sd(e, &sel)
+        .set_trial(&TrialSpec {
+            slot: Slot::A,
+            version: V1,
+        })
+        .unwrap();
+    for _ in 0..3 {
+        let sel = firmware_boot(e);
+        assert!(sel.starts_with("hearth-1.0.0+"), "{sel}");
+    }
+    let sel = firmware_boot(e);
+    assert_eq!(sel, "hearth-1.1.0.conf");
+    let s = sd(e, &sel).status().unwrap();
+    assert_eq!(
+        (s.current, s.version, s.on_trial),
+        (Slot::B, Some(V2), false)
+    );
+    let rb = s.rollback.expect("the failed downgrade must be reported");
+    assert_eq!((rb.failed_slot, rb.failed_version), (Slot::A, Some(V1)));
+    sd(e, &sel).bless().unwrap();
+    assert_eq!(entry_files(e), ["hearth-1.1.0.conf"]);
+    assert_eq!(sd(e, &sel).status().unwrap().rollback, None);
+}
+
 #[test]
 fn systemd_boot_unknown_selected_entry_is_an_error() {
     let esp = esp_with_blessed(V1, Slot::A);
@@ -338,6 +427,30 @@ fn systemd_boot_power_cut_at_every_step_of_a_bless() {
             let _ = sb.bless();
         },
         &["hearth-1.1.0.conf", "hearth-1.1.0+2-1.conf"],
+    );
+}
+
+#[test]
+fn systemd_boot_power_cut_at_every_step_of_a_downgrade_bless() {
+    // Running the older 1.0.0 on A on trial (its second try); 1.1.0 on B is blessed.
+    let prepare = || {
+        let esp = esp_with_blessed(V2, Slot::B);
+        let e = esp.path();
+        std::fs::write(
+            e.join("loader/entries/hearth-1.0.0+2-1.conf"),
+            hearth::agent::boot::with_sort_key(&sd(e, "x").entry_text(V1, Slot::A), TRIAL_SORT_KEY),
+        )
+        .unwrap();
+        (esp, "hearth-1.0.0+2-1.conf".to_owned())
+    };
+    // Whatever the cut, the device boots 1.0.0 (blessed or still on trial), never the
+    // newer version the owner chose to leave.
+    cut_everywhere(
+        prepare,
+        |sb| {
+            let _ = sb.bless();
+        },
+        &["hearth-1.0.0.conf", "hearth-1.0.0+2-1.conf"],
     );
 }
 

@@ -711,6 +711,12 @@ fn pi_tryboot_on_real_partitions() {
     )
     .unwrap();
     std::fs::write(d.join("boot_id"), "boot-1\n").unwrap();
+    // A Raspberry Pi kernel: its firmware driver passes `tryboot` on at reboot.
+    std::fs::write(
+        d.join("kallsyms"),
+        "ffffffc0089a1b20 t rpi_firmware_notify_reboot\n",
+    )
+    .unwrap();
 
     // The agent, on the real partitions.
     let keys = d.join("keys");
@@ -734,6 +740,7 @@ fn pi_tryboot_on_real_partitions() {
             bootloader_dir,
             partitions,
             version_file: d.join("version"),
+            kernel_symbols: d.join("kallsyms"),
         },
         slots: SlotDevices::PartLabel {
             dev_root: dev_root.clone(),

@@ -69,7 +69,31 @@ pub enum BootSetup {
         /// The running root's os-release (`IMAGE_VERSION`, written by the image build):
         /// the firmware records no version.
         version_file: PathBuf,
+        /// The kernel's symbol list ([`KERNEL_SYMBOLS`] on the device): a trial needs a
+        /// kernel that passes `tryboot` on to the firmware when it reboots.
+        kernel_symbols: PathBuf,
     },
+}
+
+/// The kernel's symbols, as the agent reads them.
+pub const KERNEL_SYMBOLS: &str = "/proc/kallsyms";
+/// The reboot hook of the Raspberry Pi kernel's firmware driver: on `reboot "0 tryboot"` it
+/// sets the firmware's one-shot tryboot flag through the mailbox. Mainline (and so Debian's)
+/// kernel has no such hook, and user space has no way to the mailbox there (`/dev/vcio` is
+/// the Raspberry Pi kernel's too).
+pub const TRYBOOT_HOOK: &str = "rpi_firmware_notify_reboot";
+
+/// Whether the kernel whose symbols are listed in `kallsyms` passes `tryboot` on to the
+/// Raspberry Pi firmware when it reboots.
+pub fn kernel_passes_tryboot(kallsyms: &Path) -> bool {
+    let Ok(f) = File::open(kallsyms) else {
+        return false;
+    };
+    // "<address> <type> <name>[\t[<module>]]" per line.
+    std::io::BufReader::new(f)
+        .lines()
+        .map_while(Result::ok)
+        .any(|l| l.split_whitespace().nth(2) == Some(TRYBOOT_HOOK))
 }
 
 /// Where the agent mounts the Raspberry Pi's autoboot partition (inside its root-only
@@ -158,6 +182,10 @@ pub enum UpdateError {
         "nothing is staged for version {0}: write and verify the slot first (a reboot forgets a staged slot)"
     )]
     NotStaged(Version),
+    #[error(
+        "this kernel cannot start a trial boot: it does not pass `tryboot` on to the Raspberry Pi firmware when it reboots (it has no {TRYBOOT_HOOK}), so a new version would never be tried; nothing was written. Updates on a Raspberry Pi need a kernel with that hook"
+    )]
+    NoTrialBoot,
     #[error("the running slot is not on trial; there is nothing to give up on")]
     NotOnTrial,
     #[error("no other slot has a bootable entry to fall back to; the running slot stays")]
@@ -203,6 +231,7 @@ impl UpdateError {
             UpdateError::NoSuchChunk(_) => "no_such_chunk",
             UpdateError::ReadBack(_) => "read_back_mismatch",
             UpdateError::NotStaged(_) => "not_staged",
+            UpdateError::NoTrialBoot => "no_trial_boot",
             UpdateError::NotOnTrial => "not_on_trial",
             UpdateError::NoFallback => "no_fallback",
             UpdateError::Protocol(_) => "malformed_request",
@@ -261,6 +290,7 @@ impl UpdateConfig {
             bootloader_dir,
             partitions,
             version_file,
+            ..
         } = &self.boot
         else {
             return Err(UpdateError::NotUpdatable);
@@ -386,6 +416,7 @@ pub fn detect_tryboot(
         bootloader_dir: bootloader_dir.to_path_buf(),
         partitions: [numbers[1], numbers[2]],
         version_file: PathBuf::from(VERSION_FILE),
+        kernel_symbols: PathBuf::from(KERNEL_SYMBOLS),
     }))
 }
 
@@ -714,6 +745,11 @@ pub fn set_next_boot(
     version: Version,
 ) -> Result<BootInfo, UpdateError> {
     let c = config.ok_or(UpdateError::NotUpdatable)?;
+    if let BootSetup::Tryboot { kernel_symbols, .. } = &c.boot
+        && !kernel_passes_tryboot(kernel_symbols)
+    {
+        return Err(UpdateError::NoTrialBoot);
+    }
     let status = c.status()?;
     let target = status.current.other();
     let staged = c
@@ -781,6 +817,11 @@ pub fn begin<'a>(
     let version = meta.header.version;
     if version == running {
         return Err(UpdateError::SameVersion(version));
+    }
+    if let BootSetup::Tryboot { kernel_symbols, .. } = &c.boot
+        && !kernel_passes_tryboot(kernel_symbols)
+    {
+        return Err(UpdateError::NoTrialBoot);
     }
     if status.on_trial {
         return Err(BootError::Damaged(

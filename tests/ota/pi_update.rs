@@ -54,6 +54,12 @@ struct Pi {
     boots: u32,
 }
 
+/// Part of `/proc/kallsyms` of the Raspberry Pi kernel, whose firmware driver passes
+/// `tryboot` on to the firmware when it reboots.
+const KALLSYMS_RPI_KERNEL: &str = "ffffffc008010000 T _text\nffffffc0089a1b20 t rpi_firmware_notify_reboot\nffffffc0089a1c40 T rpi_firmware_property\n";
+/// The same part of Debian's (mainline) kernel: the driver, but no reboot hook.
+const KALLSYMS_DEBIAN_KERNEL: &str = "ffffffc008010000 T _text\nffffffc0089a1c40 T rpi_firmware_property\nffffffc0089a1d00 t rpi_firmware_shutdown\n";
+
 impl Pi {
     /// A factory image running `version` from boot-a/root-a; boot-b and root-b are empty.
     fn new(keyring: &Path, board: &str, root_a: &[u8], boot_a: &[u8]) -> Pi {
@@ -79,6 +85,7 @@ impl Pi {
         )
         .unwrap();
         std::fs::create_dir_all(d.join("dt")).unwrap();
+        std::fs::write(d.join("kallsyms"), KALLSYMS_RPI_KERNEL).unwrap();
         let keys = d.join("keys");
         std::fs::create_dir(&keys).unwrap();
         for e in std::fs::read_dir(keyring).unwrap() {
@@ -115,6 +122,7 @@ impl Pi {
                 bootloader_dir: self.path("dt"),
                 partitions: [BOOT_A, BOOT_B],
                 version_file: self.path("version"),
+                kernel_symbols: self.path("kallsyms"),
             },
             slots: SlotDevices::TestFiles {
                 dir: self.path("slots"),
@@ -406,6 +414,28 @@ fn pi_update_trial_bless_and_rollbacks_through_the_agent() {
         assert_eq!(code(&r), want, "{what}: {r}");
         assert_eq!(pi.snapshot(), before, "{what}: changed the device");
     }
+    // On a kernel that cannot pass `tryboot` to the firmware (Debian's), the new slot would
+    // never be tried: the install is refused before anything is written, and says why.
+    let good = publisher.bundle(
+        "1.1.0",
+        &[("rootfs", &root2), ("boot", &boot_of("1.1.0", 4))],
+    );
+    std::fs::write(pi.path("kallsyms"), KALLSYMS_DEBIAN_KERNEL).unwrap();
+    let before = pi.snapshot();
+    let r = Raw::connect(&pi.socket).send(
+        &json!({"verb":"write_slot","meta_len": good.meta.len()}),
+        &good.meta,
+    );
+    assert_eq!(code(&r), "no_trial_boot", "{r}");
+    assert!(r.to_string().contains("rpi_firmware_notify_reboot"), "{r}");
+    assert_eq!(
+        pi.snapshot(),
+        before,
+        "a refused install changed the device"
+    );
+    let r = pi.ask(json!({"verb":"set_next_boot","version":"1.1.0"}));
+    assert_eq!(code(&r), "no_trial_boot", "{r}");
+    std::fs::write(pi.path("kallsyms"), KALLSYMS_RPI_KERNEL).unwrap();
     let r = pi.ask(json!({"verb":"set_next_boot","version":"1.1.0"}));
     assert_eq!(code(&r), "not_staged", "{r}");
     let r = pi.ask(json!({"verb":"mark_bad"}));

@@ -983,8 +983,27 @@ impl SlotSession<'_> {
     }
 
     fn sync(&self) -> Result<(), UpdateError> {
+        let mut dirs: Vec<&Path> = Vec::new();
         for d in &self.dests {
-            d.file().sync_data()?;
+            match d {
+                Dest::Partition { file, .. } => file.sync_data()?,
+                // On FAT (the ESP) only fsync writes the file's directory entry, which holds
+                // its size and first cluster: after fdatasync alone, a power cut once left a
+                // new kernel 0 bytes long behind a boot entry already in place, and the
+                // firmware found nothing to boot. Its directory (new for a new version) and
+                // that directory's own entry are synced too.
+                Dest::EspFile { file, path } => {
+                    file.sync_all()?;
+                    let dir = path.parent();
+                    dirs.extend(dir);
+                    dirs.extend(dir.and_then(Path::parent));
+                }
+            }
+        }
+        dirs.sort();
+        dirs.dedup();
+        for dir in dirs {
+            File::open(dir)?.sync_all()?;
         }
         Ok(())
     }

@@ -399,6 +399,25 @@ impl SystemdBoot {
             })
     }
 
+    /// Removes `entries` from the entries directory, then syncs it once if any went.
+    fn remove_entries<'a>(
+        &self,
+        entries: impl IntoIterator<Item = &'a Entry>,
+    ) -> Result<(), BootError> {
+        let dir = self.entries_dir();
+        let mut removed = false;
+        for e in entries {
+            self.ops
+                .remove(&dir.join(&e.file))
+                .map_err(io_err(format!("remove {}", e.file)))?;
+            removed = true;
+        }
+        if removed {
+            sync_parent(&*self.ops, &dir.join("x"))?;
+        }
+        Ok(())
+    }
+
     /// Removes every entry that boots `slot` (before that slot is overwritten). Refuses
     /// for the running slot.
     pub fn retire_slot(&self, slot: Slot) -> Result<(), BootError> {
@@ -407,18 +426,7 @@ impl SystemdBoot {
         if current.slot == Some(slot) {
             return Err(BootError::TargetIsRunning(slot));
         }
-        let dir = self.entries_dir();
-        let mut changed = false;
-        for e in entries.iter().filter(|e| e.slot == Some(slot)) {
-            self.ops
-                .remove(&dir.join(&e.file))
-                .map_err(io_err(format!("remove {}", e.file)))?;
-            changed = true;
-        }
-        if changed {
-            sync_parent(&*self.ops, &dir.join("x"))?;
-        }
-        Ok(())
+        self.remove_entries(entries.iter().filter(|e| e.slot == Some(slot)))
     }
 }
 
@@ -493,14 +501,7 @@ impl BootControl for SystemdBoot {
         let text = with_sort_key(&self.entry_text(spec.version, spec.slot), TRIAL_SORT_KEY);
         // Act. The running, blessed entry is never touched, so every intermediate state
         // boots at least that.
-        for e in &stale {
-            self.ops
-                .remove(&dir.join(&e.file))
-                .map_err(io_err(format!("remove {}", e.file)))?;
-        }
-        if !stale.is_empty() {
-            sync_parent(&*self.ops, &dir.join("x"))?;
-        }
+        self.remove_entries(stale)?;
         // The temp name does not end in .conf, so systemd-boot never reads a half file.
         let tmp = dir.join(format!(".hearth-{}.tmp", spec.version));
         replace_file(
@@ -523,20 +524,11 @@ impl BootControl for SystemdBoot {
         // 1. Blessed entries of newer versions would boot before this one once it carries
         //    the blessed sort key: they are what a downgrade came from. They go first, so
         //    no power cut below can bring them back as the default.
-        let mut removed = false;
-        for e in entries.iter().filter(|e| {
+        self.remove_entries(entries.iter().filter(|e| {
             e.name.id() != current.name.id()
                 && e.name.tries_left.is_none()
                 && e.name.version > current.name.version
-        }) {
-            self.ops
-                .remove(&dir.join(&e.file))
-                .map_err(io_err(format!("remove {}", e.file)))?;
-            removed = true;
-        }
-        if removed {
-            sync_parent(&*self.ops, &dir.join("x"))?;
-        }
+        }))?;
         // 2. Drop the counter. Until 3 the entry keeps its trial sort key, which only makes
         //    it boot first: it is the good one.
         if current.name.tries_left.is_some() {
@@ -566,20 +558,11 @@ impl BootControl for SystemdBoot {
             )?;
         }
         // 4. Failed attempts were reported by `status` before blessing; drop them now.
-        let mut removed = false;
-        for e in entries
-            .iter()
-            .filter(|e| e.name.is_bad() && e.file != current.file)
-        {
-            self.ops
-                .remove(&dir.join(&e.file))
-                .map_err(io_err(format!("remove {}", e.file)))?;
-            removed = true;
-        }
-        if removed {
-            sync_parent(&*self.ops, &dir.join("x"))?;
-        }
-        Ok(())
+        self.remove_entries(
+            entries
+                .iter()
+                .filter(|e| e.name.is_bad() && e.file != current.file),
+        )
     }
 }
 

@@ -77,14 +77,15 @@ pub enum BootSetup {
 
 /// The kernel's symbols, as the agent reads them.
 pub const KERNEL_SYMBOLS: &str = "/proc/kallsyms";
-/// The reboot hook of the Raspberry Pi kernel's firmware driver: on `reboot "0 tryboot"` it
-/// sets the firmware's one-shot tryboot flag through the mailbox. Mainline (and so Debian's)
-/// kernel has no such hook, and user space has no way to the mailbox there (`/dev/vcio` is
-/// the Raspberry Pi kernel's too).
-pub const TRYBOOT_HOOK: &str = "rpi_firmware_notify_reboot";
+/// Reboot hooks that set the firmware's one-shot tryboot flag through the mailbox when the
+/// reboot argument contains " tryboot" (`systemctl reboot "0 tryboot"`): the Raspberry Pi
+/// kernel's firmware driver has the first; the Hearth Pi images run Debian's (mainline)
+/// kernel, which has no such hook and gives user space no way to the mailbox, and load the
+/// `hearth_tryboot` module (image/tryboot) for the second.
+pub const TRYBOOT_HOOKS: [&str; 2] = ["rpi_firmware_notify_reboot", "hearth_tryboot_notify"];
 
 /// Whether the kernel whose symbols are listed in `kallsyms` passes `tryboot` on to the
-/// Raspberry Pi firmware when it reboots.
+/// Raspberry Pi firmware when it reboots (a loaded module's symbols are listed too).
 pub fn kernel_passes_tryboot(kallsyms: &Path) -> bool {
     let Ok(f) = File::open(kallsyms) else {
         return false;
@@ -93,7 +94,11 @@ pub fn kernel_passes_tryboot(kallsyms: &Path) -> bool {
     std::io::BufReader::new(f)
         .lines()
         .map_while(Result::ok)
-        .any(|l| l.split_whitespace().nth(2) == Some(TRYBOOT_HOOK))
+        .any(|l| {
+            l.split_whitespace()
+                .nth(2)
+                .is_some_and(|name| TRYBOOT_HOOKS.contains(&name))
+        })
 }
 
 /// Where the agent mounts the Raspberry Pi's autoboot partition (inside its root-only
@@ -183,7 +188,7 @@ pub enum UpdateError {
     )]
     NotStaged(Version),
     #[error(
-        "this kernel cannot start a trial boot: it does not pass `tryboot` on to the Raspberry Pi firmware when it reboots (it has no {TRYBOOT_HOOK}), so a new version would never be tried; nothing was written. Updates on a Raspberry Pi need a kernel with that hook"
+        "this kernel cannot start a trial boot: it does not pass `tryboot` on to the Raspberry Pi firmware when it reboots (neither the image's hearth_tryboot module nor the Raspberry Pi kernel's rpi_firmware_notify_reboot is loaded), so a new version would never be tried; nothing was written"
     )]
     NoTrialBoot,
     #[error("the running slot is not on trial; there is nothing to give up on")]

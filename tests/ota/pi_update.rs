@@ -59,6 +59,9 @@ struct Pi {
 const KALLSYMS_RPI_KERNEL: &str = "ffffffc008010000 T _text\nffffffc0089a1b20 t rpi_firmware_notify_reboot\nffffffc0089a1c40 T rpi_firmware_property\n";
 /// The same part of Debian's (mainline) kernel: the driver, but no reboot hook.
 const KALLSYMS_DEBIAN_KERNEL: &str = "ffffffc008010000 T _text\nffffffc0089a1c40 T rpi_firmware_property\nffffffc0089a1d00 t rpi_firmware_shutdown\n";
+/// Debian's kernel with the image's hearth_tryboot module loaded (module symbols are listed
+/// with the module's name after a tab).
+const KALLSYMS_DEBIAN_WITH_MODULE: &str = "ffffffc008010000 T _text\nffffffc0089a1c40 T rpi_firmware_property\nffff800000d00000 t hearth_tryboot_notify\t[hearth_tryboot]\n";
 
 impl Pi {
     /// A factory image running `version` from boot-a/root-a; boot-b and root-b are empty.
@@ -85,7 +88,7 @@ impl Pi {
         )
         .unwrap();
         std::fs::create_dir_all(d.join("dt")).unwrap();
-        std::fs::write(d.join("kallsyms"), KALLSYMS_RPI_KERNEL).unwrap();
+        std::fs::write(d.join("kallsyms"), KALLSYMS_DEBIAN_WITH_MODULE).unwrap();
         let keys = d.join("keys");
         std::fs::create_dir(&keys).unwrap();
         for e in std::fs::read_dir(keyring).unwrap() {
@@ -427,7 +430,7 @@ fn pi_update_trial_bless_and_rollbacks_through_the_agent() {
         &good.meta,
     );
     assert_eq!(code(&r), "no_trial_boot", "{r}");
-    assert!(r.to_string().contains("rpi_firmware_notify_reboot"), "{r}");
+    assert!(r.to_string().contains("hearth_tryboot"), "{r}");
     assert_eq!(
         pi.snapshot(),
         before,
@@ -435,9 +438,13 @@ fn pi_update_trial_bless_and_rollbacks_through_the_agent() {
     );
     let r = pi.ask(json!({"verb":"set_next_boot","version":"1.1.0"}));
     assert_eq!(code(&r), "no_trial_boot", "{r}");
-    std::fs::write(pi.path("kallsyms"), KALLSYMS_RPI_KERNEL).unwrap();
-    let r = pi.ask(json!({"verb":"set_next_boot","version":"1.1.0"}));
-    assert_eq!(code(&r), "not_staged", "{r}");
+    // Either hook lets the trial through: the Raspberry Pi kernel's, or Debian's kernel with
+    // the image's module loaded.
+    for kallsyms in [KALLSYMS_RPI_KERNEL, KALLSYMS_DEBIAN_WITH_MODULE] {
+        std::fs::write(pi.path("kallsyms"), kallsyms).unwrap();
+        let r = pi.ask(json!({"verb":"set_next_boot","version":"1.1.0"}));
+        assert_eq!(code(&r), "not_staged", "{kallsyms}: {r}");
+    }
     let r = pi.ask(json!({"verb":"mark_bad"}));
     assert_eq!(code(&r), "not_on_trial", "{r}");
     assert_eq!(pi.snapshot(), before);

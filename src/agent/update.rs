@@ -1206,6 +1206,41 @@ mod tests {
     use super::*;
 
     #[test]
+    fn tryboot_hooks_are_found_by_exact_name_in_kallsyms() {
+        let t = tempfile::tempdir().unwrap();
+        let f = t.path().join("kallsyms");
+        for (kallsyms, passes) in [
+            // The Raspberry Pi kernel's driver hook.
+            ("ffffffc0089a1b20 t rpi_firmware_notify_reboot\n", true),
+            // Debian's kernel with the image's module (module name after a tab; addresses
+            // are zeros when kptr_restrict hides them).
+            (
+                "0000000000000000 t hearth_tryboot_notify\t[hearth_tryboot]\n",
+                true,
+            ),
+            (
+                "ffffffc008010000 T _text\nffff800000d00000 t hearth_tryboot_notify\t[hearth_tryboot]\n",
+                true,
+            ),
+            // Debian's kernel alone: the driver, no hook.
+            ("ffffffc0089a1c40 T rpi_firmware_property\n", false),
+            // Names that only contain or extend a hook's name.
+            ("ffff800000d00000 t hearth_tryboot_notify_old\t[x]\n", false),
+            (
+                "ffff800000d00000 t __pfx_rpi_firmware_notify_reboot\n",
+                false,
+            ),
+            // A hook's name in the module column is not a symbol.
+            ("ffff800000d00000 t init\t[hearth_tryboot_notify]\n", false),
+            ("", false),
+        ] {
+            std::fs::write(&f, kallsyms).unwrap();
+            assert_eq!(kernel_passes_tryboot(&f), passes, "{kallsyms:?}");
+        }
+        assert!(!kernel_passes_tryboot(&t.path().join("missing")));
+    }
+
+    #[test]
     fn ranges_collapse_runs() {
         assert_eq!(ranges(&[]), vec![]);
         assert_eq!(ranges(&[0, 1, 2, 5, 6, 9]), vec![(0, 3), (5, 7), (9, 10)]);

@@ -459,9 +459,12 @@ impl BootControl for SystemdBoot {
                 failed_slot: e.slot.unwrap_or(slot.other()),
                 failed_version: Some(e.name.version),
                 reason: format!(
-                    "version {} did not start successfully after {} tries; the device went back to version {}",
+                    "version {} did not start successfully after {}; the device went back to version {}",
                     e.name.version,
-                    e.name.tries_done.unwrap_or(BOOT_TRIES),
+                    match e.name.tries_done.unwrap_or(BOOT_TRIES) {
+                        1 => "1 try".to_string(),
+                        n => format!("{n} tries"),
+                    },
                     current.name.version
                 ),
             });

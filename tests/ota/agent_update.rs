@@ -431,6 +431,11 @@ fn update_verbs_refuse_bad_callers_arguments_bundles_and_chunks_and_change_nothi
     let st = Raw::connect(&dev.socket).send(&json!({"verb":"boot_status"}), &[]);
     assert_eq!(st["result"]["slot"], "a", "{st}");
     assert_eq!(st["result"]["rollback"]["failed_version"], "1.1.0", "{st}");
+    assert_eq!(
+        st["result"]["rollback"]["reason"],
+        "version 1.1.0 did not start successfully after 1 try; the device went back to version 1.0.0",
+        "{st}"
+    );
     let r = Raw::connect(&dev.socket).send(&json!({"verb":"mark_good"}), &[]);
     assert_eq!(code(&r), "ok", "{r}");
     assert_eq!(

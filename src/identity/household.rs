@@ -304,17 +304,22 @@ impl Identity {
         if !needs_pin {
             first.then(|| ())?;
         } else {
-            let now = Instant::now();
-            if let Err(wait) = self.pin_throttle.check(&target.id, now) {
-                return Err(IdentityError::Throttled(wait.as_secs().max(1)));
-            }
             let Some(pin) = pin else {
+                if let Err(wait) = self.pin_throttle.check(&target.id, Instant::now()) {
+                    return Err(super::throttled(wait));
+                }
                 return Err(IdentityError::PinRequired);
             };
+            // Reserved before the slow check: a burst of guesses gets the same few a
+            // patient guesser would.
+            let attempt = self
+                .pin_throttle
+                .begin(&target.id, Instant::now())
+                .map_err(super::throttled)?;
             let hash = target.pin_hash.clone().unwrap_or_default();
             let ok = valid_pin(&pin).is_ok() && self.verify_password(pin, hash).await?;
             if !ok {
-                self.pin_throttle.fail(&target.id, now);
+                attempt.failed();
                 let addr = client.addr.to_string();
                 self.store.write(|tx| {
                     tx.audit(
@@ -327,7 +332,7 @@ impl Identity {
                 })?;
                 return Err(IdentityError::WrongPin);
             }
-            self.pin_throttle.succeed(&target.id);
+            attempt.succeeded();
             crate::policy::authorize(
                 actor,
                 &Action::SwitchProfile {
@@ -479,10 +484,10 @@ impl Identity {
         if !token::plausible(secret) {
             return Err(bad());
         }
-        let now = Instant::now();
-        if let Err(wait) = self.login_by_addr.check(&client.addr, now) {
-            return Err(IdentityError::Throttled(wait.as_secs().max(1)));
-        }
+        let attempt = self
+            .login_by_addr
+            .begin(&client.addr, Instant::now())
+            .map_err(super::throttled)?;
         let hash = token::hash(secret);
         let found = self.store.read(|r| {
             Ok::<_, crate::store::StoreError>(
@@ -491,9 +496,11 @@ impl Identity {
         })?;
         let now_s = crate::now_secs();
         let Some(invite) = found.filter(|i| i.expires_at > now_s) else {
-            self.login_by_addr.fail(&client.addr, now);
+            attempt.failed();
             return Err(bad());
         };
+        // A real link: what follows (name, password) is not a guess.
+        attempt.withdraw();
         validate_username(username)?;
         if let Some(why) = password::weakness(&password, username) {
             return Err(IdentityError::WeakPassword(why));

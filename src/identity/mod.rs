@@ -2,6 +2,7 @@
 //! unclaimed device and its reset. Guards who may act on the appliance at all.
 
 pub mod household;
+pub mod known;
 pub mod password;
 pub mod setup_code;
 pub mod throttle;
@@ -10,7 +11,8 @@ pub mod totp;
 
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
@@ -152,6 +154,9 @@ pub struct SignedIn {
     pub token: String,
     pub user: UserRecord,
     pub device: DeviceRecord,
+    /// Value for the known-device cookie ([`known::KNOWN_COOKIE`]): with it, this browser
+    /// signs in to this account on its own throttle lane.
+    pub known_cookie: String,
 }
 
 pub struct ClaimRequest {
@@ -169,15 +174,24 @@ pub struct Identity {
     esp_dir: Option<PathBuf>,
     /// Sign-in failures per client address.
     login_by_addr: Throttle<IpAddr>,
-    /// Sign-in failures per account. Capped short, so attacking the owner's name from many
-    /// addresses slows the owner down by seconds, never locks them out.
+    /// Sign-in failures per account, from clients the account does not know. Clients it
+    /// knows (a known-device cookie, an address it has a device at) skip this lane, so
+    /// strangers' guesses never keep the owner out.
     login_by_account: Throttle<String>,
+    /// Sign-in failures per known-device cookie.
+    login_by_known: Throttle<String>,
+    /// Wrong two-factor codes per user (turning it on or off while signed in).
+    totp_throttle: Throttle<u64>,
+    /// The known-device cookie key, read once.
+    known_key: OnceLock<Vec<u8>>,
     /// Wrong setup codes per address.
     claim_by_addr: Throttle<IpAddr>,
     /// Wrong setup codes from anywhere: a LAN full of addresses still gets one slow lane.
     claim_global: Throttle<()>,
     /// Argon2 uses 19 MiB and a core each; bound how many run at once.
     hashing: Semaphore,
+    /// Hashes waiting for a permit; past [`MAX_HASH_QUEUE`] new ones are turned away.
+    hash_queue: AtomicUsize,
     /// Wrong PINs per target profile.
     pin_throttle: Throttle<u64>,
     last_seen: Mutex<std::collections::HashMap<u64, Instant>>,
@@ -192,13 +206,28 @@ fn login_addr_policy() -> Policy {
     }
 }
 
+/// Strangers only: the account's own clients sign in on their own lanes, so this lane
+/// can slow a distributed guesser to a crawl without locking the owner out.
 fn login_account_policy() -> Policy {
     Policy {
         free: 10,
         base: Duration::from_secs(1),
-        max: Duration::from_secs(30),
+        max: Duration::from_secs(15 * 60),
         forget_after: Duration::from_secs(3600),
     }
+}
+
+/// Argon2 computations allowed to wait for a core; more are answered "try again later"
+/// rather than queued, so a flood costs neither memory nor minutes of latency.
+const MAX_HASH_QUEUE: usize = 16;
+
+/// The error for a guess that must wait, rounded up to whole seconds.
+fn throttled(wait: Duration) -> IdentityError {
+    IdentityError::Throttled(
+        u64::try_from(wait.as_millis().div_ceil(1000))
+            .unwrap_or(u64::MAX)
+            .max(1),
+    )
 }
 
 fn claim_addr_policy() -> Policy {
@@ -261,9 +290,13 @@ impl Identity {
             esp_dir,
             login_by_addr: Throttle::new(login_addr_policy()),
             login_by_account: Throttle::new(login_account_policy()),
+            login_by_known: Throttle::new(login_addr_policy()),
+            totp_throttle: Throttle::new(household::pin_policy()),
+            known_key: OnceLock::new(),
             claim_by_addr: Throttle::new(claim_addr_policy()),
             claim_global: Throttle::new(claim_global_policy()),
             hashing: Semaphore::new(2),
+            hash_queue: AtomicUsize::new(0),
             pin_throttle: Throttle::new(household::pin_policy()),
             last_seen: Mutex::new(Default::default()),
         }
@@ -287,25 +320,40 @@ impl Identity {
             return Err(IdentityError::ClaimNeedsLan);
         }
         let now = Instant::now();
-        for wait in [
-            self.claim_by_addr.check(&client.addr, now),
-            self.claim_global.check(&(), now),
-        ] {
-            if let Err(wait) = wait {
-                return Err(IdentityError::Throttled(wait.as_secs().max(1)));
+        let by_addr = self
+            .claim_by_addr
+            .begin(&client.addr, now)
+            .map_err(throttled)?;
+        let global = match self.claim_global.begin(&(), now) {
+            Ok(g) => g,
+            Err(wait) => {
+                by_addr.withdraw();
+                return Err(throttled(wait));
             }
-        }
-        if self.is_claimed()? {
-            return Err(IdentityError::AlreadyClaimed);
-        }
-        let code = setup_code::read(&self.data_dir)
-            .map_err(|e| IdentityError::Internal(format!("cannot read the setup code: {e}")))?;
+        };
+        let code = match self.is_claimed() {
+            Ok(true) => Err(IdentityError::AlreadyClaimed),
+            Ok(false) => setup_code::read(&self.data_dir)
+                .map_err(|e| IdentityError::Internal(format!("cannot read the setup code: {e}"))),
+            Err(e) => Err(e.into()),
+        };
+        let code = match code {
+            Ok(c) => c,
+            Err(e) => {
+                by_addr.withdraw();
+                global.withdraw();
+                return Err(e);
+            }
+        };
         let right = code
             .as_deref()
             .is_some_and(|c| setup_code::matches(input, c));
-        if !right {
-            self.claim_by_addr.fail(&client.addr, now);
-            self.claim_global.fail(&(), now);
+        if right {
+            by_addr.succeeded();
+            global.withdraw();
+        } else {
+            by_addr.failed();
+            global.failed();
             let addr = client.addr.to_string();
             self.store.write(|tx| {
                 tx.audit(
@@ -388,9 +436,13 @@ impl Identity {
                 token,
                 user,
                 device,
+                known_cookie: String::new(),
             })
         })?;
-        self.claim_by_addr.succeed(&client.addr);
+        let signed = SignedIn {
+            known_cookie: self.known_cookie_for(signed.user.id)?,
+            ..signed
+        };
         if let Err(e) = setup_code::remove(&self.data_dir, self.esp_dir.as_deref()) {
             // The claim stands; the stale file is removed at the next start.
             tracing::warn!(error = %e, "could not remove the setup code file");
@@ -400,6 +452,7 @@ impl Identity {
     }
 
     /// Signs in with username and password, creating a device for this client.
+    /// `known_cookie` is the browser's known-device cookie, if it sent one.
     pub async fn login(
         self: &Arc<Self>,
         username: &str,
@@ -407,17 +460,9 @@ impl Identity {
         totp_code: Option<String>,
         device: DeviceInfo,
         client: ClientInfo,
+        known_cookie: Option<&str>,
     ) -> Result<SignedIn, IdentityError> {
         let account = username.trim().to_lowercase();
-        let now = Instant::now();
-        for wait in [
-            self.login_by_addr.check(&client.addr, now),
-            self.login_by_account.check(&account, now),
-        ] {
-            if let Err(wait) = wait {
-                return Err(IdentityError::Throttled(wait.as_secs().max(1)));
-            }
-        }
         if password.len() > password::MAX_LEN * 4 || account.len() > 256 {
             return Err(IdentityError::BadCredentials);
         }
@@ -432,6 +477,18 @@ impl Identity {
             }
         }
         let user = self.store.read(|r| r.user_by_name(&account))?;
+        let lane = self.lane_for(user.as_ref().map(|u| u.id), client.addr, known_cookie)?;
+        // The guess is reserved before the slow check: a burst gets no more guesses
+        // evaluated than the same guesses one after another.
+        let attempt = known::reserve(
+            &self.login_by_addr,
+            &self.login_by_account,
+            &self.login_by_known,
+            &lane,
+            client.addr,
+            &account,
+            Instant::now(),
+        )?;
         let phc = user
             .as_ref()
             .and_then(|u| u.password_hash.clone())
@@ -441,14 +498,14 @@ impl Identity {
         let addr = client.addr.to_string();
         let now_s = crate::now_secs();
         let Some(user) = user.filter(|_| ok) else {
-            self.login_by_addr.fail(&client.addr, now);
-            self.login_by_account.fail(&account, now);
+            attempt.failed();
             let detail = format!("failed sign-in as {:?}", truncate(&account, 64));
             self.store
                 .write(|tx| tx.audit(now_s, "login_failed", None, Some(addr), detail))?;
             return Err(IdentityError::BadCredentials);
         };
         let (token, token_hash) = token::generate().map_err(IdentityError::Internal)?;
+        let known_cookie = self.known_cookie_for(user.id)?;
         let signed = self.store.write(|tx| {
             // Two-factor is checked (and its replay state saved) only after the password
             // was right, so a missing code reveals nothing to someone without it.
@@ -479,12 +536,16 @@ impl Identity {
                 token,
                 user,
                 device,
+                known_cookie,
             })
         });
-        let signed = match signed {
+        match signed {
+            Ok(signed) => {
+                attempt.succeeded();
+                Ok(signed)
+            }
             Err(IdentityError::WrongTotp) => {
-                self.login_by_addr.fail(&client.addr, now);
-                self.login_by_account.fail(&account, now);
+                attempt.failed();
                 let addr = client.addr.to_string();
                 self.store.write(|tx| {
                     tx.audit(
@@ -495,13 +556,18 @@ impl Identity {
                         format!("wrong two-factor code for {:?}", truncate(&account, 64)),
                     )
                 })?;
-                return Err(IdentityError::WrongTotp);
+                Err(IdentityError::WrongTotp)
             }
-            other => other?,
-        };
-        self.login_by_addr.succeed(&client.addr);
-        self.login_by_account.succeed(&account);
-        Ok(signed)
+            Err(IdentityError::TotpRequired) => {
+                // The password was right, but the sign-in is not done: neither a wrong
+                // guess nor a success that would forgive earlier ones (that would let
+                // someone with the password but not the phone reset the count between
+                // code guesses).
+                attempt.withdraw();
+                Err(IdentityError::TotpRequired)
+            }
+            Err(e) => Err(e),
+        }
     }
 
     /// Resolves a bearer token or session cookie. `None` for anything not currently valid:
@@ -652,26 +718,38 @@ impl Identity {
     }
 
     async fn hash_password(&self, password: String) -> Result<String, IdentityError> {
-        let _permit = self
-            .hashing
-            .acquire()
-            .await
-            .map_err(|e| IdentityError::Internal(e.to_string()))?;
-        tokio::task::spawn_blocking(move || password::hash(&password))
-            .await
-            .map_err(|e| IdentityError::Internal(e.to_string()))?
+        self.argon2(move || password::hash(&password))
+            .await?
             .map_err(IdentityError::Internal)
     }
 
     async fn verify_password(&self, password: String, phc: String) -> Result<bool, IdentityError> {
-        let _permit = self
-            .hashing
-            .acquire()
+        self.argon2(move || password::verify(&password, &phc)).await
+    }
+
+    /// Runs one argon2 computation on the blocking pool, at most two at a time; a caller
+    /// that would wait behind [`MAX_HASH_QUEUE`] others is told to try again shortly.
+    async fn argon2<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, IdentityError> {
+        let permit = match self.hashing.try_acquire() {
+            Ok(p) => p,
+            Err(_) => {
+                if self.hash_queue.fetch_add(1, Ordering::AcqRel) >= MAX_HASH_QUEUE {
+                    self.hash_queue.fetch_sub(1, Ordering::AcqRel);
+                    return Err(throttled(Duration::from_secs(2)));
+                }
+                let p = self.hashing.acquire().await;
+                self.hash_queue.fetch_sub(1, Ordering::AcqRel);
+                p.map_err(|e| IdentityError::Internal(e.to_string()))?
+            }
+        };
+        let out = tokio::task::spawn_blocking(work)
             .await
-            .map_err(|e| IdentityError::Internal(e.to_string()))?;
-        tokio::task::spawn_blocking(move || password::verify(&password, &phc))
-            .await
-            .map_err(|e| IdentityError::Internal(e.to_string()))
+            .map_err(|e| IdentityError::Internal(e.to_string()));
+        drop(permit);
+        out
     }
 }
 
@@ -723,7 +801,11 @@ impl Identity {
 
     /// Confirms enrolment with a code from the app; from then on sign-in needs one.
     pub fn totp_confirm(&self, user_id: u64, code: &str) -> Result<(), IdentityError> {
-        self.store.write(|tx| {
+        let attempt = self
+            .totp_throttle
+            .begin(&user_id, Instant::now())
+            .map_err(throttled)?;
+        let r = self.store.write(|tx| {
             let mut user = tx.user(user_id)?.ok_or(IdentityError::NotFound)?;
             let Some(mut rec) = user.totp.clone().filter(|t| !t.confirmed) else {
                 return Err(IdentityError::Invalid {
@@ -745,12 +827,17 @@ impl Identity {
                 format!("two-factor on for {:?}", user.username),
             )?;
             Ok(())
-        })
+        });
+        settle_code_attempt(attempt, r)
     }
 
     /// Turns two-factor off; needs a current code (or a recovery code).
     pub fn totp_disable(&self, user_id: u64, code: &str) -> Result<(), IdentityError> {
-        self.store.write(|tx| {
+        let attempt = self
+            .totp_throttle
+            .begin(&user_id, Instant::now())
+            .map_err(throttled)?;
+        let r = self.store.write(|tx| {
             let mut user = tx.user(user_id)?.ok_or(IdentityError::NotFound)?;
             let Some(mut rec) = user.totp.clone() else {
                 return Ok(());
@@ -768,8 +855,23 @@ impl Identity {
                 format!("two-factor off for {:?}", user.username),
             )?;
             Ok(())
-        })
+        });
+        settle_code_attempt(attempt, r)
     }
+}
+
+/// A wrong two-factor or recovery code counts against the throttle; anything else (right
+/// code, or a refusal that checked no code) does not.
+fn settle_code_attempt(
+    attempt: throttle::Attempt<'_, u64>,
+    r: Result<(), IdentityError>,
+) -> Result<(), IdentityError> {
+    match &r {
+        Err(IdentityError::WrongTotp) => drop(attempt.failed()),
+        Ok(()) => attempt.succeeded(),
+        Err(_) => attempt.withdraw(),
+    }
+    r
 }
 
 fn truncate(s: &str, n: usize) -> String {

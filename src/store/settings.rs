@@ -40,3 +40,27 @@ impl Rx {
         v.map(|v| decode(v.value())).transpose()
     }
 }
+
+/// A 32-byte secret kept under `key`, drawn from the system's random generator the first
+/// time anyone asks for it. It never leaves the device.
+pub fn secret_key(store: &super::Store, key: &str) -> Result<Vec<u8>, StoreError> {
+    let valid = |hex_key: Option<String>| {
+        hex_key
+            .and_then(|k| hex::decode(k).ok())
+            .filter(|b| b.len() == 32)
+    };
+    if let Some(bytes) = valid(store.read(|rx| rx.setting::<String>(key))?) {
+        return Ok(bytes);
+    }
+    store.write(|tx| {
+        // Re-checked inside the write transaction so two first callers agree on one key.
+        if let Some(bytes) = valid(tx.setting::<String>(key)?) {
+            return Ok(bytes);
+        }
+        let mut bytes = vec![0u8; 32];
+        ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes)
+            .map_err(|_| StoreError::Corrupt("the system random generator failed".into()))?;
+        tx.set_setting(key, &hex::encode(&bytes))?;
+        Ok(bytes)
+    })
+}

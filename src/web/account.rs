@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::auth::{Viewer, clear_cookie, session_cookie};
+use super::auth::{Viewer, clear_cookie, cookie_of, signed_in_cookies};
 use super::error::from_rejection;
 use super::setup::{SignedInView, UserView};
 use super::{ApiError, AppState};
@@ -35,9 +35,11 @@ pub struct LoginInput {
 async fn login(
     State(state): State<AppState>,
     axum::Extension(client): axum::Extension<ClientInfo>,
+    headers: axum::http::HeaderMap,
     body: Result<Json<LoginInput>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Response, ApiError> {
     let Json(input) = body.map_err(from_rejection)?;
+    let known = cookie_of(&headers, crate::identity::known::KNOWN_COOKIE);
     let signed = state
         .identity
         .login(
@@ -46,15 +48,16 @@ async fn login(
             input.totp,
             input.device,
             client,
+            known.as_deref(),
         )
         .await?;
-    let cookie = session_cookie(&signed.token, client.secure);
+    let cookies = signed_in_cookies(&signed, client.secure);
     let body = SignedInView {
         token: signed.token,
         user: UserView::from(&signed.user),
         device_id: signed.device.id,
     };
-    Ok(([(header::SET_COOKIE, cookie)], Json(body)).into_response())
+    Ok((cookies, Json(body)).into_response())
 }
 
 /// Ends this device's session; its token stops working at once.

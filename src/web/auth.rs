@@ -149,11 +149,16 @@ pub fn token_of(headers: &axum::http::HeaderMap) -> Option<String> {
         }
         return None;
     }
+    cookie_of(headers, SESSION_COOKIE)
+}
+
+/// The value of the cookie called `name`, if the request carries one.
+pub fn cookie_of(headers: &axum::http::HeaderMap, name: &str) -> Option<String> {
     for v in headers.get_all(header::COOKIE) {
         let Ok(v) = v.to_str() else { continue };
         for pair in v.split(';') {
             if let Some((k, val)) = pair.trim().split_once('=')
-                && k == SESSION_COOKIE
+                && k == name
             {
                 return Some(val.to_owned());
             }
@@ -253,6 +258,24 @@ pub fn session_cookie(token: &str, secure: bool) -> String {
         "{SESSION_COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict; Max-Age=31536000{}",
         if secure { "; Secure" } else { "" }
     )
+}
+
+/// The `Set-Cookie` headers of a new sign-in: the session, and the known-device cookie that
+/// keeps this browser on its own throttle lane for this account (sent only to sign-in).
+pub fn signed_in_cookies(
+    signed: &crate::identity::SignedIn,
+    secure: bool,
+) -> axum::response::AppendHeaders<[(header::HeaderName, String); 2]> {
+    let known = format!(
+        "{}={}; Path=/api/v1/auth; HttpOnly; SameSite=Strict; Max-Age=31536000{}",
+        crate::identity::known::KNOWN_COOKIE,
+        signed.known_cookie,
+        if secure { "; Secure" } else { "" }
+    );
+    axum::response::AppendHeaders([
+        (header::SET_COOKIE, session_cookie(&signed.token, secure)),
+        (header::SET_COOKIE, known),
+    ])
 }
 
 /// `Set-Cookie` that removes the session cookie.

@@ -2,13 +2,13 @@
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::{StatusCode, header};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::auth::session_cookie;
+use super::auth::signed_in_cookies;
 use super::error::from_rejection;
 use super::{ApiError, AppState};
 use crate::identity::{ClaimRequest, DeviceInfo};
@@ -106,18 +106,13 @@ async fn claim(
             client,
         )
         .await?;
-    let cookie = session_cookie(&signed.token, client.secure);
+    let cookies = signed_in_cookies(&signed, client.secure);
     let body = SignedInView {
         token: signed.token,
         user: UserView::from(&signed.user),
         device_id: signed.device.id,
     };
-    Ok((
-        StatusCode::CREATED,
-        [(header::SET_COOKIE, cookie)],
-        Json(body),
-    )
-        .into_response())
+    Ok((StatusCode::CREATED, cookies, Json(body)).into_response())
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]

@@ -3,13 +3,13 @@
 
 use axum::Json;
 use axum::extract::{Path, Query, State};
-use axum::http::{StatusCode, header};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::auth::{Owner, Viewer, session_cookie};
+use super::auth::{Owner, Viewer, signed_in_cookies};
 use super::error::{ErrorBody, from_rejection};
 use super::setup::SignedInView;
 use super::{ApiError, AppState};
@@ -452,12 +452,12 @@ async fn accept_invite(
         .await?;
     let signed = state
         .identity
-        .login(&user.username, password, None, input.device, client)
+        .login(&user.username, password, None, input.device, client, None)
         .await?;
-    let cookie = session_cookie(&signed.token, client.secure);
+    let cookies = signed_in_cookies(&signed, client.secure);
     Ok((
         StatusCode::CREATED,
-        [(header::SET_COOKIE, cookie)],
+        cookies,
         Json(SignedInView {
             token: signed.token,
             user: (&signed.user).into(),

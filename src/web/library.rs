@@ -747,19 +747,30 @@ pub(super) async fn open_item_path(
         .store
         .read(|rx| rx.folder(folder_id))?
         .ok_or_else(ApiError::not_found)?;
-    tokio::task::spawn_blocking(move || crate::stream::open_in_root(&folder.path, &rel))
-        .await?
-        .map_err(|e| match e.kind() {
-            std::io::ErrorKind::NotFound => ApiError::new(
-                StatusCode::NOT_FOUND,
-                "media_missing",
-                "The file is not on the disk any more (was the disk unplugged?). Plug it in or rescan the library.",
-            ),
-            _ => {
-                tracing::warn!(error = %e, "refused to open a media file");
-                ApiError::not_found()
-            }
-        })
+    let root = folder.path.clone();
+    let opened = {
+        let rel = rel.clone();
+        tokio::task::spawn_blocking(move || crate::stream::open_in_root(&root, &rel)).await?
+    };
+    opened.map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => ApiError::new(
+            StatusCode::NOT_FOUND,
+            "media_missing",
+            "The file is not on the disk any more (was the disk unplugged?). Plug it in or rescan the library.",
+        ),
+        _ => {
+            // A link swapped in, a way out of the folder, or not a plain file: someone may
+            // be trying to reach what the library does not hold. Names only, never bytes.
+            tracing::warn!(
+                folder_id,
+                folder = %folder.path.display(),
+                item_path = %rel,
+                error = %e,
+                "refused to open a media file"
+            );
+            ApiError::not_found()
+        }
+    })
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]

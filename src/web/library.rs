@@ -20,7 +20,7 @@ use crate::library::{
 };
 use crate::net::ClientInfo;
 use crate::policy::{self, Actor, Context};
-use crate::stream::signed::{self, MediaGrant, UrlError};
+use crate::stream::signed::{self, LinkKind, MediaGrant, UrlError};
 
 /// What the actor may see: a library filter and an item filter, both asking `policy`.
 /// Every listing, search, item, artwork, subtitle and stream goes through these two.
@@ -802,10 +802,12 @@ async fn check_link(
         device_id: p.d,
         expires: p.exp,
     };
-    signed::verify(&key, &grant, &p.sig, crate::now_secs()).map_err(|e| match e {
-        UrlError::Expired => ApiError::forbidden("media_link_expired", e.to_string()),
-        UrlError::BadSignature => ApiError::forbidden("invalid_media_link", e.to_string()),
-    })?;
+    signed::verify(&key, LinkKind::Api, &grant, &p.sig, crate::now_secs()).map_err(
+        |e| match e {
+            UrlError::Expired => ApiError::forbidden("media_link_expired", e.to_string()),
+            UrlError::BadSignature => ApiError::forbidden("invalid_media_link", e.to_string()),
+        },
+    )?;
     let revoked = || {
         ApiError::forbidden(
             "media_link_revoked",

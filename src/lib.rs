@@ -109,15 +109,14 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
     let config = Arc::new(config);
-    std::fs::create_dir_all(&config.data_dir).map_err(|e| {
-        std::io::Error::new(
-            e.kind(),
-            format!(
-                "cannot create the data directory {}: {e}",
-                config.data_dir.display()
-            ),
-        )
-    })?;
+    // Private (0700, files 0600) whatever the umask, and repaired if an older version or a
+    // hand-made copy left it readable; before the database is opened.
+    {
+        let dir = config.data_dir.clone();
+        tokio::task::spawn_blocking(move || store::perms::secure_data_dir(&dir))
+            .await
+            .map_err(|e| ServeError::Other(e.to_string()))??;
+    }
     let db_path = config.database_path();
     let store = tokio::task::spawn_blocking(move || store::Store::open(&db_path))
         .await

@@ -719,3 +719,70 @@ fn settings_browse_search_stream_and_faults() {
     let (r, _) = browse(&s, "0", "BrowseDirectChildren", 0, 0, "");
     assert_eq!(r.status, 404);
 }
+
+/// Domain separation: a link signed for DLNA players never passes the API's stream route,
+/// and a user's API link never passes DLNA's media route. Both are refused at the signature
+/// (`invalid_media_link`), not by a later check that a change elsewhere could loosen.
+#[test]
+fn dlna_and_api_media_links_do_not_pass_for_each_other() {
+    let (s, owner) = common::claimed();
+    let movies = library(&s, &owner, "Films", "movies", "Movies");
+    let r = send(
+        "PUT",
+        &s.url("/api/v1/dlna"),
+        Some(&owner),
+        &json!({"libraries": [movies]}),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let (_, root) = browse(&s, "0", "BrowseDirectChildren", 0, 0, "");
+    let (_, films) = browse(&s, &root[0].id, "BrowseDirectChildren", 0, 0, "");
+    let meadow = films
+        .iter()
+        .find(|o| o.title == "Sunny Meadow")
+        .expect("Sunny Meadow");
+    let dlna_url = meadow.res.clone().unwrap();
+    let (item_id, query) = dlna_url
+        .split_once("/dlna/media/")
+        .unwrap()
+        .1
+        .split_once('?')
+        .unwrap();
+    let param = |q: &str, k: &str| {
+        q.split('&')
+            .find_map(|p| p.strip_prefix(&format!("{k}=")).map(str::to_owned))
+            .unwrap()
+    };
+    let (exp, sig) = (param(query, "exp"), param(query, "sig"));
+    // The DLNA link itself works.
+    assert_eq!(get(&dlna_url, None).status, 200);
+
+    // DLNA's signature on the API route, with the fields DLNA signed (user 0, device 0).
+    let r = get(
+        &s.url(&format!(
+            "/api/v1/stream/{item_id}?u=0&d=0&exp={exp}&sig={sig}"
+        )),
+        None,
+    );
+    assert_eq!(r.status, 403, "{}", r.body);
+    assert_eq!(
+        r.error_code(),
+        "invalid_media_link",
+        "a DLNA signature verified as an API one"
+    );
+
+    // The owner's API link for the same item works; its signature on DLNA's route does not.
+    let item = get(&s.url(&format!("/api/v1/items/{item_id}")), Some(&owner)).json();
+    let api_url = s.url(item["stream_url"].as_str().unwrap());
+    assert_eq!(get(&api_url, None).status, 200);
+    let api_query = api_url.split_once('?').unwrap().1;
+    let r = get(
+        &s.url(&format!(
+            "/dlna/media/{item_id}?exp={}&sig={}",
+            param(api_query, "exp"),
+            param(api_query, "sig")
+        )),
+        None,
+    );
+    assert_eq!(r.status, 403, "{}", r.body);
+    assert_eq!(r.error_code(), "invalid_media_link");
+}

@@ -696,3 +696,136 @@ fn watch_state_is_per_user_and_goes_with_the_user() {
         "the owner's history stays"
     );
 }
+
+/// Counts never leak what a profile cannot see: for the owner, a little kid, a friend and
+/// the guest, the library list's `items` is exactly how many items that profile can list,
+/// and only the owner gets scan figures (`scan`, `last_scan`) and folders.
+#[test]
+fn library_counts_are_what_each_profile_can_list() {
+    let (s, owner) = claimed();
+    let tmp = tempfile::tempdir().unwrap();
+    let media = tmp.path().join("media");
+    common::copy_tree(&common::shared_media(), &media);
+    let r = send(
+        "POST",
+        &s.url("/api/v1/libraries"),
+        Some(&owner),
+        &json!({"name": "Films", "kind": "movies", "folders": [media.join("Movies").to_str().unwrap()]}),
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
+    let lib = r.json()["id"].as_u64().unwrap();
+    wait_for_scan(&s, &owner, lib);
+
+    let login = || {
+        let r = send(
+            "POST",
+            &s.url("/api/v1/auth/login"),
+            None,
+            &json!({"username": "anna", "password": "correct horse battery"}),
+        );
+        assert_eq!(r.status, 200, "{}", r.body);
+        r.json()["token"].as_str().unwrap().to_owned()
+    };
+    let create = |body: Value| {
+        let r = send("POST", &s.url("/api/v1/users"), Some(&owner), &body);
+        assert_eq!(r.status, 201, "{}", r.body);
+        r.json()["id"].as_u64().unwrap()
+    };
+    let switch = |token: &str, user: u64| {
+        let r = send(
+            "POST",
+            &s.url("/api/v1/auth/switch"),
+            Some(token),
+            &json!({"user_id": user}),
+        );
+        assert_eq!(r.status, 200, "{}", r.body);
+    };
+
+    // A little kid: a device of the owner's switched to her profile.
+    let mia = create(json!({"kind": "managed", "name": "Mia", "preset": "little_kid"}));
+    let kid = login();
+    switch(&kid, mia);
+    // The guest, turned on and limited to what an older kid may see.
+    let guest_id = create(json!({"kind": "guest"}));
+    let r = send(
+        "PATCH",
+        &s.url(&format!("/api/v1/users/{guest_id}")),
+        Some(&owner),
+        &json!({"enabled": true, "preset": "older_kid"}),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let guest = login();
+    switch(&guest, guest_id);
+    // A friend who may see everything but what is labelled violence.
+    let r = send(
+        "POST",
+        &s.url("/api/v1/invites"),
+        Some(&owner),
+        &json!({"invitee": "ben@example.org", "expires_in_hours": 2}),
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
+    let invite = r.json()["token"].as_str().unwrap().to_owned();
+    let r = send(
+        "POST",
+        &s.url(&format!("/api/v1/invites/{invite}/accept")),
+        None,
+        &json!({"username": "ben", "password": "friendly giraffe tune"}),
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
+    let friend = r.json()["token"].as_str().unwrap().to_owned();
+    let ben = r.json()["user"]["id"].as_u64().unwrap();
+    let r = send(
+        "PATCH",
+        &s.url(&format!("/api/v1/users/{ben}")),
+        Some(&owner),
+        &json!({"restrictions": {"labels_deny": ["violence"]}}),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+
+    let mut seen = Vec::new();
+    for (role, token, is_owner) in [
+        ("owner", &owner, true),
+        ("little kid", &kid, false),
+        ("friend", &friend, false),
+        ("guest", &guest, false),
+    ] {
+        let libs = get(&s.url("/api/v1/libraries"), Some(token));
+        assert_eq!(libs.status, 200, "{role}: {}", libs.body);
+        let libs = libs.json();
+        let films = libs
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|l| l["id"] == lib)
+            .unwrap_or_else(|| panic!("{role} cannot see the library: {libs}"));
+        let listed = get(
+            &s.url(&format!("/api/v1/libraries/{lib}/items?limit=500")),
+            Some(token),
+        )
+        .json();
+        assert_eq!(listed["more"], false);
+        let listed = listed["items"].as_array().unwrap().len() as u64;
+        assert_eq!(
+            films["items"].as_u64(),
+            Some(listed),
+            "{role}: the count is not what the listing holds: {films}"
+        );
+        assert_eq!(
+            !films["scan"].is_null(),
+            is_owner,
+            "{role}: scan figures: {films}"
+        );
+        assert_eq!(
+            !films["last_scan"].is_null(),
+            is_owner,
+            "{role}: last scan: {films}"
+        );
+        assert_eq!(!films["folders"].is_null(), is_owner, "{role}: {films}");
+        seen.push((role, listed));
+    }
+    eprintln!("items each profile lists and is told: {seen:?}");
+    // The table means something: the restricted profiles see fewer than the owner.
+    let all = seen[0].1;
+    assert_eq!(all, 12);
+    assert!(seen[1..].iter().all(|(_, n)| *n < all), "{seen:?}");
+}

@@ -26,6 +26,24 @@ pub fn libraries(
     Ok(libs)
 }
 
+/// How many items of a library the viewer may see: the number a full listing returns.
+pub fn count_items(
+    store: &Store,
+    library_id: u64,
+    allowed: impl Fn(&ItemRecord) -> bool,
+) -> Result<u64, StoreError> {
+    let mut n = 0u64;
+    store.read(|rx| {
+        rx.visit_items(library_id, ItemSort::Added, false, |item| {
+            if allowed(&item) {
+                n += 1;
+            }
+            true
+        })
+    })?;
+    Ok(n)
+}
+
 /// What a listing asks for.
 #[derive(Debug, Clone)]
 pub struct ItemQuery {

@@ -11,6 +11,7 @@ pub mod disks;
 pub mod invites;
 pub mod library;
 pub mod ota;
+pub mod perms;
 pub mod settings;
 pub mod users;
 pub mod watch;
@@ -93,7 +94,11 @@ impl Store {
             std::fs::create_dir_all(parent)?;
         }
         let db = match Database::builder().set_cache_size(CACHE_BYTES).create(path) {
-            Ok(db) => db,
+            Ok(db) => {
+                // redb creates the file with the umask's mode; it holds keys and secrets.
+                perms::secure_file(path)?;
+                db
+            }
             Err(redb::DatabaseError::DatabaseAlreadyOpen) => {
                 return Err(StoreError::Busy {
                     path: path.display().to_string(),

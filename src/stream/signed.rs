@@ -3,6 +3,8 @@
 //! The HMAC-SHA256 key lives in the settings table and never leaves the device; verifying is
 //! a pure function here, and the stream handler additionally checks that the device still
 //! exists (so revoking a device kills its URLs) and that policy still allows the item.
+//! Each front end signs under its own label ([`LinkKind`]): a DLNA link never verifies on
+//! the API's stream route, nor an API link on DLNA's, whatever fields they carry.
 
 use ring::hmac;
 use serde::{Deserialize, Serialize};
@@ -33,32 +35,61 @@ pub enum UrlError {
     BadSignature,
 }
 
-fn message(g: &MediaGrant) -> String {
-    // A fixed label and one field per line: no two grants share a message.
+/// Which front end a link is for. Part of the signed message, so the two kinds of link are
+/// separate domains under the one key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LinkKind {
+    /// `/api/v1/stream/…`: the web app and API clients, bound to a user and device.
+    Api,
+    /// `/dlna/media/…`: DLNA players, acting as the DLNA profile.
+    Dlna,
+}
+
+impl LinkKind {
+    fn label(self) -> &'static str {
+        match self {
+            LinkKind::Api => "hearth-media-url-v1",
+            LinkKind::Dlna => "hearth-dlna-media-url-v1",
+        }
+    }
+}
+
+fn message(kind: LinkKind, g: &MediaGrant) -> String {
+    // A fixed label per kind and one field per line: no two grants share a message.
     format!(
-        "hearth-media-url-v1\n{}\n{}\n{}\n{}",
-        g.user_id, g.item_id, g.device_id, g.expires
+        "{}\n{}\n{}\n{}\n{}",
+        kind.label(),
+        g.user_id,
+        g.item_id,
+        g.device_id,
+        g.expires
     )
 }
 
-/// Signs a grant; the hex signature goes into the URL.
-pub fn sign(key: &[u8], g: &MediaGrant) -> String {
+/// Signs a grant for one kind of link; the hex signature goes into the URL.
+pub fn sign(key: &[u8], kind: LinkKind, g: &MediaGrant) -> String {
     let k = hmac::Key::new(hmac::HMAC_SHA256, key);
-    hex::encode(hmac::sign(&k, message(g).as_bytes()).as_ref())
+    hex::encode(hmac::sign(&k, message(kind, g).as_bytes()).as_ref())
 }
 
-/// Checks a signature (in constant time) and the expiry.
-pub fn verify(key: &[u8], g: &MediaGrant, sig_hex: &str, now: u64) -> Result<(), UrlError> {
+/// Checks a signature of that kind of link (in constant time) and the expiry.
+pub fn verify(
+    key: &[u8],
+    kind: LinkKind,
+    g: &MediaGrant,
+    sig_hex: &str,
+    now: u64,
+) -> Result<(), UrlError> {
     let sig = hex::decode(sig_hex).map_err(|_| UrlError::BadSignature)?;
     let k = hmac::Key::new(hmac::HMAC_SHA256, key);
-    hmac::verify(&k, message(g).as_bytes(), &sig).map_err(|_| UrlError::BadSignature)?;
+    hmac::verify(&k, message(kind, g).as_bytes(), &sig).map_err(|_| UrlError::BadSignature)?;
     if now > g.expires {
         return Err(UrlError::Expired);
     }
     Ok(())
 }
 
-/// The path and query of a signed URL for a grant.
+/// The path and query of a signed API stream URL for a grant.
 pub fn url(key: &[u8], g: &MediaGrant) -> String {
     format!(
         "/api/v1/stream/{}?u={}&d={}&exp={}&sig={}",
@@ -66,7 +97,7 @@ pub fn url(key: &[u8], g: &MediaGrant) -> String {
         g.user_id,
         g.device_id,
         g.expires,
-        sign(key, g)
+        sign(key, LinkKind::Api, g)
     )
 }
 
@@ -112,9 +143,9 @@ mod tests {
     #[test]
     fn signature_binds_every_field() {
         let g = grant();
-        let sig = sign(KEY, &g);
-        assert_eq!(verify(KEY, &g, &sig, 999), Ok(()));
-        assert_eq!(verify(KEY, &g, &sig, 1_000), Ok(()));
+        let sig = sign(KEY, LinkKind::Api, &g);
+        assert_eq!(verify(KEY, LinkKind::Api, &g, &sig, 999), Ok(()));
+        assert_eq!(verify(KEY, LinkKind::Api, &g, &sig, 1_000), Ok(()));
         let tampered = [
             MediaGrant { user_id: 3, ..g },
             MediaGrant { item_id: 8, ..g },
@@ -132,13 +163,19 @@ mod tests {
         ];
         for t in tampered {
             assert_eq!(
-                verify(KEY, &t, &sig, 0),
+                verify(KEY, LinkKind::Api, &t, &sig, 0),
                 Err(UrlError::BadSignature),
                 "{t:?}"
             );
         }
         assert_eq!(
-            verify(b"another key another key another", &g, &sig, 0),
+            verify(
+                b"another key another key another",
+                LinkKind::Api,
+                &g,
+                &sig,
+                0
+            ),
             Err(UrlError::BadSignature)
         );
         for bad in [
@@ -149,12 +186,36 @@ mod tests {
             &"0".repeat(64),
         ] {
             assert_eq!(
-                verify(KEY, &g, bad, 0),
+                verify(KEY, LinkKind::Api, &g, bad, 0),
                 Err(UrlError::BadSignature),
                 "{bad:?}"
             );
         }
-        assert_eq!(verify(KEY, &g, &sig, 1_001), Err(UrlError::Expired));
+        assert_eq!(
+            verify(KEY, LinkKind::Api, &g, &sig, 1_001),
+            Err(UrlError::Expired)
+        );
+    }
+
+    #[test]
+    fn dlna_and_api_links_sign_different_messages() {
+        let g = grant();
+        assert_ne!(message(LinkKind::Api, &g), message(LinkKind::Dlna, &g));
+        assert!(message(LinkKind::Dlna, &g).starts_with("hearth-dlna-media-url-v1\n"));
+        let api = sign(KEY, LinkKind::Api, &g);
+        let dlna = sign(KEY, LinkKind::Dlna, &g);
+        assert_ne!(api, dlna);
+        assert_eq!(verify(KEY, LinkKind::Dlna, &g, &dlna, 0), Ok(()));
+        assert_eq!(
+            verify(KEY, LinkKind::Api, &g, &dlna, 0),
+            Err(UrlError::BadSignature),
+            "a DLNA link passed as an API link"
+        );
+        assert_eq!(
+            verify(KEY, LinkKind::Dlna, &g, &api, 0),
+            Err(UrlError::BadSignature),
+            "an API link passed as a DLNA link"
+        );
     }
 
     #[test]

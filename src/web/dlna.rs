@@ -26,7 +26,7 @@ use crate::dlna::soap::{self, CONNECTION_MANAGER, CONTENT_DIRECTORY, Call, Fault
 use crate::dlna::tree::Access;
 use crate::net::{ClientInfo, NetClass};
 use crate::policy::{self, Actor, Context, DLNA_PROFILE_ID, Presented};
-use crate::stream::signed::{self, MediaGrant};
+use crate::stream::signed::{self, LinkKind, MediaGrant};
 
 /// Largest SOAP request accepted (real ones are well under 2 KiB).
 pub const SOAP_MAX_BYTES: usize = 16 * 1024;
@@ -286,7 +286,7 @@ impl soap::Links for MediaLinks {
             "{}/dlna/media/{item_id}?exp={}&sig={}",
             self.base,
             self.expires,
-            signed::sign(&self.key, &grant)
+            signed::sign(&self.key, LinkKind::Dlna, &grant)
         )
     }
 }
@@ -375,7 +375,7 @@ async fn media(
         device_id: 0,
         expires: p.exp,
     };
-    signed::verify(&key, &grant, &p.sig, crate::now_secs())
+    signed::verify(&key, LinkKind::Dlna, &grant, &p.sig, crate::now_secs())
         .map_err(|e| ApiError::forbidden("invalid_media_link", e.to_string()))?;
     let Some((actor, ctx)) = dlna_actor(&state, client).await? else {
         return Ok(plain(StatusCode::NOT_FOUND, DLNA_OFF));

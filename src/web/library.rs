@@ -20,7 +20,7 @@ use crate::library::{
 };
 use crate::net::ClientInfo;
 use crate::policy::{self, Actor, Context};
-use crate::stream::signed::{self, MediaGrant, UrlError};
+use crate::stream::signed::{self, LinkKind, MediaGrant, UrlError};
 
 /// What the actor may see: a library filter and an item filter, both asking `policy`.
 /// Every listing, search, item, artwork, subtitle and stream goes through these two.
@@ -79,8 +79,11 @@ pub struct LibraryView {
     kind: LibraryKind,
     /// Folder paths; only the owner sees them.
     folders: Option<Vec<String>>,
+    /// Items this viewer may see (what a full listing of the library returns).
     items: u64,
+    /// When the last scan finished; only the owner sees it.
     last_scan: Option<u64>,
+    /// The running or last scan's figures; only the owner sees them.
     scan: Option<ProgressSnapshot>,
     /// False while a folder cannot be read (its disk pulled or unmounted): the items stay
     /// listed, but cannot be played until the disk is back.
@@ -89,13 +92,27 @@ pub struct LibraryView {
     offline_folders: Option<Vec<String>>,
 }
 
+/// A library as `viewer` may see it. The owner sees everything (policy's rule for media),
+/// so the stored count is theirs; anyone else gets the count of the items `policy` lets them
+/// see, and no scan figures, folders or times: a hidden item must not show even as a number.
 fn library_view(
     state: &AppState,
     lib: LibraryRecord,
-    owner: bool,
+    viewer: Option<&Caller>,
 ) -> Result<LibraryView, ApiError> {
+    let owner = viewer.is_none_or(|v| policy::require_owner(&v.actor).is_ok());
+    let visible = match viewer {
+        Some(v) if !owner => {
+            let (_, item_ok) = access(&v.actor, &v.ctx);
+            Some(browse::count_items(&state.store, lib.id, item_ok)?)
+        }
+        _ => None,
+    };
     let (items, folders) = state.store.read(|rx| {
-        let n = rx.item_count(lib.id)?;
+        let n = match visible {
+            Some(n) => n,
+            None => rx.item_count(lib.id)?,
+        };
         let mut paths = Vec::new();
         for id in &lib.folder_ids {
             if let Some(f) = rx.folder(*id)? {
@@ -117,8 +134,8 @@ fn library_view(
         kind: lib.kind,
         folders: owner.then_some(folders),
         items,
-        last_scan: lib.last_scan,
-        scan: state.scans.progress(lib.id),
+        last_scan: lib.last_scan.filter(|_| owner),
+        scan: state.scans.progress(lib.id).filter(|_| owner),
         online: offline.is_empty(),
         offline_folders: owner.then_some(offline),
     })
@@ -150,7 +167,8 @@ async fn create(
         .scans
         .start(state.store.clone(), lib.id)
         .map_err(library_error)?;
-    let view = library_view(&state, lib, true)?;
+    // Only the owner gets here (`Owner`): the whole view.
+    let view = library_view(&state, lib, None)?;
     Ok((StatusCode::CREATED, Json(view)))
 }
 
@@ -163,11 +181,12 @@ async fn list(
 ) -> Result<Json<Vec<LibraryView>>, ApiError> {
     let (lib_ok, _) = access(&viewer.actor, &viewer.ctx);
     let libs = browse::libraries(&state.store, lib_ok)?;
-    let owner = policy::require_owner(&viewer.actor).is_ok();
-    let views = libs
-        .into_iter()
-        .map(|l| library_view(&state, l, owner))
-        .collect::<Result<Vec<_>, _>>()?;
+    let views = tokio::task::spawn_blocking(move || {
+        libs.into_iter()
+            .map(|l| library_view(&state, l, Some(&viewer)))
+            .collect::<Result<Vec<_>, _>>()
+    })
+    .await??;
     Ok(Json(views))
 }
 
@@ -747,19 +766,30 @@ pub(super) async fn open_item_path(
         .store
         .read(|rx| rx.folder(folder_id))?
         .ok_or_else(ApiError::not_found)?;
-    tokio::task::spawn_blocking(move || crate::stream::open_in_root(&folder.path, &rel))
-        .await?
-        .map_err(|e| match e.kind() {
-            std::io::ErrorKind::NotFound => ApiError::new(
-                StatusCode::NOT_FOUND,
-                "media_missing",
-                "The file is not on the disk any more (was the disk unplugged?). Plug it in or rescan the library.",
-            ),
-            _ => {
-                tracing::warn!(error = %e, "refused to open a media file");
-                ApiError::not_found()
-            }
-        })
+    let root = folder.path.clone();
+    let opened = {
+        let rel = rel.clone();
+        tokio::task::spawn_blocking(move || crate::stream::open_in_root(&root, &rel)).await?
+    };
+    opened.map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => ApiError::new(
+            StatusCode::NOT_FOUND,
+            "media_missing",
+            "The file is not on the disk any more (was the disk unplugged?). Plug it in or rescan the library.",
+        ),
+        _ => {
+            // A link swapped in, a way out of the folder, or not a plain file: someone may
+            // be trying to reach what the library does not hold. Names only, never bytes.
+            tracing::warn!(
+                folder_id,
+                folder = %folder.path.display(),
+                item_path = %rel,
+                error = %e,
+                "refused to open a media file"
+            );
+            ApiError::not_found()
+        }
+    })
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
@@ -791,10 +821,12 @@ async fn check_link(
         device_id: p.d,
         expires: p.exp,
     };
-    signed::verify(&key, &grant, &p.sig, crate::now_secs()).map_err(|e| match e {
-        UrlError::Expired => ApiError::forbidden("media_link_expired", e.to_string()),
-        UrlError::BadSignature => ApiError::forbidden("invalid_media_link", e.to_string()),
-    })?;
+    signed::verify(&key, LinkKind::Api, &grant, &p.sig, crate::now_secs()).map_err(
+        |e| match e {
+            UrlError::Expired => ApiError::forbidden("media_link_expired", e.to_string()),
+            UrlError::BadSignature => ApiError::forbidden("invalid_media_link", e.to_string()),
+        },
+    )?;
     let revoked = || {
         ApiError::forbidden(
             "media_link_revoked",

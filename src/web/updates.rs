@@ -213,9 +213,10 @@ async fn upload(
         ));
     }
     let dir = state.config.data_dir.join("ota");
-    tokio::fs::create_dir_all(&dir)
-        .await
-        .map_err(ApiError::internal)?;
+    // Private like the rest of the data directory (a file in it is then out of reach too).
+    let mut builder = tokio::fs::DirBuilder::new();
+    builder.recursive(true).mode(crate::store::perms::DIR_MODE);
+    builder.create(&dir).await.map_err(ApiError::internal)?;
     let path = dir.join("upload.hbundle");
     let cap = MAX_UPLOAD.min(state.config.limits.upload_bytes);
     if let Err(e) = receive(body, &path, cap).await {

@@ -706,6 +706,7 @@ fn owner() -> hearth::policy::OwnerProof {
         role: hearth::policy::Role::Owner,
         has_pin: false,
         restrictions: Default::default(),
+        suspended: false,
     };
     let ctx = Context {
         now: hearth::policy::restrictions::LocalTime::from_unix(0, 0),

@@ -25,7 +25,10 @@ fn managed_profiles_pins_switching_and_home_mode() {
     assert!(home["reasons"][0].as_str().unwrap().contains("managed"));
     let dlna = get(&s.url("/api/v1/dlna"), Some(&owner)).json();
     assert_eq!(dlna["active"], false, "home mode switches DLNA off");
-    assert_eq!(dlna["enabled"], true, "…without writing over the owner's switch");
+    assert_eq!(
+        dlna["enabled"], true,
+        "…without writing over the owner's switch"
+    );
 
     // Mia gets a PIN; switching to her needs it, wrong PINs are throttled.
     let r = send(
@@ -537,7 +540,11 @@ fn home_modes_dlna_effect_is_derived_and_ends_with_home_mode() {
     assert_eq!(dlna_state(&s, &owner), (true, false, true, true));
     pin(mia, None);
     assert_eq!(
-        delete(&s.url(&format!("/api/v1/users/{mia}?confirm=true")), Some(&owner)).status,
+        delete(
+            &s.url(&format!("/api/v1/users/{mia}?confirm=true")),
+            Some(&owner)
+        )
+        .status,
         204
     );
     assert_eq!(
@@ -553,7 +560,12 @@ fn home_modes_dlna_effect_is_derived_and_ends_with_home_mode() {
     assert_eq!(dlna_state(&s, &owner), (true, true, false, true));
 
     // The owner's "off" survives home mode coming and going too.
-    let r = send("PUT", &s.url("/api/v1/dlna"), Some(&owner), &json!({"enabled": false}));
+    let r = send(
+        "PUT",
+        &s.url("/api/v1/dlna"),
+        Some(&owner),
+        &json!({"enabled": false}),
+    );
     assert_eq!(r.status, 200, "{}", r.body);
     pin(1, Some("4321"));
     pin(1, None);
@@ -605,7 +617,12 @@ fn a_suspended_user_cannot_sign_in_and_lifting_restores_their_devices() {
 
     // A suspended guest is not the profile of an allowed network; a suspended managed
     // profile cannot be switched to.
-    let guest = send("POST", &s.url("/api/v1/users"), Some(&owner), &json!({"kind": "guest"}));
+    let guest = send(
+        "POST",
+        &s.url("/api/v1/users"),
+        Some(&owner),
+        &json!({"kind": "guest"}),
+    );
     let guest = guest.json()["id"].as_u64().unwrap();
     send(
         "PATCH",

@@ -1098,12 +1098,17 @@ fn the_https_redirect_ignores_a_forged_host() {
         t.write_all(req.as_bytes()).unwrap();
         let mut buf = String::new();
         let _ = t.read_to_string(&mut buf);
-        let status = buf.split(' ').nth(1).and_then(|v| v.parse().ok()).unwrap_or(0);
+        let status = buf
+            .split(' ')
+            .nth(1)
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
         let location = buf
             .lines()
             .find_map(|l| {
                 let (k, v) = l.split_once(':')?;
-                k.eq_ignore_ascii_case("location").then(|| v.trim().to_owned())
+                k.eq_ignore_ascii_case("location")
+                    .then(|| v.trim().to_owned())
             })
             .unwrap_or_default();
         (status, location)
@@ -1112,8 +1117,15 @@ fn the_https_redirect_ignores_a_forged_host() {
     for forged in ["evil.example", "evil.example:8080", "attacker.test:443"] {
         let (status, location) = redirect(forged);
         assert_eq!(status, 308, "{forged}");
-        assert!(!location.contains("evil") && !location.contains("attacker"), "{forged}: {location}");
-        assert_eq!(location, format!("https://127.0.0.1:{port}/some/page?x=1"), "{forged}");
+        assert!(
+            !location.contains("evil") && !location.contains("attacker"),
+            "{forged}: {location}"
+        );
+        assert_eq!(
+            location,
+            format!("https://127.0.0.1:{port}/some/page?x=1"),
+            "{forged}"
+        );
     }
     // The device's own names are kept, so the certificate matches.
     assert_eq!(

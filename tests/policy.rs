@@ -731,7 +731,13 @@ fn profile_switching() {
         // A suspended profile cannot be switched to by anyone, PIN or not.
         (&owner, kid_suspended, false, true, Err(ProfileSuspended)),
         (&owner, teen_suspended, true, true, Err(ProfileSuspended)),
-        (&kid_actor, teen_suspended, true, true, Err(ProfileSuspended)),
+        (
+            &kid_actor,
+            teen_suspended,
+            true,
+            true,
+            Err(ProfileSuspended),
+        ),
         (&kid_actor, owner_flagged, true, true, Ok(())),
     ];
     for (actor, to, pin_verified, guest_enabled, want) in table {
@@ -927,10 +933,16 @@ fn admission() {
             status: DeviceStatus::Active,
             account: a.clone(),
         };
-        assert_eq!(policy::admit(p, &lan).unwrap_err(), Denied::AccountSuspended);
+        assert_eq!(
+            policy::admit(p, &lan).unwrap_err(),
+            Denied::AccountSuspended
+        );
         if role != Role::Friend {
             let p = Presented::AllowedNetwork { profile: a };
-            assert_eq!(policy::admit(p, &lan).unwrap_err(), Denied::AccountSuspended);
+            assert_eq!(
+                policy::admit(p, &lan).unwrap_err(),
+                Denied::AccountSuspended
+            );
         }
     }
     let mut flagged_owner = account(1, Role::Owner, false, &r);

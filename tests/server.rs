@@ -91,7 +91,11 @@ fn raw(s: &TestServer, request: &str) -> (u16, String, String) {
     let _ = c.read_to_end(&mut buf);
     let text = String::from_utf8_lossy(&buf).into_owned();
     let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let status = head.split(' ').nth(1).and_then(|v| v.parse().ok()).unwrap_or(0);
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
     (status, head.to_owned(), body.to_owned())
 }
 
@@ -143,7 +147,10 @@ fn cookie_changes_from_another_origin_are_refused() {
     // The same origin on another port is another origin.
     let (status, _, body) = post(
         "Evil4",
-        &[cookie.clone(), ("Origin", format!("http://127.0.0.1:{}", s.addr.port() ^ 1))],
+        &[
+            cookie.clone(),
+            ("Origin", format!("http://127.0.0.1:{}", s.addr.port() ^ 1)),
+        ],
     );
     assert_eq!(status, 403, "{body}");
     let users = get(&s.url("/api/v1/users"), Some(&owner)).body;
@@ -160,7 +167,7 @@ fn cookie_changes_from_another_origin_are_refused() {
     );
     assert_eq!(status, 201, "{body}");
     // No Origin (an older client) and bearer-token apps are not affected.
-    let (status, _, body) = post("Leo", &[cookie.clone()]);
+    let (status, _, body) = post("Leo", std::slice::from_ref(&cookie));
     assert_eq!(status, 201, "{body}");
     let (status, _, body) = post(
         "Ada",

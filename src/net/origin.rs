@@ -88,7 +88,11 @@ pub struct RequestOrigin<'a> {
 
 /// Why a cookie-authenticated change is refused as coming from another site, if it is.
 pub fn foreign(req: &RequestOrigin<'_>, own: &OwnNames) -> Option<&'static str> {
-    match req.fetch_site.map(|v| v.trim().to_ascii_lowercase()).as_deref() {
+    match req
+        .fetch_site
+        .map(|v| v.trim().to_ascii_lowercase())
+        .as_deref()
+    {
         // `same-site` is another origin on the same site (another port, a sibling name).
         Some("cross-site") | Some("same-site") => {
             return Some("the browser says it came from another site");
@@ -168,7 +172,13 @@ mod tests {
         ] {
             assert!(o.is_own(h), "{h}");
         }
-        for h in ["evil.example", "den.evil.example", "192.168.1.21", "", "[::2]"] {
+        for h in [
+            "evil.example",
+            "den.evil.example",
+            "192.168.1.21",
+            "",
+            "[::2]",
+        ] {
             assert!(!o.is_own(h), "{h}");
         }
         assert_eq!(o.redirect_host(Some("evil.example")), "192.168.1.20");
@@ -191,9 +201,19 @@ mod tests {
         // (origin, Sec-Fetch-Site, Host, refused)
         let cases = [
             (None, None, "den.local", false),
-            (Some("http://den.local"), Some("same-origin"), "den.local", false),
+            (
+                Some("http://den.local"),
+                Some("same-origin"),
+                "den.local",
+                false,
+            ),
             (Some("http://den.local:80"), None, "den.local", false),
-            (Some("http://192.168.1.20:8080"), None, "192.168.1.20:8080", false),
+            (
+                Some("http://192.168.1.20:8080"),
+                None,
+                "192.168.1.20:8080",
+                false,
+            ),
             (None, Some("none"), "den.local", false),
             (Some("https://evil.example"), None, "den.local", true),
             (Some("http://evil.example"), None, "evil.example", true),
@@ -201,7 +221,12 @@ mod tests {
             (Some("https://den.local"), None, "den.local", true),
             (Some("http://den.local:8081"), None, "den.local:8080", true),
             (None, Some("cross-site"), "den.local", true),
-            (Some("http://den.local"), Some("same-site"), "den.local", true),
+            (
+                Some("http://den.local"),
+                Some("same-site"),
+                "den.local",
+                true,
+            ),
             (Some("http://user@den.local"), None, "den.local", true),
         ];
         for (origin, site, host, refused) in cases {

@@ -400,7 +400,10 @@ fn own_names(state: &AppState, conn: &ConnInfo) -> crate::net::origin::OwnNames 
         .as_ref()
         .map(|t| {
             let info = t.active();
-            info.dns_names.into_iter().chain(info.ip_addresses).collect()
+            info.dns_names
+                .into_iter()
+                .chain(info.ip_addresses)
+                .collect()
         })
         .unwrap_or_default();
     crate::net::origin::OwnNames::for_connection(conn.local.ip(), cert_names)
@@ -423,8 +426,7 @@ fn cookie_change_from_elsewhere(
         return None;
     }
     let h = req.headers();
-    let cookie_session =
-        !h.contains_key(header::AUTHORIZATION) && auth::token_of(h).is_some();
+    let cookie_session = !h.contains_key(header::AUTHORIZATION) && auth::token_of(h).is_some();
     if !cookie_session {
         return None;
     }

@@ -236,7 +236,7 @@ pub async fn serve(
     let limits = net::listener::ConnLimits {
         max_connections: config.limits.max_connections,
         header_timeout: Duration::from_secs(10),
-        max_header_bytes: 32 * 1024,
+        max_header_bytes: net::listener::MAX_HEAD_BYTES,
         handshake_timeout: Duration::from_secs(10),
         max_connections_per_client: config.limits.max_connections_per_client,
     };

@@ -669,8 +669,8 @@ fn settings_browse_search_stream_and_faults() {
             v["active"].clone(),
             v["home_mode"].clone()
         ),
-        (json!(false), json!(false), json!(true)),
-        "{v}"
+        (json!(true), json!(false), json!(true)),
+        "the owner's switch stays as it was; home mode keeps DLNA quiet: {v}"
     );
     assert!(v["warning"].as_str().unwrap().contains("home mode"), "{v}");
     assert_eq!(get(&s.url("/dlna/device.xml"), None).status, 404);

@@ -23,8 +23,12 @@ fn managed_profiles_pins_switching_and_home_mode() {
     let home = get(&s.url("/api/v1/settings/home"), Some(&owner)).json();
     assert_eq!(home["on"], true, "a managed profile turns home mode on");
     assert!(home["reasons"][0].as_str().unwrap().contains("managed"));
-    let net = get(&s.url("/api/v1/settings/network"), Some(&owner)).json();
-    assert_eq!(net["dlna"], false, "home mode switches DLNA off");
+    let dlna = get(&s.url("/api/v1/dlna"), Some(&owner)).json();
+    assert_eq!(dlna["active"], false, "home mode switches DLNA off");
+    assert_eq!(
+        dlna["enabled"], true,
+        "…without writing over the owner's switch"
+    );
 
     // Mia gets a PIN; switching to her needs it, wrong PINs are throttled.
     let r = send(
@@ -421,4 +425,239 @@ fn blocked_devices_cannot_sign_in_again() {
     );
     assert_eq!(get(&s.url("/api/v1/me"), Some(&tablet)).status, 401);
     assert_eq!(login().error_code(), "device_blocked");
+}
+
+/// Invites a friend and accepts as `name`, signing in with `client_id`; returns
+/// (user id, token).
+fn friend(s: &TestServer, owner: &str, name: &str, client_id: &str) -> (u64, String) {
+    let r = send(
+        "POST",
+        &s.url("/api/v1/invites"),
+        Some(owner),
+        &json!({"invitee": name}),
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
+    let t = r.json()["token"].as_str().unwrap().to_owned();
+    let r = send(
+        "POST",
+        &s.url(&format!("/api/v1/invites/{t}/accept")),
+        None,
+        &json!({"username": name, "password": "friendly giraffe tune",
+                "device": {"name": "Phone", "client_id": client_id}}),
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
+    (
+        r.json()["user"]["id"].as_u64().unwrap(),
+        r.json()["token"].as_str().unwrap().to_owned(),
+    )
+}
+
+/// (enabled, active, home mode) of DLNA, and the stored network switch.
+fn dlna_state(s: &TestServer, owner: &str) -> (bool, bool, bool, bool) {
+    let v = get(&s.url("/api/v1/dlna"), Some(owner)).json();
+    let net = get(&s.url("/api/v1/settings/network"), Some(owner)).json();
+    (
+        v["enabled"].as_bool().unwrap(),
+        v["active"].as_bool().unwrap(),
+        v["home_mode"].as_bool().unwrap(),
+        net["dlna"].as_bool().unwrap(),
+    )
+}
+
+#[test]
+fn a_friends_pin_is_refused_and_never_turns_on_home_mode() {
+    let (s, owner) = claimed();
+    // The guest, for everyone on loopback without signing in.
+    let r = send(
+        "POST",
+        &s.url("/api/v1/users"),
+        Some(&owner),
+        &json!({"kind": "guest"}),
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
+    let r = send(
+        "PATCH",
+        &s.url("/api/v1/settings/network"),
+        Some(&owner),
+        &json!({"allowed_without_auth": {"networks": ["127.0.0.0/8"], "profile": "guest"}}),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(get(&s.url("/api/v1/libraries"), None).status, 200);
+    let before = dlna_state(&s, &owner);
+    assert_eq!(before, (true, true, false, true));
+
+    let (fred, fred_token) = friend(&s, &owner, "fred", "fred-phone");
+    let r = send(
+        "PUT",
+        &s.url(&format!("/api/v1/users/{fred}/pin")),
+        Some(&fred_token),
+        &json!({"pin": "1234"}),
+    );
+    assert_eq!(r.status, 403, "a friend cannot set a PIN: {}", r.body);
+    assert_eq!(r.error_code(), "friend_cannot_have_pin");
+    assert!(r.body.contains("friend"), "{}", r.body);
+    // Nor can the owner give a friend one.
+    let r = send(
+        "PUT",
+        &s.url(&format!("/api/v1/users/{fred}/pin")),
+        Some(&owner),
+        &json!({"pin": "1234"}),
+    );
+    assert_eq!(r.error_code(), "friend_cannot_have_pin", "{}", r.body);
+
+    let home = get(&s.url("/api/v1/settings/home"), Some(&owner)).json();
+    assert_eq!(home["on"], false, "{home}");
+    assert_eq!(dlna_state(&s, &owner), before, "DLNA untouched");
+    assert_eq!(
+        get(&s.url("/api/v1/libraries"), None).status,
+        200,
+        "the allowed network still works"
+    );
+}
+
+#[test]
+fn home_modes_dlna_effect_is_derived_and_ends_with_home_mode() {
+    let (s, owner) = claimed();
+    assert_eq!(dlna_state(&s, &owner), (true, true, false, true));
+    // A managed profile with a PIN: home mode, DLNA not answering, the owner's switch kept.
+    let r = send(
+        "POST",
+        &s.url("/api/v1/users"),
+        Some(&owner),
+        &json!({"kind": "managed", "name": "Mia"}),
+    );
+    let mia = r.json()["id"].as_u64().unwrap();
+    let pin = |id: u64, pin: Option<&str>| {
+        let r = send(
+            "PUT",
+            &s.url(&format!("/api/v1/users/{id}/pin")),
+            Some(&owner),
+            &json!({ "pin": pin }),
+        );
+        assert_eq!(r.status, 204, "{}", r.body);
+    };
+    pin(mia, Some("1234"));
+    assert_eq!(dlna_state(&s, &owner), (true, false, true, true));
+    pin(mia, None);
+    assert_eq!(
+        delete(
+            &s.url(&format!("/api/v1/users/{mia}?confirm=true")),
+            Some(&owner)
+        )
+        .status,
+        204
+    );
+    assert_eq!(
+        dlna_state(&s, &owner),
+        (true, true, false, true),
+        "home mode over: DLNA is back to the owner's choice"
+    );
+
+    // The owner's own PIN, set and cleared: the same.
+    pin(1, Some("4321"));
+    assert_eq!(dlna_state(&s, &owner), (true, false, true, true));
+    pin(1, None);
+    assert_eq!(dlna_state(&s, &owner), (true, true, false, true));
+
+    // The owner's "off" survives home mode coming and going too.
+    let r = send(
+        "PUT",
+        &s.url("/api/v1/dlna"),
+        Some(&owner),
+        &json!({"enabled": false}),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    pin(1, Some("4321"));
+    pin(1, None);
+    assert_eq!(dlna_state(&s, &owner), (false, false, false, false));
+}
+
+#[test]
+fn a_suspended_user_cannot_sign_in_and_lifting_restores_their_devices() {
+    let (s, owner) = claimed();
+    let (fred, phone) = friend(&s, &owner, "fred", "fred-phone");
+    assert_eq!(get(&s.url("/api/v1/me"), Some(&phone)).status, 200);
+    let login = |client_id: &str| {
+        send(
+            "POST",
+            &s.url("/api/v1/auth/login"),
+            None,
+            &json!({"username": "fred", "password": "friendly giraffe tune",
+                    "device": {"name": "Laptop", "client_id": client_id}}),
+        )
+    };
+    let suspend = |id: u64, on: bool| {
+        send(
+            "PATCH",
+            &s.url(&format!("/api/v1/users/{id}")),
+            Some(&owner),
+            &json!({ "suspended": on }),
+        )
+    };
+
+    let r = suspend(fred, true);
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json()["suspended"], true);
+    let r = get(&s.url("/api/v1/me"), Some(&phone));
+    assert_eq!(r.status, 401, "the old token is refused: {}", r.body);
+    assert_eq!(r.error_code(), "account_suspended");
+    // A new client id (or none) is no way around it.
+    for id in ["fred-phone", "brand-new-id", ""] {
+        let r = login(id);
+        assert_eq!(r.status, 403, "{id}: {}", r.body);
+        assert_eq!(r.error_code(), "account_suspended");
+        assert!(r.body.contains("suspended by the owner"), "{}", r.body);
+    }
+    // The device is kept, so lifting the suspension restores it.
+    let devices = get(&s.url("/api/v1/devices"), Some(&owner)).body;
+    assert!(devices.contains("fred-phone"), "{devices}");
+    assert_eq!(suspend(fred, false).json()["suspended"], false);
+    assert_eq!(get(&s.url("/api/v1/me"), Some(&phone)).status, 200);
+    assert_eq!(login("brand-new-id").status, 200);
+
+    // A suspended guest is not the profile of an allowed network; a suspended managed
+    // profile cannot be switched to.
+    let guest = send(
+        "POST",
+        &s.url("/api/v1/users"),
+        Some(&owner),
+        &json!({"kind": "guest"}),
+    );
+    let guest = guest.json()["id"].as_u64().unwrap();
+    send(
+        "PATCH",
+        &s.url("/api/v1/settings/network"),
+        Some(&owner),
+        &json!({"allowed_without_auth": {"networks": ["127.0.0.0/8"], "profile": "guest"}}),
+    );
+    assert_eq!(get(&s.url("/api/v1/libraries"), None).status, 200);
+    assert_eq!(suspend(guest, true).status, 200);
+    let r = get(&s.url("/api/v1/libraries"), None);
+    assert_eq!(r.status, 401, "{}", r.body);
+    assert_eq!(r.error_code(), "account_suspended");
+    let r = send(
+        "POST",
+        &s.url("/api/v1/users"),
+        Some(&owner),
+        &json!({"kind": "managed", "name": "Mia"}),
+    );
+    let mia = r.json()["id"].as_u64().unwrap();
+    assert_eq!(suspend(mia, true).status, 200);
+    let r = send(
+        "POST",
+        &s.url("/api/v1/auth/switch"),
+        Some(&owner),
+        &json!({"user_id": mia}),
+    );
+    assert_eq!(r.status, 403, "{}", r.body);
+    assert_eq!(r.error_code(), "profile_suspended");
+
+    // Never the owner.
+    assert_eq!(suspend(1, true).error_code(), "cannot_suspend_owner");
+    assert_eq!(get(&s.url("/api/v1/me"), Some(&owner)).status, 200);
+
+    let events = get(&s.url("/api/v1/audit"), Some(&owner)).body;
+    for e in ["user_suspended", "user_resumed", "login_refused"] {
+        assert!(events.contains(e), "{e} not audited");
+    }
 }

@@ -706,6 +706,7 @@ fn owner() -> hearth::policy::OwnerProof {
         role: hearth::policy::Role::Owner,
         has_pin: false,
         restrictions: Default::default(),
+        suspended: false,
     };
     let ctx = Context {
         now: hearth::policy::restrictions::LocalTime::from_unix(0, 0),
@@ -1032,4 +1033,103 @@ fn idle_tls_handshakes_cannot_hold_the_server() {
     let a = c.request("GET", "/api/v1/health", &[], None);
     assert_eq!(a.status, 200, "{}", a.body);
     drop(idle);
+}
+
+/// SECURITY.md promises 32 KiB request heads: a bigger head is refused (431) on both
+/// listeners, never served; a head just under the cap still is.
+#[test]
+fn request_heads_over_32_kib_are_refused_on_http_and_https() {
+    let s = Server::start();
+    let pad = |n: usize| "a".repeat(n);
+    let plain = |n: usize| -> Option<u16> {
+        let mut c = TcpStream::connect(s.http).unwrap();
+        c.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+        let req = format!(
+            "GET /api/v1/health HTTP/1.1\r\nHost: localhost\r\nX-Pad: {}\r\nConnection: close\r\n\r\n",
+            pad(n)
+        );
+        if c.write_all(req.as_bytes()).is_err() {
+            return None;
+        }
+        let mut buf = Vec::new();
+        let _ = c.read_to_end(&mut buf);
+        String::from_utf8_lossy(&buf)
+            .split(' ')
+            .nth(1)
+            .and_then(|v| v.parse().ok())
+    };
+    let status = plain(40_000);
+    assert!(
+        status.is_none_or(|st| st == 431),
+        "a 40,000-byte header over plain HTTP: {status:?}"
+    );
+    assert_eq!(plain(30_000), Some(200), "a 30,000-byte header is served");
+
+    let cfg = client_config(&s.ca_pem(), &[&rustls::version::TLS13]);
+    let mut c = Tls::connect(s.https, "localhost", cfg.clone()).unwrap();
+    let a = c.request("GET", "/api/v1/health", &[("X-Pad", &pad(40_000))], None);
+    assert_eq!(a.status, 431, "a 40,000-byte header over HTTPS");
+    let mut c = Tls::connect(s.https, "localhost", cfg).unwrap();
+    let a = c.request("GET", "/api/v1/health", &[("X-Pad", &pad(30_000))], None);
+    assert_eq!(a.status, 200);
+}
+
+/// The HTTPS redirect names the device, never whatever `Host` the request carried: a forged
+/// Host must not turn the device into an open redirect to someone else's site.
+#[test]
+fn the_https_redirect_ignores_a_forged_host() {
+    let s = Server::start();
+    let token = s.claim();
+    let cfg = client_config(&s.ca_pem(), &[&rustls::version::TLS13]);
+    let mut c = Tls::connect(s.https, "localhost", cfg).unwrap();
+    let a = c.request(
+        "PATCH",
+        "/api/v1/settings/network",
+        &[("Authorization", &bearer(&token))],
+        Some(r#"{"secure_connections": "required"}"#),
+    );
+    assert_eq!(a.status, 200, "{}", a.body);
+    let redirect = |host: &str| -> (u16, String) {
+        let mut t = TcpStream::connect(s.http).unwrap();
+        t.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        let req = format!(
+            "GET /some/page?x=1 HTTP/1.1\r\nHost: {host}\r\nAccept: text/html\r\nConnection: close\r\n\r\n"
+        );
+        t.write_all(req.as_bytes()).unwrap();
+        let mut buf = String::new();
+        let _ = t.read_to_string(&mut buf);
+        let status = buf
+            .split(' ')
+            .nth(1)
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        let location = buf
+            .lines()
+            .find_map(|l| {
+                let (k, v) = l.split_once(':')?;
+                k.eq_ignore_ascii_case("location")
+                    .then(|| v.trim().to_owned())
+            })
+            .unwrap_or_default();
+        (status, location)
+    };
+    let port = s.https.port();
+    for forged in ["evil.example", "evil.example:8080", "attacker.test:443"] {
+        let (status, location) = redirect(forged);
+        assert_eq!(status, 308, "{forged}");
+        assert!(
+            !location.contains("evil") && !location.contains("attacker"),
+            "{forged}: {location}"
+        );
+        assert_eq!(
+            location,
+            format!("https://127.0.0.1:{port}/some/page?x=1"),
+            "{forged}"
+        );
+    }
+    // The device's own names are kept, so the certificate matches.
+    assert_eq!(
+        redirect(&format!("localhost:{}", s.http.port())).1,
+        format!("https://localhost:{port}/some/page?x=1")
+    );
 }

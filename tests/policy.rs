@@ -32,9 +32,13 @@ enum Who {
     Anonymous,
     /// A device the owner revoked, still sending its old token.
     Revoked,
+    /// A friend's device, still valid, whose account the owner suspended.
+    Suspended,
+    /// A network allowed without sign-in acting as a profile the owner suspended.
+    AnonymousSuspended,
 }
 
-const EVERYONE: [Who; 7] = [
+const EVERYONE: [Who; 9] = [
     Who::Owner,
     Who::Managed,
     Who::ManagedWithPin,
@@ -42,6 +46,8 @@ const EVERYONE: [Who; 7] = [
     Who::Friend,
     Who::Anonymous,
     Who::Revoked,
+    Who::Suspended,
+    Who::AnonymousSuspended,
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -122,7 +128,7 @@ const SHOWING: [Case; 4] = [
     Case::InsideScheduleEdge,
 ];
 
-const COLUMNS: [&str; 11] = [
+const COLUMNS: [&str; 12] = [
     "list",
     "search",
     "get",
@@ -134,6 +140,7 @@ const COLUMNS: [&str; 11] = [
     "users",
     "switch",
     "devices",
+    "pin",
 ];
 
 /// The grid. Cells, in the order of [`COLUMNS`]:
@@ -141,7 +148,9 @@ const COLUMNS: [&str; 11] = [
 /// `S` outside the schedule (403) · `I` needs a signed-in account (401) ·
 /// `X` friends cannot switch profiles (403) · `R` revoked device (401) ·
 /// `M` home mode requires sign-in (401) · `G` guest turned off (401) ·
-/// `E` allowed-without-sign-in does not count outside the house (401).
+/// `E` allowed-without-sign-in does not count outside the house (401) ·
+/// `U` the account is suspended (401) · `P` the guest cannot have a PIN (403) ·
+/// `F` friends cannot have a PIN (403). The `pin` column is setting one's own PIN.
 ///
 /// Restricted users (everyone but the owner) have: library 1 only, ceiling 12 for films and
 /// TV, unrated blocked, label `violence` denied, viewing Mon–Fri 7–19 and Sat–Sun 9–21. The
@@ -149,29 +158,34 @@ const COLUMNS: [&str; 11] = [
 #[rustfmt::skip]
 fn grid() -> Vec<(Vec<Who>, Vec<Case>, &'static str)> {
     use Who::*;
-    let restricted = vec![Managed, ManagedWithPin, Guest];
+    let household = vec![Managed, ManagedWithPin];
     let also = |extra: &[Case]| -> Vec<Case> { SHOWING.iter().chain(extra).copied().collect() };
     vec![
-        //                                                   list srch get strm art subs wtch sett usrs swch devs
-        (vec![Owner], all_cases(),                             "A    A    A   A    A   A    A    A    A    A    A"),
-        (vec![Revoked], all_cases(),                           "R    R    R   R    R   R    R    R    R    R    R"),
-        (restricted.clone(), also(&[Case::HomeMode, Case::RemoteNetwork]),
-                                                               "A    A    A   A    A   A    A    O    O    A    O"),
-        (restricted.clone(), hiding(),                         "H    H    H   H    H   H    H    O    O    A    O"),
-        (restricted, vec![Case::OutsideSchedule],              "S    S    S   S    S   S    S    O    O    A    O"),
-        (vec![Managed, ManagedWithPin], vec![Case::GuestTurnedOff],
-                                                               "A    A    A   A    A   A    A    O    O    A    O"),
-        (vec![Guest], vec![Case::GuestTurnedOff],              "G    G    G   G    G   G    G    G    G    G    G"),
+        //                                                   list srch get strm art subs wtch sett usrs swch devs pin
+        (vec![Owner], all_cases(),                             "A    A    A   A    A   A    A    A    A    A    A    A"),
+        (vec![Revoked], all_cases(),                           "R    R    R   R    R   R    R    R    R    R    R    R"),
+        (vec![Suspended, AnonymousSuspended], all_cases(),     "U    U    U   U    U   U    U    U    U    U    U    U"),
+        (household.clone(), also(&[Case::HomeMode, Case::RemoteNetwork]),
+                                                               "A    A    A   A    A   A    A    O    O    A    O    A"),
+        (vec![Guest], also(&[Case::HomeMode, Case::RemoteNetwork]),
+                                                               "A    A    A   A    A   A    A    O    O    A    O    P"),
+        (household.clone(), hiding(),                          "H    H    H   H    H   H    H    O    O    A    O    A"),
+        (vec![Guest], hiding(),                                "H    H    H   H    H   H    H    O    O    A    O    P"),
+        (household.clone(), vec![Case::OutsideSchedule],       "S    S    S   S    S   S    S    O    O    A    O    A"),
+        (vec![Guest], vec![Case::OutsideSchedule],             "S    S    S   S    S   S    S    O    O    A    O    P"),
+        (household, vec![Case::GuestTurnedOff],
+                                                               "A    A    A   A    A   A    A    O    O    A    O    A"),
+        (vec![Guest], vec![Case::GuestTurnedOff],              "G    G    G   G    G   G    G    G    G    G    G    G"),
         (vec![Friend], also(&[Case::HomeMode, Case::RemoteNetwork, Case::GuestTurnedOff]),
-                                                               "A    A    A   A    A   A    A    O    O    X    O"),
-        (vec![Friend], hiding(),                               "H    H    H   H    H   H    H    O    O    X    O"),
-        (vec![Friend], vec![Case::OutsideSchedule],            "S    S    S   S    S   S    S    O    O    X    O"),
-        (vec![Anonymous], also(&[]),                           "A    A    A   A    A   A    I    I    I    I    I"),
-        (vec![Anonymous], hiding(),                            "H    H    H   H    H   H    I    I    I    I    I"),
-        (vec![Anonymous], vec![Case::OutsideSchedule],         "S    S    S   S    S   S    I    I    I    I    I"),
-        (vec![Anonymous], vec![Case::HomeMode],                "M    M    M   M    M   M    M    M    M    M    M"),
-        (vec![Anonymous], vec![Case::GuestTurnedOff],          "G    G    G   G    G   G    G    G    G    G    G"),
-        (vec![Anonymous], vec![Case::RemoteNetwork],           "E    E    E   E    E   E    E    E    E    E    E"),
+                                                               "A    A    A   A    A   A    A    O    O    X    O    F"),
+        (vec![Friend], hiding(),                               "H    H    H   H    H   H    H    O    O    X    O    F"),
+        (vec![Friend], vec![Case::OutsideSchedule],            "S    S    S   S    S   S    S    O    O    X    O    F"),
+        (vec![Anonymous], also(&[]),                           "A    A    A   A    A   A    I    I    I    I    I    I"),
+        (vec![Anonymous], hiding(),                            "H    H    H   H    H   H    I    I    I    I    I    I"),
+        (vec![Anonymous], vec![Case::OutsideSchedule],         "S    S    S   S    S   S    I    I    I    I    I    I"),
+        (vec![Anonymous], vec![Case::HomeMode],                "M    M    M   M    M   M    M    M    M    M    M    M"),
+        (vec![Anonymous], vec![Case::GuestTurnedOff],          "G    G    G   G    G   G    G    G    G    G    G    G"),
+        (vec![Anonymous], vec![Case::RemoteNetwork],           "E    E    E   E    E   E    E    E    E    E    E    E"),
     ]
 }
 
@@ -311,6 +325,7 @@ fn account(user_id: u64, role: Role, has_pin: bool, restrictions: &Restrictions)
         role,
         has_pin,
         restrictions: restrictions.clone(),
+        suspended: false,
     }
 }
 
@@ -332,6 +347,16 @@ fn presented(who: Who, r: &Restrictions) -> Presented {
             status: DeviceStatus::Revoked,
             account: account(1, Role::Owner, true, r),
         },
+        Who::Suspended => device(Account {
+            suspended: true,
+            ..account(5, Role::Friend, false, r)
+        }),
+        Who::AnonymousSuspended => Presented::AllowedNetwork {
+            profile: Account {
+                suspended: true,
+                ..account(2, Role::Managed, false, r)
+            },
+        },
     }
 }
 
@@ -346,6 +371,9 @@ fn symbol(d: &Denied) -> char {
         Denied::HomeModeRequiresSignIn => 'M',
         Denied::GuestDisabled => 'G',
         Denied::AnonymousOutsideHouse => 'E',
+        Denied::AccountSuspended => 'U',
+        Denied::GuestCannotHavePin => 'P',
+        Denied::FriendCannotHavePin => 'F',
         _ => '?',
     }
 }
@@ -454,8 +482,13 @@ fn run_cell(
                 user_id: 50,
                 role: Role::Managed,
                 has_pin: false,
+                suspended: false,
             },
             pin_verified: false,
+        }),
+        "pin" => served(Action::SetPin {
+            user_id: actor.user_id(),
+            role: actor.role(),
         }),
         other => return Err(format!("unknown column {other}")),
     };
@@ -609,6 +642,7 @@ fn profile_switching() {
         user_id: 1,
         role: Role::Owner,
         has_pin: true,
+        suspended: false,
     };
     let owner_no_pin = SwitchTarget {
         has_pin: false,
@@ -618,21 +652,38 @@ fn profile_switching() {
         user_id: 2,
         role: Role::Managed,
         has_pin: false,
+        suspended: false,
     };
     let teen_pin = SwitchTarget {
         user_id: 3,
         role: Role::Managed,
         has_pin: true,
+        suspended: false,
     };
     let guest = SwitchTarget {
         user_id: 4,
         role: Role::Guest,
         has_pin: false,
+        suspended: false,
     };
     let friend = SwitchTarget {
         user_id: 5,
         role: Role::Friend,
         has_pin: false,
+        suspended: false,
+    };
+    let kid_suspended = SwitchTarget {
+        suspended: true,
+        ..kid
+    };
+    let teen_suspended = SwitchTarget {
+        suspended: true,
+        ..teen_pin
+    };
+    // A stored flag on the owner never locks the owner out.
+    let owner_flagged = SwitchTarget {
+        suspended: true,
+        ..owner_pin
     };
     let owner = signed_in(1, Role::Owner, true);
     let owner_without_pin = signed_in(1, Role::Owner, false);
@@ -677,6 +728,17 @@ fn profile_switching() {
         (&friend_actor, kid, false, true, Err(NotHousehold)),
         (&friend_actor, owner_pin, true, true, Err(NotHousehold)),
         (&friend_actor, friend, false, true, Err(NotHousehold)),
+        // A suspended profile cannot be switched to by anyone, PIN or not.
+        (&owner, kid_suspended, false, true, Err(ProfileSuspended)),
+        (&owner, teen_suspended, true, true, Err(ProfileSuspended)),
+        (
+            &kid_actor,
+            teen_suspended,
+            true,
+            true,
+            Err(ProfileSuspended),
+        ),
+        (&kid_actor, owner_flagged, true, true, Ok(())),
     ];
     for (actor, to, pin_verified, guest_enabled, want) in table {
         let c = Context {
@@ -714,14 +776,15 @@ fn pins_devices_and_me() {
     let table: Vec<(&policy::Actor, Action<'_>, Result<(), Denied>)> = vec![
         (&owner, pin(1, Role::Owner), Ok(())),
         (&owner, pin(2, Role::Managed), Ok(())),
-        (&owner, pin(5, Role::Friend), Ok(())),
+        // Friends are not part of the household: a PIN would only turn home mode on for it.
+        (&owner, pin(5, Role::Friend), Err(FriendCannotHavePin)),
         (&owner, pin(4, Role::Guest), Err(GuestCannotHavePin)),
         (&kid, pin(2, Role::Managed), Ok(())),
         // The role the caller claims for oneself does not matter: one's own role counts.
         (&guest, pin(4, Role::Managed), Err(GuestCannotHavePin)),
         (&kid, pin(3, Role::Managed), Err(NotYours)),
         (&kid, pin(1, Role::Owner), Err(NotYours)),
-        (&friend, pin(5, Role::Friend), Ok(())),
+        (&friend, pin(5, Role::Friend), Err(FriendCannotHavePin)),
         (&friend, pin(2, Role::Managed), Err(NotYours)),
         (&anonymous, pin(4, Role::Guest), Err(SignInRequired)),
         (&anonymous, pin(2, Role::Managed), Err(SignInRequired)),
@@ -861,6 +924,39 @@ fn admission() {
     let a = Account::from_user(&kid, Preset::LittleKid.restrictions());
     assert_eq!((a.user_id, a.role, a.has_pin), (7, Role::Managed, true));
     assert_eq!(a.restrictions, Preset::LittleKid.restrictions());
+    // A suspended account is refused on a device and as an allowed network's profile; the
+    // owner is never suspended, whatever is stored.
+    for role in [Role::Managed, Role::Guest, Role::Friend] {
+        let mut a = account(6, role, false, &r);
+        a.suspended = true;
+        let p = Presented::Device {
+            status: DeviceStatus::Active,
+            account: a.clone(),
+        };
+        assert_eq!(
+            policy::admit(p, &lan).unwrap_err(),
+            Denied::AccountSuspended
+        );
+        if role != Role::Friend {
+            let p = Presented::AllowedNetwork { profile: a };
+            assert_eq!(
+                policy::admit(p, &lan).unwrap_err(),
+                Denied::AccountSuspended
+            );
+        }
+    }
+    let mut flagged_owner = account(1, Role::Owner, false, &r);
+    flagged_owner.suspended = true;
+    assert!(
+        policy::admit(
+            Presented::Device {
+                status: DeviceStatus::Active,
+                account: flagged_owner,
+            },
+            &lan
+        )
+        .is_ok()
+    );
     // The owner's proof carries the owner's id.
     let owner = signed_in(1, Role::Owner, false);
     assert_eq!(policy::require_owner(&owner).unwrap().user_id(), 1);
@@ -884,6 +980,9 @@ fn refusals_map_to_answers_and_codes() {
         (PinRequired, Answer::Forbidden),
         (OwnerPinRequired, Answer::Forbidden),
         (GuestCannotHavePin, Answer::Forbidden),
+        (FriendCannotHavePin, Answer::Forbidden),
+        (AccountSuspended, Answer::SignIn),
+        (ProfileSuspended, Answer::Forbidden),
         (OutsideSchedule, Answer::Forbidden),
         (DlnaOff, Answer::Forbidden),
         (DlnaOutsideHouse, Answer::Forbidden),
@@ -1661,6 +1760,7 @@ fn dlna_profile_grid() {
         user_id: 2,
         role: Role::Managed,
         has_pin: false,
+        suspended: false,
     };
     let rows: Vec<(Action<'_>, Result<(), Denied>)> = vec![
         (Action::ListLibraries, Ok(())),

@@ -128,7 +128,9 @@ pub fn profile_restrictions(s: &DlnaSettings) -> Restrictions {
 }
 
 /// Whether DLNA answers now: the owner's switch, unless home mode is on and the owner has
-/// not turned it on again since.
+/// not turned it on knowingly during home mode. Derived on every request, never stored: home
+/// mode starting or ending does not write over the owner's switch, so when home mode ends
+/// (the last PIN cleared, the last managed profile removed) DLNA is back to the owner's choice.
 pub fn is_active(enabled: bool, home_mode: bool, s: &DlnaSettings) -> bool {
     enabled && (!home_mode || s.enabled_in_home_mode)
 }
@@ -198,11 +200,6 @@ pub fn status(
 
 fn warning(enabled: bool, p: &Presence, names: &[String], ssdp: bool) -> String {
     const NO_ACCOUNTS: &str = "DLNA has no accounts or passwords: any TV, console or app on your home network can play what it shows, whatever profile restrictions you set for people.";
-    if !enabled && p.home_mode {
-        return format!(
-            "DLNA is off because home mode is on (there are managed profiles or PINs). {NO_ACCOUNTS} Turn it on only if everyone on your network may see the chosen libraries."
-        );
-    }
     if !enabled {
         return format!("DLNA is off. {NO_ACCOUNTS}");
     }
@@ -282,15 +279,6 @@ pub fn change(
         tx.set_setting(SETTINGS_KEY, &next)
     })?;
     Ok(())
-}
-
-/// Home mode is on (a managed profile or PIN appeared): DLNA goes off, unless the owner
-/// already turned it on again knowingly during this home mode. Blocks on the database.
-pub fn home_mode_started(store: &Store, rules: &NetRules, now: u64) -> Result<(), RulesError> {
-    if load(store)?.enabled_in_home_mode {
-        return Ok(());
-    }
-    rules.home_mode_started(store, now)
 }
 
 #[cfg(test)]

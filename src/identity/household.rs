@@ -44,31 +44,44 @@ pub fn valid_pin(pin: &str) -> Result<(), IdentityError> {
     }
 }
 
+/// Home mode, decided from the household's users: on as soon as a managed profile exists or
+/// the owner or a managed profile has a PIN. This is the only place that decides it.
+///
+/// Home mode is the household's: a friend's account (perhaps used from far away) is not
+/// part of it, so a PIN stored on a friend (or the guest) never counts, even if one was
+/// set before policy refused friends a PIN.
+pub fn home_mode_of(users: &[UserRecord]) -> HomeMode {
+    let mut reasons = Vec::new();
+    let managed = users.iter().filter(|u| u.role == Role::Managed).count();
+    if managed > 0 {
+        reasons.push(format!(
+            "{managed} managed profile{} exist{}",
+            if managed == 1 { "" } else { "s" },
+            if managed == 1 { "s" } else { "" }
+        ));
+    }
+    let pins = users
+        .iter()
+        .filter(|u| matches!(u.role, Role::Owner | Role::Managed) && u.pin_hash.is_some())
+        .count();
+    if pins > 0 {
+        reasons.push(format!(
+            "{pins} profile{} ha{} a PIN",
+            if pins == 1 { "" } else { "s" },
+            if pins == 1 { "s" } else { "ve" }
+        ));
+    }
+    HomeMode {
+        on: !reasons.is_empty(),
+        reasons,
+    }
+}
+
 impl Identity {
-    /// Home mode is on as soon as a managed profile exists or anyone has a PIN.
+    /// Home mode now (see [`home_mode_of`]).
     pub fn home_mode(&self) -> Result<HomeMode, IdentityError> {
         let users = self.store.read(|r| r.users())?;
-        let mut reasons = Vec::new();
-        let managed = users.iter().filter(|u| u.role == Role::Managed).count();
-        if managed > 0 {
-            reasons.push(format!(
-                "{managed} managed profile{} exist{}",
-                if managed == 1 { "" } else { "s" },
-                if managed == 1 { "s" } else { "" }
-            ));
-        }
-        let pins = users.iter().filter(|u| u.pin_hash.is_some()).count();
-        if pins > 0 {
-            reasons.push(format!(
-                "{pins} profile{} ha{} a PIN",
-                if pins == 1 { "" } else { "s" },
-                if pins == 1 { "s" } else { "ve" }
-            ));
-        }
-        Ok(HomeMode {
-            on: !reasons.is_empty(),
-            reasons,
-        })
+        Ok(home_mode_of(&users))
     }
 
     pub fn users(&self) -> Result<Vec<UserRecord>, IdentityError> {
@@ -286,6 +299,7 @@ impl Identity {
             user_id: target.id,
             role: target.role.into(),
             has_pin: target.pin_hash.is_some(),
+            suspended: target.suspended,
         };
         // Ask first without a PIN: refusals that no PIN can fix (friends, guest off, an
         // owner without a PIN) are answered before any PIN is tried or counted.
@@ -543,7 +557,55 @@ impl Identity {
         })
     }
 
-    /// Devices whose client id the owner blocked cannot sign in again.
+    /// Suspends a user (or lifts it): while suspended, no password sign-in, no profile switch
+    /// to them, no network allowed without sign-in acting as them, and their devices are
+    /// refused on their next request. The devices are kept, so lifting restores them. The
+    /// owner cannot be suspended.
+    pub fn set_suspended(
+        &self,
+        owner: &OwnerProof,
+        id: u64,
+        suspended: bool,
+    ) -> Result<UserRecord, IdentityError> {
+        self.store.write(|tx| {
+            let mut user = tx.user(id)?.ok_or(IdentityError::NotFound)?;
+            if user.role == Role::Owner {
+                return Err(IdentityError::Invalid {
+                    code: "cannot_suspend_owner",
+                    message: "The owner cannot be suspended.".into(),
+                });
+            }
+            if user.suspended == suspended {
+                return Ok(user);
+            }
+            user.suspended = suspended;
+            tx.update_user(&user)?;
+            tx.audit(
+                crate::now_secs(),
+                if suspended {
+                    "user_suspended"
+                } else {
+                    "user_resumed"
+                },
+                Some(owner.user_id()),
+                None,
+                format!(
+                    "{:?} {}",
+                    user.username,
+                    if suspended {
+                        "suspended: cannot sign in; their devices are refused until lifted"
+                    } else {
+                        "may sign in again; their devices work again"
+                    }
+                ),
+            )?;
+            Ok(user)
+        })
+    }
+
+    /// Blocks an app: this device is revoked, and later sign-ins presenting the same client
+    /// id are refused. The client chooses its id, so this does not stop a person who signs in
+    /// with another app or id: to stop a person, suspend their account.
     pub fn block_client(
         &self,
         owner: &OwnerProof,

@@ -65,8 +65,14 @@ pub enum IdentityError {
     PinRequired,
     #[error("The PIN is wrong.")]
     WrongPin,
-    #[error("This device has been blocked by the owner and cannot sign in.")]
+    #[error(
+        "The owner blocked this app (its client id) from signing in here. Ask the owner if you think this is a mistake."
+    )]
     DeviceBlocked,
+    #[error(
+        "This account has been suspended by the owner, so it cannot sign in. Ask the owner to lift the suspension."
+    )]
+    Suspended,
     #[error("Enter the 6-digit code from your authenticator app (or a recovery code).")]
     TotpRequired,
     #[error("The two-factor code is wrong or was already used.")]
@@ -504,6 +510,7 @@ impl Identity {
                 .write(|tx| tx.audit(now_s, "login_failed", None, Some(addr), detail))?;
             return Err(IdentityError::BadCredentials);
         };
+        self.refuse_if_suspended(&user, &addr)?;
         let (token, token_hash) = token::generate().map_err(IdentityError::Internal)?;
         let known_cookie = self.known_cookie_for(user.id)?;
         let signed = self.store.write(|tx| {
@@ -568,6 +575,26 @@ impl Identity {
             }
             Err(e) => Err(e),
         }
+    }
+
+    /// Refuses a sign-in by a suspended account, with an audit entry. Asked only after the
+    /// password was right, so the answer tells nobody else that the account exists.
+    fn refuse_if_suspended(&self, user: &UserRecord, addr: &str) -> Result<(), IdentityError> {
+        if !user.suspended || user.role == Role::Owner {
+            return Ok(());
+        }
+        let detail = format!("sign-in refused: {:?} is suspended", user.username);
+        let addr = addr.to_owned();
+        self.store.write(|tx| {
+            tx.audit(
+                crate::now_secs(),
+                "login_refused",
+                Some(user.id),
+                Some(addr),
+                detail,
+            )
+        })?;
+        Err(IdentityError::Suspended)
     }
 
     /// Resolves a bearer token or session cookie. `None` for anything not currently valid:
@@ -635,9 +662,7 @@ impl Identity {
         utc_offset_minutes: i32,
     ) -> Result<crate::policy::Context, IdentityError> {
         let users = self.store.read(|r| r.users())?;
-        let home_mode = users
-            .iter()
-            .any(|u| u.role == Role::Managed || u.pin_hash.is_some());
+        let home_mode = household::home_mode_of(&users).on;
         let guest_enabled = users.iter().any(|u| u.role == Role::Guest && u.enabled);
         let now = i64::try_from(crate::now_secs()).unwrap_or(i64::MAX);
         Ok(crate::policy::Context {

@@ -10,6 +10,8 @@ use serde::Serialize;
 #[derive(Debug, Clone, Copy)]
 pub struct ConnInfo {
     pub peer: SocketAddr,
+    /// The device's address this connection arrived on: an address the device owns.
+    pub local: SocketAddr,
     /// The connection arrived over TLS.
     pub secure: bool,
 }

@@ -18,6 +18,39 @@ use tower::ServiceExt;
 
 use super::client::ConnInfo;
 
+/// The request-head cap SECURITY.md promises.
+pub const MAX_HEAD_BYTES: usize = 32 * 1024;
+
+/// The size of a request head as it came over the wire (request line, headers, CRLFs).
+fn head_bytes<B>(req: &hyper::Request<B>) -> usize {
+    let line =
+        req.method().as_str().len() + req.uri().to_string().len() + " HTTP/1.1\r\n".len() + 1;
+    req.headers()
+        .iter()
+        .map(|(k, v)| k.as_str().len() + v.len() + 4)
+        .sum::<usize>()
+        + line
+        + 2
+}
+
+/// 431, and the connection closes: nothing of an oversized head is served.
+fn head_too_large(max: usize) -> axum::response::Response {
+    use axum::http::{StatusCode, header};
+    use axum::response::IntoResponse;
+    (
+        StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+        [
+            (header::CONTENT_TYPE, "text/plain; charset=utf-8"),
+            (header::CONNECTION, "close"),
+        ],
+        format!(
+            "The request head is larger than {} KiB; send fewer or shorter headers.\n",
+            max / 1024
+        ),
+    )
+        .into_response()
+}
+
 /// How a listener turns a TCP stream into a byte stream: plain, or TLS.
 pub trait Acceptor: Clone + Send + Sync + 'static {
     type Stream: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static;
@@ -81,7 +114,9 @@ pub struct ConnLimits {
     pub max_connections: usize,
     /// A client must finish sending its request head within this time (slowloris).
     pub header_timeout: Duration,
-    /// Largest request head (request line + headers) hyper buffers.
+    /// Largest request head (request line + headers) accepted. hyper's buffer limit alone
+    /// does not hold it (one read may fill the buffer past it and the head then parses), so
+    /// every parsed head is measured too and a bigger one is answered 431.
     pub max_header_bytes: usize,
     /// A TLS handshake must complete within this time.
     pub handshake_timeout: Duration,
@@ -193,6 +228,13 @@ pub async fn run<A: Acceptor>(
             continue;
         };
         let _ = tcp.set_nodelay(true);
+        let local = match tcp.local_addr() {
+            Ok(a) => a,
+            Err(e) => {
+                tracing::debug!(%peer, error = %e, "the connection has no local address; closing it");
+                continue;
+            }
+        };
         let acceptor = acceptor.clone();
         let router = router.clone();
         let watcher = graceful.watcher();
@@ -213,12 +255,17 @@ pub async fn run<A: Acceptor>(
                 };
             let info = ConnInfo {
                 peer,
+                local,
                 secure: acceptor.secure(),
             };
+            let max_head = limits.max_header_bytes;
             let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
                 req.extensions_mut().insert(info);
                 let router = router.clone();
                 async move {
+                    if head_bytes(&req) > max_head {
+                        return Ok::<_, Infallible>(head_too_large(max_head));
+                    }
                     let resp = router
                         .oneshot(req.map(axum::body::Body::new))
                         .await
@@ -250,6 +297,19 @@ pub async fn run<A: Acceptor>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn heads_are_measured_as_sent() {
+        let req = hyper::Request::get("/api/v1/health")
+            .header("host", "den")
+            .header("x-pad", "a".repeat(MAX_HEAD_BYTES))
+            .body(())
+            .unwrap();
+        let n = head_bytes(&req);
+        // "GET /api/v1/health HTTP/1.1\r\n" + "host: den\r\n" + the pad + the final CRLF.
+        assert_eq!(n, 29 + 11 + (5 + 2 + MAX_HEAD_BYTES + 2) + 2);
+        assert!(n > MAX_HEAD_BYTES);
+    }
 
     #[test]
     fn client_slots_cap_each_address_and_come_back() {

@@ -7,6 +7,7 @@ pub mod forwarded;
 pub mod listener;
 pub mod mdns;
 pub mod multicast;
+pub mod origin;
 pub mod rules;
 pub mod tls;
 pub mod watch;

@@ -404,31 +404,6 @@ impl NetRules {
         Ok(next)
     }
 
-    /// Home mode began (a managed profile or a PIN appeared): DLNA has no accounts, so it is
-    /// switched off. Needs no owner proof because it only ever closes access; the owner may
-    /// turn DLNA back on afterwards, after the warning the settings page shows.
-    pub fn home_mode_started(&self, store: &Store, now: u64) -> Result<(), RulesError> {
-        let _guard = self.update.lock().unwrap_or_else(|e| e.into_inner());
-        let current = self.snapshot();
-        if !current.dlna {
-            return Ok(());
-        }
-        let mut next = (*current).clone();
-        next.dlna = false;
-        store.write(|tx| {
-            tx.set_setting(SETTINGS_KEY, &next)?;
-            tx.audit(
-                now,
-                "network_settings_changed",
-                None,
-                None,
-                "home mode is on: DLNA switched off",
-            )
-        })?;
-        *self.current.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(next);
-        Ok(())
-    }
-
     /// Turns DLNA on or off for the owner (`enabled: None` leaves it), writing `also` (the
     /// DLNA settings) in the same transaction, with one audit entry. Blocks on the database.
     pub fn change_dlna(
@@ -580,6 +555,7 @@ mod tests {
             role: crate::policy::Role::Owner,
             has_pin: false,
             restrictions: Default::default(),
+            suspended: false,
         };
         let ctx = Context {
             now: crate::policy::restrictions::LocalTime::from_unix(0, 0),

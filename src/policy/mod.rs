@@ -80,9 +80,18 @@ pub struct Account {
     pub has_pin: bool,
     /// Ignored for the owner.
     pub restrictions: Restrictions,
+    /// The owner suspended this account: it may not act at all until the owner lifts it.
+    /// Ignored for the owner, who can never be suspended.
+    pub suspended: bool,
 }
 
 impl Account {
+    /// Suspended by the owner. The owner's own account never counts as suspended, so no
+    /// stored flag can lock the owner out.
+    pub fn is_suspended(&self) -> bool {
+        self.suspended && self.role != Role::Owner
+    }
+
     /// The policy view of a stored user, with the restrictions stored for them.
     pub fn from_user(
         user: &crate::store::users::UserRecord,
@@ -93,6 +102,7 @@ impl Account {
             role: user.role.into(),
             has_pin: user.pin_hash.is_some(),
             restrictions,
+            suspended: user.suspended,
         }
     }
 }
@@ -143,7 +153,7 @@ pub struct Context {
 ///
 /// ```compile_fail,E0451
 /// use hearth::policy::{Account, Actor, Restrictions, Role};
-/// let account = Account { user_id: 1, role: Role::Owner, has_pin: false, restrictions: Restrictions::none() };
+/// let account = Account { user_id: 1, role: Role::Owner, has_pin: false, restrictions: Restrictions::none(), suspended: false };
 /// let forged = Actor { account, anonymous: false };
 /// ```
 #[derive(Debug, Clone)]
@@ -170,6 +180,8 @@ pub enum ActorKind {
     AnonymousOnAllowedNetwork,
     /// A DLNA/UPnP player on the LAN.
     Dlna,
+    /// A signed-in device (or allowed network) whose account the owner suspended.
+    Suspended,
 }
 
 impl Actor {
@@ -189,6 +201,9 @@ impl Actor {
     pub fn kind(&self) -> ActorKind {
         if self.dlna {
             return ActorKind::Dlna;
+        }
+        if self.account.is_suspended() {
+            return ActorKind::Suspended;
         }
         if self.anonymous {
             return ActorKind::AnonymousOnAllowedNetwork;
@@ -218,6 +233,11 @@ pub fn admit(presented: Presented, ctx: &Context) -> Result<Actor, Denied> {
             status: DeviceStatus::Active,
             account,
         } => {
+            // Checked before anything else: the device is kept (so lifting the suspension
+            // restores it), but it means no one while the account is suspended.
+            if account.is_suspended() {
+                return Err(Denied::AccountSuspended);
+            }
             if account.role == Role::Guest && !ctx.guest_enabled {
                 return Err(Denied::GuestDisabled);
             }
@@ -228,6 +248,9 @@ pub fn admit(presented: Presented, ctx: &Context) -> Result<Actor, Denied> {
             })
         }
         Presented::AllowedNetwork { profile } => {
+            if profile.is_suspended() {
+                return Err(Denied::AccountSuspended);
+            }
             if ctx.home_mode {
                 return Err(Denied::HomeModeRequiresSignIn);
             }
@@ -249,8 +272,9 @@ pub fn admit(presented: Presented, ctx: &Context) -> Result<Actor, Denied> {
             restrictions,
             enabled,
         } => {
-            // Home mode is not checked here: it turns `enabled` off when it starts, and the
-            // owner may turn DLNA back on afterwards, knowingly.
+            // Home mode is not checked here: `enabled` already says whether DLNA answers now
+            // (`dlna::settings::is_active` derives it from the owner's switch and home mode,
+            // which the owner may override knowingly).
             if !enabled {
                 return Err(Denied::DlnaOff);
             }
@@ -263,6 +287,7 @@ pub fn admit(presented: Presented, ctx: &Context) -> Result<Actor, Denied> {
                     role: Role::Guest,
                     has_pin: false,
                     restrictions,
+                    suspended: false,
                 },
                 anonymous: true,
                 dlna: true,
@@ -293,6 +318,8 @@ pub struct SwitchTarget {
     pub user_id: u64,
     pub role: Role,
     pub has_pin: bool,
+    /// The owner suspended this profile: nobody may switch to it until that is lifted.
+    pub suspended: bool,
 }
 
 /// What an actor wants to do.
@@ -378,6 +405,18 @@ pub enum Denied {
     #[error("the guest profile cannot have a PIN")]
     GuestCannotHavePin,
     #[error(
+        "a friend's account cannot have a PIN: PINs guard household profiles on shared home devices, and friends sign in with their own password (turn on two-factor sign-in for more protection)"
+    )]
+    FriendCannotHavePin,
+    #[error(
+        "this account has been suspended by the owner, so it cannot sign in or be used; ask the owner to lift the suspension"
+    )]
+    AccountSuspended,
+    #[error(
+        "this profile has been suspended by the owner and cannot be switched to; ask the owner to lift the suspension"
+    )]
+    ProfileSuspended,
+    #[error(
         "viewing is outside the hours the owner allows for this profile; try again later or ask the owner"
     )]
     OutsideSchedule,
@@ -405,7 +444,8 @@ impl Denied {
             | Denied::AnonymousOutsideHouse
             | Denied::AnonymousAsOwner
             | Denied::GuestDisabled
-            | Denied::SignInRequired => Answer::SignIn,
+            | Denied::SignInRequired
+            | Denied::AccountSuspended => Answer::SignIn,
             Denied::OwnerOnly
             | Denied::NotYours
             | Denied::NotHousehold
@@ -413,6 +453,8 @@ impl Denied {
             | Denied::PinRequired
             | Denied::OwnerPinRequired
             | Denied::GuestCannotHavePin
+            | Denied::FriendCannotHavePin
+            | Denied::ProfileSuspended
             | Denied::OutsideSchedule
             | Denied::DlnaOff
             | Denied::DlnaOutsideHouse => Answer::Forbidden,
@@ -440,6 +482,9 @@ impl Denied {
             Denied::PinRequired => "pin_required",
             Denied::OwnerPinRequired => "owner_pin_required",
             Denied::GuestCannotHavePin => "guest_cannot_have_pin",
+            Denied::FriendCannotHavePin => "friend_cannot_have_pin",
+            Denied::AccountSuspended => "account_suspended",
+            Denied::ProfileSuspended => "profile_suspended",
             Denied::OutsideSchedule => "outside_schedule",
             Denied::Hidden(_) => "not_found",
         }
@@ -569,8 +614,12 @@ fn check(actor: &Actor, action: &Action<'_>, ctx: &Context) -> Result<(), Denied
             } else {
                 role
             };
+            // A PIN guards a household profile (and so turns home mode on): the guest and
+            // friends have no use for one.
             if role == Role::Guest {
                 Err(Denied::GuestCannotHavePin)
+            } else if role == Role::Friend {
+                Err(Denied::FriendCannotHavePin)
             } else if actor.is_owner() || user_id == me {
                 Ok(())
             } else {
@@ -637,6 +686,9 @@ fn switch(
         Role::Friend => return Err(Denied::NotAProfile),
         Role::Guest if !ctx.guest_enabled => return Err(Denied::GuestDisabled),
         Role::Owner | Role::Managed | Role::Guest => {}
+    }
+    if to.suspended && to.role != Role::Owner {
+        return Err(Denied::ProfileSuspended);
     }
     if to.user_id == actor.account.user_id {
         return Ok(());

@@ -129,6 +129,7 @@ impl From<IdentityError> for ApiError {
             IdentityError::PinRequired => ApiError::forbidden("pin_required", msg),
             IdentityError::WrongPin => ApiError::forbidden("wrong_pin", msg),
             IdentityError::DeviceBlocked => ApiError::forbidden("device_blocked", msg),
+            IdentityError::Suspended => ApiError::forbidden("account_suspended", msg),
             IdentityError::TotpRequired => {
                 ApiError::new(StatusCode::UNAUTHORIZED, "totp_required", msg)
             }

@@ -372,7 +372,12 @@ async fn client_info(State(state): State<AppState>, mut req: Request, next: Next
         Verdict::Refuse { code, message } => {
             return ApiError::forbidden(code, message).into_response();
         }
-        Verdict::RedirectToHttps => return redirect_to_https(&req, state.rules.https_port()),
+        Verdict::RedirectToHttps => {
+            return redirect_to_https(&req, state.rules.https_port(), own_names(&state, &conn));
+        }
+    }
+    if let Some(refusal) = cookie_change_from_elsewhere(&req, &state, &conn, &info) {
+        return refusal;
     }
     req.extensions_mut().insert(info);
     let mut resp = next.run(req).await;
@@ -388,8 +393,70 @@ async fn client_info(State(state): State<AppState>, mut req: Request, next: Next
     resp
 }
 
-/// 308 to the same host and path on the HTTPS port; refused if there is no usable host.
-fn redirect_to_https(req: &Request, https_port: Option<u16>) -> Response {
+/// What the device calls itself, for this connection (see [`crate::net::origin`]).
+fn own_names(state: &AppState, conn: &ConnInfo) -> crate::net::origin::OwnNames {
+    let cert_names = state
+        .tls
+        .as_ref()
+        .map(|t| {
+            let info = t.active();
+            info.dns_names
+                .into_iter()
+                .chain(info.ip_addresses)
+                .collect()
+        })
+        .unwrap_or_default();
+    crate::net::origin::OwnNames::for_connection(conn.local.ip(), cert_names)
+}
+
+/// The second line behind `SameSite=Strict`: a change (POST/PUT/PATCH/DELETE) made with the
+/// web app's session cookie must come from the device's own origin. Bearer-token clients
+/// (apps, scripts) and requests without `Origin` (older clients) are not affected; browsers
+/// send `Origin` on every such request.
+fn cookie_change_from_elsewhere(
+    req: &Request,
+    state: &AppState,
+    conn: &ConnInfo,
+    info: &crate::net::ClientInfo,
+) -> Option<Response> {
+    if matches!(
+        *req.method(),
+        Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE
+    ) {
+        return None;
+    }
+    let h = req.headers();
+    let cookie_session = !h.contains_key(header::AUTHORIZATION) && auth::token_of(h).is_some();
+    if !cookie_session {
+        return None;
+    }
+    let text = |name: header::HeaderName| h.get(name).map(|v| v.to_str().unwrap_or("\u{0}"));
+    let facts = crate::net::origin::RequestOrigin {
+        origin: text(header::ORIGIN),
+        fetch_site: text(header::HeaderName::from_static("sec-fetch-site")),
+        host: text(header::HOST),
+        secure: info.secure,
+        proxied: crate::net::client::canonical(info.addr)
+            != crate::net::client::canonical(conn.peer.ip()),
+    };
+    let why = crate::net::origin::foreign(&facts, &own_names(state, conn))?;
+    tracing::warn!(client = %info.addr, why, "refused a cookie-authenticated change from another site");
+    Some(
+        ApiError::forbidden(
+            "cross_origin",
+            "This change was sent from a page that is not this Hearth's own, so it was refused. Open Hearth at its own address and try again.",
+        )
+        .into_response(),
+    )
+}
+
+/// 308 to the HTTPS port on a name of the device (the request's `Host` only if it is one):
+/// never to a host the request merely claimed. Refused if there is no HTTPS listener.
+fn redirect_to_https(
+    req: &Request,
+    https_port: Option<u16>,
+    own: crate::net::origin::OwnNames,
+) -> Response {
     let refuse = || {
         ApiError::forbidden(
             "secure_connection_required",
@@ -405,18 +472,16 @@ fn redirect_to_https(req: &Request, https_port: Option<u16>) -> Response {
         .get(header::HOST)
         .and_then(|h| h.to_str().ok())
         .and_then(|h| h.parse::<axum::http::uri::Authority>().ok());
-    let Some(host) = host else {
-        return refuse();
-    };
+    let host = own.redirect_host(host.as_ref().map(|a| a.host()));
     let path = req
         .uri()
         .path_and_query()
         .map(|p| p.as_str())
         .unwrap_or("/");
     let location = if port == 443 {
-        format!("https://{}{path}", host.host())
+        format!("https://{host}{path}")
     } else {
-        format!("https://{}:{port}{path}", host.host())
+        format!("https://{host}:{port}{path}")
     };
     match HeaderValue::from_str(&location) {
         Ok(v) => (StatusCode::PERMANENT_REDIRECT, [(header::LOCATION, v)]).into_response(),

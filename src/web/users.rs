@@ -27,6 +27,9 @@ pub struct UserDetail {
     role: Role,
     /// False only for a guest profile that is turned off.
     enabled: bool,
+    /// The owner suspended this user: no sign-in of any kind, their devices refused (but
+    /// kept) until the owner lifts it.
+    suspended: bool,
     has_pin: bool,
     two_factor: bool,
     email: Option<String>,
@@ -42,6 +45,7 @@ impl From<&UserRecord> for UserDetail {
             username: u.username.clone(),
             role: u.role,
             enabled: u.enabled,
+            suspended: u.suspended,
             has_pin: u.pin_hash.is_some(),
             two_factor: u.totp.as_ref().is_some_and(|t| t.confirmed),
             email: u.email.clone(),
@@ -107,27 +111,15 @@ async fn create_user(
         NewUserKind::Guest => identity.set_guest(&owner.proof, true),
     })
     .await??;
-    home_mode_effects(&state).await?;
+    household_changed(&state);
     Ok((StatusCode::CREATED, Json(UserDetail::from(&user))))
 }
 
-/// Applies what home mode switches off, if home mode is now on.
-async fn home_mode_effects(state: &AppState) -> Result<(), ApiError> {
-    let (identity, rules, store) = (
-        state.identity.clone(),
-        state.rules.clone(),
-        state.store.clone(),
-    );
-    tokio::task::spawn_blocking(move || {
-        if identity.home_mode()?.on {
-            crate::dlna::settings::home_mode_started(&store, &rules, crate::now_secs())
-                .map_err(|e| crate::identity::IdentityError::Internal(e.to_string()))?;
-        }
-        Ok::<_, crate::identity::IdentityError>(())
-    })
-    .await??;
+/// Home mode may have started or ended. Its DLNA effect is derived at every request from
+/// the household and the owner's switch (`dlna::settings::is_active`), never written over
+/// the owner's choice; only the SSDP announcer has to be told to look again.
+fn household_changed(state: &AppState) {
     state.dlna.changed.notify_one();
-    Ok(())
 }
 
 /// One user.
@@ -151,6 +143,12 @@ pub struct UserPatch {
     /// Guest profile only: turn guest access on or off.
     #[serde(default)]
     enabled: Option<bool>,
+    /// Suspend the user (`true`) or lift the suspension (`false`); never the owner. While
+    /// suspended they cannot sign in in any way and their devices are refused; the devices
+    /// are kept, so lifting it restores them. This is how to stop a person: blocking a
+    /// device only stops that app's client id.
+    #[serde(default)]
+    suspended: Option<bool>,
     /// Replace the user's restrictions with a preset…
     #[serde(default)]
     preset: Option<crate::policy::Preset>,
@@ -160,7 +158,8 @@ pub struct UserPatch {
     restrictions: Option<crate::policy::Restrictions>,
 }
 
-/// Renames a user, or turns the guest on or off.
+/// Renames a user, turns the guest on or off, suspends a user or lifts the suspension, or
+/// changes their restrictions.
 #[utoipa::path(patch, path = "/api/v1/users/{id}", tag = "users", params(("id" = u64, Path)), request_body = UserPatch,
     responses((status = 200, body = UserDetail), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn patch_user(
@@ -184,6 +183,9 @@ async fn patch_user(
         }
         if let Some(name) = input.name {
             user = identity.rename_user(&owner.proof, id, &name)?;
+        }
+        if let Some(suspended) = input.suspended {
+            user = identity.set_suspended(&owner.proof, id, suspended)?;
         }
         if let Some(r) = input.preset.map(|p| p.restrictions()).or(input.restrictions) {
             user = identity.set_restrictions(&owner.proof, id, r)?;
@@ -224,6 +226,7 @@ async fn delete_user(
         })
     })
     .await??;
+    household_changed(&state);
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -234,7 +237,8 @@ pub struct PinInput {
     pin: Option<String>,
 }
 
-/// Sets or clears a PIN: the owner for anyone, a user for themselves.
+/// Sets or clears a PIN: the owner for any household profile, a user for themselves. The
+/// guest and friends cannot have one (a PIN guards household profiles and turns home mode on).
 #[utoipa::path(put, path = "/api/v1/users/{id}/pin", tag = "users", params(("id" = u64, Path)), request_body = PinInput,
     responses((status = 204), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn set_pin(
@@ -248,7 +252,7 @@ async fn set_pin(
         .identity
         .set_pin(&viewer.actor, &viewer.ctx, id, input.pin)
         .await?;
-    home_mode_effects(&state).await?;
+    household_changed(&state);
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -529,7 +533,10 @@ async fn totp_disable(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// Blocks a device: it is signed out and its client id can never sign in again.
+/// Blocks an app: this device is revoked (signed out), and sign-ins that present the same
+/// client id are refused from now on. The app chooses its client id, so this does not stop a
+/// person who signs in with another app: to stop a person, suspend their account
+/// (`PATCH /api/v1/users/{id}` with `"suspended": true`).
 #[utoipa::path(post, path = "/api/v1/devices/{id}/block", tag = "devices", params(("id" = u64, Path)),
     responses((status = 204), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn block_device(

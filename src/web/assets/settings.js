@@ -117,11 +117,22 @@ export async function usersPage() {
     if (u.role !== "owner") {
       actions.append(h("button", { type: "button", "aria-label": "Restrictions: what " + u.username + " may see", onclick: () => restrictionsEditor(u, libraries, actions) }, "Restrictions"));
     }
-    if (u.role !== "guest") {
+    // A PIN guards a household profile on shared home devices; friends and the guest have none.
+    if (u.role === "owner" || u.role === "managed") {
       const pinBtn = h("button", { type: "button", "aria-label": (u.has_pin ? "Change PIN" : "Set PIN") + " for " + u.username, onclick: () => pinEditor(u, actions) }, u.has_pin ? "Change PIN" : "Set PIN");
       actions.append(pinBtn);
     }
     if (u.role !== "owner") {
+      // Suspending stops the person, whatever app or client id they use; their devices are
+      // kept and work again once the suspension is lifted.
+      const sus = h("button", { type: "button", class: u.suspended ? "" : "danger", "aria-label": (u.suspended ? "Lift the suspension of " : "Suspend ") + u.username, onclick: async () => {
+        busy(sus, true);
+        const r = await api("PATCH", "/api/v1/users/" + u.id, { suspended: !u.suspended });
+        busy(sus, false);
+        if (!r.ok) { showError(err, r.error); return; }
+        usersPage();
+      } }, u.suspended ? "Lift suspension" : "Suspend");
+      actions.append(sus);
       const rm = h("button", { type: "button", class: "danger", "aria-label": "Remove " + u.username, onclick: () => {
         const yes = h("button", { type: "button", class: "danger", onclick: async () => {
           busy(yes, true);
@@ -138,7 +149,8 @@ export async function usersPage() {
     }
     return h("li", {}, h("span", {}, h("strong", {}, u.username), " ", h("span", { class: "tag" }, roleName(u.role)),
       u.has_pin ? h("span", { class: "tag" }, "PIN") : null, u.two_factor ? h("span", { class: "tag" }, "2FA") : null,
-      u.role === "guest" && !u.enabled ? h("span", { class: "tag" }, "off") : null), actions);
+      u.role === "guest" && !u.enabled ? h("span", { class: "tag" }, "off") : null,
+      u.suspended ? h("span", { class: "tag", title: "Cannot sign in; their devices are refused until you lift the suspension" }, "suspended") : null), actions);
   });
 
   const name = field("new-profile", "Name", { maxlength: "64" }, "A profile for someone in the house. Profiles have no password; they are picked on a signed-in home device.");

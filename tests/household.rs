@@ -661,3 +661,101 @@ fn a_suspended_user_cannot_sign_in_and_lifting_restores_their_devices() {
         assert!(events.contains(e), "{e} not audited");
     }
 }
+
+/// Names that read like someone already on the device are refused wherever a name is
+/// made: a new profile, a rename, an accepted invite. Names are kept in NFKC.
+#[test]
+fn lookalike_usernames_are_refused() {
+    let (s, owner) = claimed();
+    let create = |name: &str| {
+        send(
+            "POST",
+            &s.url("/api/v1/users"),
+            Some(&owner),
+            &json!({"kind": "managed", "name": name}),
+        )
+    };
+    let lookalikes = [
+        "\u{430}nna",         // Cyrillic а
+        "\u{ff41}\u{ff4e}na", // full-width ａｎ
+        "ANNA",               // case
+        "\u{3b1}nn\u{3b1}",   // Greek α
+        "\u{1d41a}nna",       // mathematical bold a
+    ];
+    for name in lookalikes {
+        let r = create(name);
+        assert_eq!(r.status, 422, "{name:?}: {}", r.body);
+        assert_eq!(r.error_code(), "username_lookalike", "{name:?}");
+        assert!(
+            r.body.contains("anna"),
+            "the owner is told whom it looks like: {}",
+            r.body
+        );
+    }
+    let r = create("\u{ff2c}ily"); // full-width Ｌ: kept as plain "Lily"
+    assert_eq!(r.status, 201, "{}", r.body);
+    assert_eq!(
+        r.json()["username"],
+        "Lily",
+        "names are kept in NFKC: {}",
+        r.body
+    );
+    let lily = r.json()["id"].as_u64().unwrap();
+    let r = create("Mia");
+    assert_eq!(r.status, 201, "{}", r.body);
+    let mia = r.json()["id"].as_u64().unwrap();
+    // Renaming Mia to look like Lily is refused; renaming Lily to her own look is fine.
+    let rename = |id: u64, name: &str| {
+        send(
+            "PATCH",
+            &s.url(&format!("/api/v1/users/{id}")),
+            Some(&owner),
+            &json!({"name": name}),
+        )
+    };
+    let r = rename(mia, "1ily");
+    assert_eq!(r.error_code(), "username_lookalike", "{}", r.body);
+    assert_eq!(rename(lily, "LILY").status, 200);
+    // An invite accepted under a look-alike name is refused without naming anyone.
+    let r = send(
+        "POST",
+        &s.url("/api/v1/invites"),
+        Some(&owner),
+        &json!({"invitee": "ben", "expires_in_hours": 2}),
+    );
+    let token = r.json()["token"].as_str().unwrap().to_owned();
+    let r = send(
+        "POST",
+        &s.url(&format!("/api/v1/invites/{token}/accept")),
+        None,
+        &json!({"username": "\u{43e}wner", "password": "friendly giraffe tune"}),
+    );
+    assert_eq!(r.status, 201, "no one is called owner here: {}", r.body);
+    let r = send(
+        "POST",
+        &s.url("/api/v1/invites"),
+        Some(&owner),
+        &json!({"invitee": "cat", "expires_in_hours": 2}),
+    );
+    let token = r.json()["token"].as_str().unwrap().to_owned();
+    let r = send(
+        "POST",
+        &s.url(&format!("/api/v1/invites/{token}/accept")),
+        None,
+        &json!({"username": "0wner", "password": "friendly giraffe tune"}),
+    );
+    assert_eq!(r.error_code(), "username_lookalike", "{}", r.body);
+    assert!(
+        !r.body.contains("\u{43e}wner"),
+        "a stranger is not told names: {}",
+        r.body
+    );
+    // Sign-in finds the account whatever compatibility form is typed.
+    let r = send(
+        "POST",
+        &s.url("/api/v1/auth/login"),
+        None,
+        &json!({"username": "\u{ff41}nna", "password": "correct horse battery"}),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+}

@@ -101,8 +101,8 @@ impl Identity {
         name: &str,
         max_managed: u32,
     ) -> Result<UserRecord, IdentityError> {
-        let name = name.trim();
-        validate_username(name)?;
+        let name = validate_username(name)?;
+        let name = name.as_str();
         let now = crate::now_secs();
         self.store.write(|tx| {
             let count = tx.users()?.iter().filter(|u| u.role == Role::Managed).count();
@@ -114,6 +114,7 @@ impl Identity {
                     ),
                 });
             }
+            super::refuse_lookalike(tx, name, None, true)?;
             let user = tx
                 .create_user(name, Role::Managed, None, now)?
                 .ok_or_else(|| IdentityError::Invalid {
@@ -171,8 +172,8 @@ impl Identity {
         id: u64,
         name: &str,
     ) -> Result<UserRecord, IdentityError> {
-        let name = name.trim();
-        validate_username(name)?;
+        let name = validate_username(name)?;
+        let name = name.as_str();
         self.store.write(|tx| {
             let mut user = tx.user(id)?.ok_or(IdentityError::NotFound)?;
             if user.role == Role::Guest {
@@ -181,16 +182,7 @@ impl Identity {
                     message: "The guest profile keeps its name.".into(),
                 });
             }
-            let clash = tx
-                .users()?
-                .iter()
-                .any(|u| u.id != id && u.username.eq_ignore_ascii_case(name));
-            if clash {
-                return Err(IdentityError::Invalid {
-                    code: "username_taken",
-                    message: format!("There is already someone called {name:?}."),
-                });
-            }
+            super::refuse_lookalike(tx, name, Some(id), true)?;
             let old = std::mem::replace(&mut user.username, name.to_owned());
             tx.update_user(&user)?;
             tx.audit(
@@ -515,7 +507,8 @@ impl Identity {
         };
         // A real link: what follows (name, password) is not a guess.
         attempt.withdraw();
-        validate_username(username)?;
+        let username = validate_username(username)?;
+        let username = username.as_str();
         if let Some(why) = password::weakness(&password, username) {
             return Err(IdentityError::WeakPassword(why));
         }
@@ -528,6 +521,7 @@ impl Identity {
                 return Err(bad());
             };
             tx.delete_invite(invite.id)?;
+            super::refuse_lookalike(tx, username, None, false)?;
             let mut user = tx
                 .create_user(username, Role::Friend, Some(phc), now_s)?
                 .ok_or_else(|| IdentityError::Invalid {

@@ -1,8 +1,10 @@
 //! Security-sensitive: accounts, passwords, sessions and device tokens, the claim of an
 //! unclaimed device and its reset. Guards who may act on the appliance at all.
 
+mod confusables;
 pub mod household;
 pub mod known;
+pub mod names;
 pub mod password;
 pub mod setup_code;
 pub mod throttle;
@@ -256,7 +258,10 @@ fn claim_global_policy() -> Policy {
     }
 }
 
-pub fn validate_username(name: &str) -> Result<(), IdentityError> {
+/// Checks a new username and returns it as Hearth keeps it (trimmed, NFKC). Whether it
+/// looks like someone else's is [`refuse_lookalike`]'s question.
+pub fn validate_username(name: &str) -> Result<String, IdentityError> {
+    let name = names::normalised(name);
     let n = name.chars().count();
     if n == 0 || n > 64 {
         return Err(IdentityError::invalid(
@@ -273,7 +278,36 @@ pub fn validate_username(name: &str) -> Result<(), IdentityError> {
             "The username may contain letters, digits and . _ - @ + only (no spaces).",
         ));
     }
-    Ok(())
+    Ok(name)
+}
+
+/// Refuses `name` when it looks like (TR39 skeleton, any case) the name of a user other
+/// than `except`. `reveal` names the look-alike in the message: for the owner, who sees
+/// every name anyway, not for someone accepting an invite.
+pub(crate) fn refuse_lookalike(
+    tx: &crate::store::Tx<'_>,
+    name: &str,
+    except: Option<u64>,
+    reveal: bool,
+) -> Result<(), IdentityError> {
+    let users = tx.users()?;
+    let others = users
+        .iter()
+        .filter(|u| Some(u.id) != except)
+        .map(|u| u.username.as_str());
+    match names::lookalike(name, others) {
+        None => Ok(()),
+        Some(other) if reveal => Err(IdentityError::invalid(
+            "username_lookalike",
+            format!(
+                "{name:?} looks too much like {other:?}, who is already on this Hearth. Choose a name that reads differently."
+            ),
+        )),
+        Some(_) => Err(IdentityError::invalid(
+            "username_lookalike",
+            "That name looks too much like someone already on this Hearth. Choose a name that reads differently.",
+        )),
+    }
 }
 
 pub fn validate_server_name(name: &str) -> Result<String, IdentityError> {
@@ -385,7 +419,7 @@ impl Identity {
             return Err(IdentityError::ClaimNeedsLan);
         }
         self.check_code(&req.setup_code, client)?;
-        validate_username(&req.username)?;
+        let username = validate_username(&req.username)?;
         let server_name = validate_server_name(&req.server_name)?;
         if let Some(why) = password::weakness(&req.password, &req.username) {
             return Err(IdentityError::WeakPassword(why));
@@ -395,7 +429,6 @@ impl Identity {
         let (token, token_hash) = token::generate().map_err(IdentityError::Internal)?;
         let now_s = crate::now_secs();
         let addr = client.addr.to_string();
-        let username = req.username.clone();
         let signed = self.store.write(|tx| {
             // Checked again inside the transaction: write transactions are serialised, so
             // of two racing claims exactly one sees "unclaimed" here.
@@ -407,26 +440,19 @@ impl Identity {
             let existing = tx.users()?.into_iter().find(|u| u.role == Role::Owner);
             let user = match existing {
                 Some(mut owner) => {
-                    let clash = tx
-                        .users()?
-                        .into_iter()
-                        .any(|u| u.id != owner.id && u.username.eq_ignore_ascii_case(&username));
-                    if clash {
-                        return Err(IdentityError::invalid(
-                            "username_taken",
-                            "That username belongs to another account on this device.",
-                        ));
-                    }
+                    refuse_lookalike(tx, &username, Some(owner.id), true)?;
                     owner.username = username.clone();
                     owner.password_hash = Some(hash);
                     tx.update_user(&owner)?;
                     owner
                 }
-                None => tx
-                    .create_user(&username, Role::Owner, Some(hash), now_s)?
-                    .ok_or_else(|| {
-                        IdentityError::invalid("username_taken", "That username is taken.")
-                    })?,
+                None => {
+                    refuse_lookalike(tx, &username, None, true)?;
+                    tx.create_user(&username, Role::Owner, Some(hash), now_s)?
+                        .ok_or_else(|| {
+                            IdentityError::invalid("username_taken", "That username is taken.")
+                        })?
+                }
             };
             tx.set_setting(CLAIMED_KEY, &true)?;
             tx.set_setting(SERVER_NAME_KEY, &server_name)?;
@@ -468,7 +494,7 @@ impl Identity {
         client: ClientInfo,
         known_cookie: Option<&str>,
     ) -> Result<SignedIn, IdentityError> {
-        let account = username.trim().to_lowercase();
+        let account = names::normalised(username).to_lowercase();
         if password.len() > password::MAX_LEN * 4 || account.len() > 256 {
             return Err(IdentityError::BadCredentials);
         }

@@ -4,6 +4,14 @@
 //! config, already-bound listeners and a shutdown future, so a caller chooses its ports
 //! (port 0 in tests) and knows the real address before the first request.
 
+// Production code reports failures as errors; tests (here `#[cfg(test)]` modules, and every
+// crate under tests/ and benches/, which this attribute does not reach) may unwrap. A spot that
+// cannot fail gets `#[allow(...)]` with a comment saying why.
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
+
 pub mod agent;
 pub mod config;
 pub mod disks;

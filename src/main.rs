@@ -1,5 +1,13 @@
 //! `hearth`: parse the command line and hand over to the library.
 
+// Production code reports failures as errors; tests (here `#[cfg(test)]` modules, and every
+// crate under tests/ and benches/, which this attribute does not reach) may unwrap. A spot that
+// cannot fail gets `#[allow(...)]` with a comment saying why.
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 

@@ -604,7 +604,7 @@ fn killing_hearth_serve_mid_write_keeps_every_acknowledged_write() {
         let data = tmp.path().join("data");
         let db = data.join("hearth.redb");
         let movies = tmp.path().join("Movies");
-        common::copy_tree(&common::shared_media().join("Movies"), &movies);
+        common::copy_tree(&common::test_media().join("Movies"), &movies);
         let ledger = Arc::new(Mutex::new(Ledger::default()));
 
         // Every third seed first kills the server during the claim itself.

@@ -482,8 +482,7 @@ fn server_remounts_a_known_disk_at_the_same_place() {
     // Pulled…
     lo.take().unwrap().detach();
     // …and while it was away, a real film was put on it elsewhere.
-    let clip = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared/media/Shows/Evening News/Evening News 2024-03-01.mkv");
+    let clip = common::test_media().join("Shows/Evening News/Evening News 2024-03-01.mkv");
     let plain = dir.path().join("clip.mkv");
     std::fs::copy(&clip, &plain).unwrap();
     let out = Command::new("debugfs")

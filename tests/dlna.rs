@@ -16,10 +16,10 @@ const CD: &str = "urn:schemas-upnp-org:service:ContentDirectory:1";
 const CM: &str = "urn:schemas-upnp-org:service:ConnectionManager:1";
 
 fn media(dir: &str) -> String {
-    common::shared_media()
+    common::test_media()
         .join(dir)
         .canonicalize()
-        .expect("../shared/media beside the repository")
+        .expect("the generated test media")
         .to_str()
         .unwrap()
         .to_owned()

@@ -1,4 +1,4 @@
-//! Libraries over real HTTP: the owner adds a library of the shared test media (copied to a
+//! Libraries over real HTTP: the owner adds a library of the generated test media (copied to a
 //! temp dir, with symlink escape attempts), the scan runs, items are listed, searched and
 //! streamed through signed URLs with range-request conformance checks; a signed URL cannot
 //! fetch another item, is bound to its user and dies with its device.
@@ -80,7 +80,7 @@ fn libraries_items_search_and_streaming() {
     let (s, owner) = claimed();
     let tmp = tempfile::tempdir().unwrap();
     let media = tmp.path().join("media");
-    common::copy_tree(&common::shared_media(), &media);
+    common::copy_tree(&common::test_media(), &media);
     let movies = media.join("Movies");
     // Escape attempts inside the library folder.
     let outside = tmp.path().join("outside");
@@ -388,7 +388,7 @@ fn shows_music_and_photos_browse_over_http() {
     let (s, owner) = claimed();
     let tmp = tempfile::tempdir().unwrap();
     let media = tmp.path().join("media");
-    common::copy_tree(&common::shared_media(), &media);
+    common::copy_tree(&common::test_media(), &media);
     let mut ids = Vec::new();
     for (name, kind, sub) in [
         ("TV", "shows", "Shows"),
@@ -480,7 +480,7 @@ fn restrictions_filter_lists_search_items_and_streams() {
     let (s, owner) = claimed();
     let tmp = tempfile::tempdir().unwrap();
     let media = tmp.path().join("media");
-    common::copy_tree(&common::shared_media(), &media);
+    common::copy_tree(&common::test_media(), &media);
     let r = send(
         "POST",
         &s.url("/api/v1/libraries"),
@@ -573,7 +573,7 @@ fn watch_state_is_per_user_and_goes_with_the_user() {
     let s = TestServer::start_with(&data, |_| {});
     let owner = common::claim(&s);
     let media = tmp.path().join("media");
-    common::copy_tree(&common::shared_media(), &media);
+    common::copy_tree(&common::test_media(), &media);
     let r = send(
         "POST",
         &s.url("/api/v1/libraries"),

@@ -1,4 +1,4 @@
-//! The scanner against the shared test media copied to a temp dir, with a real redb store:
+//! The scanner against the generated test media copied to a temp dir, with a real redb store:
 //! what each library kind finds, scan errors for broken files, incremental rescans,
 //! symlink/`..` escapes, a file deleted mid-scan, browse/search with an `allowed` hook,
 //! and the filesystem watcher.
@@ -13,17 +13,10 @@ use hearth::library::{
 };
 use hearth::store::Store;
 
-const MEDIA: &str = "../shared/media";
+#[path = "common/media.rs"]
+mod media;
 
-fn media_src() -> PathBuf {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join(MEDIA);
-    if p.exists() {
-        return p;
-    }
-    PathBuf::from("/work/shared/media")
-}
-
-/// Copies a tree, making everything writable (the shared copy is read-only).
+/// Copies a tree, making everything writable (the generated library is read-only).
 fn copy_tree(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
     for e in std::fs::read_dir(from).unwrap() {
@@ -52,7 +45,7 @@ struct Fixture {
 fn fixture() -> Fixture {
     let tmp = tempfile::tempdir().unwrap();
     let media = tmp.path().join("media");
-    copy_tree(&media_src(), &media);
+    copy_tree(&media::test_media(), &media);
     let store = Store::open(&tmp.path().join("hearth.redb")).unwrap();
     Fixture {
         _tmp: tmp,

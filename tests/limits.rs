@@ -67,7 +67,7 @@ fn server_with_a_film() -> (TestServer, tempfile::TempDir, String, String, Vec<u
     });
     let owner = common::claim(&s);
     let movies = tmp.path().join("Movies");
-    common::copy_tree(&common::shared_media().join("Movies"), &movies);
+    common::copy_tree(&common::test_media().join("Movies"), &movies);
     let r = send(
         "POST",
         &s.url("/api/v1/libraries"),

@@ -1,13 +1,13 @@
 //! Security-sensitive tests of `policy`: the permission grid (every role × every action ×
 //! every restriction case in one table), the rating tables across countries, and the real
-//! NFO ratings of the shared test media.
+//! NFO ratings of the generated test media (`tests/media/`).
 //!
 //! Every protected operation in the grid is a closure that panics when the table says the
 //! request must be refused, so a policy bug that lets a refused request through fails loudly
 //! instead of quietly returning a wrong answer.
 
 use std::collections::{BTreeSet, HashMap};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use hearth::net::NetClass;
 use hearth::policy::{
@@ -1428,11 +1428,14 @@ fn presets_ceilings() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// The shared test media's real NFO files
+// The generated test media's real NFO files
 // ---------------------------------------------------------------------------------------------
 
+#[path = "common/media.rs"]
+mod media;
+
 fn media_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/media")
+    media::test_media()
 }
 
 /// The text between `<tag>` and `</tag>`, each occurrence.
@@ -1463,10 +1466,10 @@ fn load(name: &'static str, kind: ItemKind) -> Title {
         "Movies"
     });
     let dir = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("the shared test media is missing at {}: {e}", dir.display()))
+        .unwrap_or_else(|e| panic!("the test media is missing at {}: {e}", dir.display()))
         .map(|e| e.unwrap().path())
         .find(|p| p.file_name().unwrap().to_string_lossy().starts_with(name))
-        .unwrap_or_else(|| panic!("{name} is not in the shared test media"));
+        .unwrap_or_else(|| panic!("{name} is not in the test media"));
     let nfo = dir.join(if kind == ItemKind::Show {
         "tvshow.nfo"
     } else {
@@ -1489,7 +1492,7 @@ fn load(name: &'static str, kind: ItemKind) -> Title {
 }
 
 #[test]
-fn shared_media_ratings_and_presets() {
+fn test_media_ratings_and_presets() {
     use Preset::*;
     use RatingSystem::*;
     // title, kind, expected parse, visible to: little kid, older kid, teen

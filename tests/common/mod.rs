@@ -8,6 +8,8 @@ use std::thread::JoinHandle;
 
 use hearth::{Config, Listeners};
 
+mod media;
+
 pub struct TestServer {
     pub addr: SocketAddr,
     pub data: PathBuf,
@@ -199,14 +201,9 @@ pub fn claim(s: &TestServer) -> String {
     r.json()["token"].as_str().unwrap().to_owned()
 }
 
-/// The shared test media (`../shared/media` beside the repository, else `/work/shared/media`).
-pub fn shared_media() -> PathBuf {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/media");
-    if p.exists() {
-        p
-    } else {
-        PathBuf::from("/work/shared/media")
-    }
+/// The generated test media library (`tests/media/`); its files are read-only.
+pub fn test_media() -> PathBuf {
+    media::test_media()
 }
 
 /// Copies a tree of test media; the copies are writable even when the originals are not.

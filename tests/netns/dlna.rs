@@ -276,8 +276,8 @@ fn dlna_and_mdns_across_namespaces() {
 
     // Nothing announced over SSDP until the owner chooses libraries for DLNA.
     assert!(msearch(lan, LAN_CLIENT, SERVER_LAN, Duration::from_secs(2)).is_empty());
-    let movies = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared/media/Movies")
+    let movies = super::media::test_media()
+        .join("Movies")
         .canonicalize()
         .unwrap();
     let r = request(

@@ -19,6 +19,8 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 mod dlna;
+#[path = "../common/media.rs"]
+mod media;
 
 const SERVER_LAN: &str = "10.231.1.1";
 const SERVER_LAN6: &str = "fd31:231:1::1";
@@ -585,12 +587,12 @@ fn allowed_networks_act_as_guest_and_are_ignored_in_home_mode() {
     // Nothing is open without sign-in until the owner says so.
     assert_eq!(anon("GET", "/api/v1/libraries").status, 401);
 
-    // A library of the shared films; the guest is a little kid; the LAN acts as the guest.
-    // Library folders may not contain `..`, so resolve the shared media's real path.
-    let movies = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared/media/Movies")
+    // A library of the test films; the guest is a little kid; the LAN acts as the guest.
+    // Library folders may not contain `..`, so resolve the media's real path.
+    let movies = media::test_media()
+        .join("Movies")
         .canonicalize()
-        .expect("../shared/media beside the repository");
+        .expect("the generated test media");
     let r = request(
         lan,
         v4,

@@ -209,7 +209,7 @@ class Server:
 
 
 def copy_media(src, dest):
-    """A private copy of the test media, so nothing a test does touches the shared one."""
+    """A private copy of the test media, so nothing a test does touches the generated one."""
     if os.path.exists(dest):
         shutil.rmtree(dest)
     shutil.copytree(src, dest, symlinks=False)
@@ -217,8 +217,8 @@ def copy_media(src, dest):
 
 
 def find_media():
+    """The generated test media (tests/media/test-media makes it once into the build products)."""
     here = os.path.dirname(os.path.abspath(__file__))
-    for p in [os.path.join(here, "../../../shared/media"), "/work/shared/media"]:
-        if os.path.isdir(p):
-            return os.path.abspath(p)
-    raise RuntimeError("test media not found: expected ../shared/media beside the clone")
+    script = os.path.join(here, "../media/test-media")
+    out = subprocess.run([script], check=True, stdout=subprocess.PIPE, text=True)
+    return out.stdout.strip()

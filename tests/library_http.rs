@@ -705,7 +705,7 @@ fn library_counts_are_what_each_profile_can_list() {
     let (s, owner) = claimed();
     let tmp = tempfile::tempdir().unwrap();
     let media = tmp.path().join("media");
-    common::copy_tree(&common::shared_media(), &media);
+    common::copy_tree(&common::test_media(), &media);
     let r = send(
         "POST",
         &s.url("/api/v1/libraries"),

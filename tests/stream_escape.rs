@@ -48,7 +48,7 @@ fn swapping_an_item_folder_for_a_symlink_never_serves_outside_bytes() {
     let item_dir = movies.join(folder_name);
     std::fs::create_dir_all(&item_dir).unwrap();
     std::fs::copy(
-        common::shared_media()
+        common::test_media()
             .join("Movies")
             .join(folder_name)
             .join(file_name),

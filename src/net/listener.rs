@@ -23,8 +23,12 @@ pub const MAX_HEAD_BYTES: usize = 32 * 1024;
 
 /// The size of a request head as it came over the wire (request line, headers, CRLFs).
 fn head_bytes<B>(req: &hyper::Request<B>) -> usize {
-    let line =
-        req.method().as_str().len() + req.uri().to_string().len() + " HTTP/1.1\r\n".len() + 1;
+    let uri = req.uri();
+    // Measured without formatting the URI: this runs for every request.
+    let target = uri.scheme_str().map_or(0, |s| s.len() + "://".len())
+        + uri.authority().map_or(0, |a| a.as_str().len())
+        + uri.path_and_query().map_or(1, |p| p.as_str().len());
+    let line = req.method().as_str().len() + target + " HTTP/1.1\r\n".len() + 1;
     req.headers()
         .iter()
         .map(|(k, v)| k.as_str().len() + v.len() + 4)

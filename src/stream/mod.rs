@@ -462,6 +462,12 @@ mod tests {
         std::os::unix::fs::symlink(dir.path().join("outside"), root.join("film")).unwrap();
         for (name, open) in openers() {
             let e = open(&root, "film/a.mkv").expect_err(name);
+            if name == "openat2" && openat2_unavailable(&e) {
+                // qemu-user (the aarch64 tier) and old kernels have no openat2: the other
+                // openers, which fall back to the walk, are what such a device runs.
+                eprintln!("openat2 is not available here ({e}); only the walk is tested");
+                continue;
+            }
             assert_eq!(
                 e.kind(),
                 std::io::ErrorKind::PermissionDenied,

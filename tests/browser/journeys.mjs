@@ -274,6 +274,8 @@ await step("item page: subtitles and mark watched", async () => {
   await owner.getByRole("link", { name: "Play", exact: true }).click();
   await owner.locator("video.player track").waitFor({ state: "attached" });
   await owner.getByLabel("Subtitles").selectOption({ index: 1 });
+  // A choice made before the metadata arrived must survive it.
+  await owner.waitForFunction(() => document.querySelector("video.player").readyState >= 1, null, { timeout: 15000 });
   const showing = await owner.evaluate(() => [...document.querySelector("video.player").textTracks].map((t) => t.mode));
   check("the subtitle track can be turned on", showing[0] === "showing", JSON.stringify(showing));
 });

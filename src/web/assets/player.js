@@ -44,8 +44,9 @@ export async function playerPage(id, fromStart) {
       video.currentTime = resumeAt;
       status.textContent = "Resumed at " + clock(resumeAt) + ".";
     }
-    // Subtitles start off; C or the menu turns the first on.
-    for (const t of video.textTracks) t.mode = "disabled";
+    // Subtitles start off; C or the menu turns the first on. A choice made
+    // before the metadata arrived is kept, not switched off again.
+    setSubs(Number(subSelect.value));
   });
   let lastSaved = -1;
   let lastAt = 0;

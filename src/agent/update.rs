@@ -107,7 +107,7 @@ pub const AUTOBOOT_DIR: &str = "/run/hearth-agent/autoboot";
 /// What the Raspberry Pi firmware reports about the boot it made.
 pub const PI_BOOTLOADER_DIR: &str = "/proc/device-tree/chosen/bootloader";
 /// The running root's version (`IMAGE_VERSION`), written by the image build.
-pub const VERSION_FILE: &str = crate::OS_RELEASE;
+pub const VERSION_FILE: &str = crate::model::build::OS_RELEASE;
 
 /// Where the agent learns which systemd-boot entry is running.
 #[derive(Debug, Clone)]
@@ -210,7 +210,7 @@ fn read_version_file(path: &Path) -> Option<Version> {
         .take(16 * 1024)
         .read_to_string(&mut s)
         .ok()?;
-    crate::image_version(&s)?.parse().ok()
+    crate::model::build::image_version(&s)?.parse().ok()
 }
 
 impl UpdateError {
@@ -622,9 +622,11 @@ fn running_entry_options(sb: &SystemdBoot) -> Result<Option<String>, UpdateError
 
 /// The running version: what the boot entry says, else this binary's.
 fn running_version(status: &BootStatus) -> Version {
-    status
-        .version
-        .unwrap_or_else(|| crate::version().parse().unwrap_or(Version(0, 0, 0)))
+    status.version.unwrap_or_else(|| {
+        crate::model::build::version()
+            .parse()
+            .unwrap_or(Version(0, 0, 0))
+    })
 }
 
 pub fn boot_status(config: Option<&UpdateConfig>) -> Result<BootInfo, UpdateError> {

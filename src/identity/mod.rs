@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 use tokio::sync::Semaphore;
 
-use crate::net::{ClientInfo, NetClass};
+use crate::model::{ClientInfo, NetClass};
 use crate::store::devices::DeviceRecord;
 use crate::store::users::{Role, UserRecord};
 use crate::store::{Store, StoreError};
@@ -397,7 +397,7 @@ impl Identity {
             let addr = client.addr.to_string();
             self.store.write(|tx| {
                 tx.audit(
-                    crate::now_secs(),
+                    crate::model::clock::now_secs(),
                     "claim_failed",
                     None,
                     Some(addr),
@@ -427,7 +427,7 @@ impl Identity {
         let device = req.device.cleaned()?;
         let hash = self.hash_password(req.password).await?;
         let (token, token_hash) = token::generate().map_err(IdentityError::Internal)?;
-        let now_s = crate::now_secs();
+        let now_s = crate::model::clock::now_secs();
         let addr = client.addr.to_string();
         let signed = self.store.write(|tx| {
             // Checked again inside the transaction: write transactions are serialised, so
@@ -528,7 +528,7 @@ impl Identity {
         let ok = self.verify_password(password, phc).await?
             && user.as_ref().is_some_and(|u| u.password_hash.is_some());
         let addr = client.addr.to_string();
-        let now_s = crate::now_secs();
+        let now_s = crate::model::clock::now_secs();
         let Some(user) = user.filter(|_| ok) else {
             attempt.failed();
             let detail = format!("failed sign-in as {:?}", truncate(&account, 64));
@@ -613,7 +613,7 @@ impl Identity {
         let addr = addr.to_owned();
         self.store.write(|tx| {
             tx.audit(
-                crate::now_secs(),
+                crate::model::clock::now_secs(),
                 "login_refused",
                 Some(user.id),
                 Some(addr),
@@ -670,7 +670,7 @@ impl Identity {
         let r: Result<(), StoreError> = self.store.write(|tx| {
             // The device may have been revoked since it was read; then there is nothing to touch.
             if let Some(mut d) = tx.device(id)? {
-                d.last_seen = crate::now_secs();
+                d.last_seen = crate::model::clock::now_secs();
                 d.last_address = addr;
                 tx.update_device(&d)?;
             }
@@ -690,7 +690,7 @@ impl Identity {
         let users = self.store.read(|r| r.users())?;
         let home_mode = household::home_mode_of(&users).on;
         let guest_enabled = users.iter().any(|u| u.role == Role::Guest && u.enabled);
-        let now = i64::try_from(crate::now_secs()).unwrap_or(i64::MAX);
+        let now = i64::try_from(crate::model::clock::now_secs()).unwrap_or(i64::MAX);
         Ok(crate::policy::Context {
             now: crate::policy::LocalTime::from_unix(now, utc_offset_minutes * 60),
             home_mode,
@@ -705,7 +705,7 @@ impl Identity {
         self.store.write(|tx| {
             tx.delete_device(session.device.id)?;
             tx.audit(
-                crate::now_secs(),
+                crate::model::clock::now_secs(),
                 "logout",
                 Some(session.device.user_id),
                 Some(addr),
@@ -758,7 +758,7 @@ impl Identity {
             decision.then(|| ()).map_err(|_| IdentityError::NotFound)?;
             tx.delete_device(device_id)?;
             tx.audit(
-                crate::now_secs(),
+                crate::model::clock::now_secs(),
                 "device_revoked",
                 Some(actor.user_id()),
                 Some(addr),
@@ -864,14 +864,14 @@ impl Identity {
                     message: "Start two-factor enrolment first.".into(),
                 });
             };
-            if !totp::check(&mut rec, code, crate::now_secs()) {
+            if !totp::check(&mut rec, code, crate::model::clock::now_secs()) {
                 return Err(IdentityError::WrongTotp);
             }
             rec.confirmed = true;
             user.totp = Some(rec);
             tx.update_user(&user)?;
             tx.audit(
-                crate::now_secs(),
+                crate::model::clock::now_secs(),
                 "totp_enabled",
                 Some(user_id),
                 None,
@@ -893,13 +893,13 @@ impl Identity {
             let Some(mut rec) = user.totp.clone() else {
                 return Ok(());
             };
-            if rec.confirmed && !totp::check(&mut rec, code, crate::now_secs()) {
+            if rec.confirmed && !totp::check(&mut rec, code, crate::model::clock::now_secs()) {
                 return Err(IdentityError::WrongTotp);
             }
             user.totp = None;
             tx.update_user(&user)?;
             tx.audit(
-                crate::now_secs(),
+                crate::model::clock::now_secs(),
                 "totp_disabled",
                 Some(user_id),
                 None,
@@ -957,7 +957,7 @@ pub fn reset_claim(
             tx.delete_devices_of(owner.id)?;
         }
         tx.audit(
-            crate::now_secs(),
+            crate::model::clock::now_secs(),
             "reset_claim",
             None,
             None,

@@ -518,7 +518,7 @@ impl Client {
             .timeout_connect(Some(Duration::from_secs(15)))
             .timeout_recv_response(Some(Duration::from_secs(30)))
             .max_redirects(3)
-            .user_agent(format!("hearth/{}", crate::version()))
+            .user_agent(format!("hearth/{}", crate::model::build::version()))
             .build();
         Client {
             agent: config.into(),

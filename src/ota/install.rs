@@ -91,7 +91,7 @@ struct Inner {
 
 fn history(from: &str, to: &str, outcome: &str, note: String) -> HistoryEntry {
     HistoryEntry {
-        at: crate::now_secs(),
+        at: crate::model::clock::now_secs(),
         from_version: from.to_owned(),
         to_version: to.to_owned(),
         outcome: outcome.to_owned(),
@@ -193,7 +193,7 @@ impl Installer {
             version,
             progress: progress.clone(),
             error: None,
-            started_at: crate::now_secs(),
+            started_at: crate::model::clock::now_secs(),
         });
         Ok(progress)
     }
@@ -366,7 +366,7 @@ impl Installer {
                 rec.pending = Some(Pending {
                     from_version: from,
                     to_version: to,
-                    at: crate::now_secs(),
+                    at: crate::model::clock::now_secs(),
                 });
                 tx.ota_set_record(&rec)?;
                 tx.ota_clear()
@@ -482,7 +482,7 @@ pub fn record_boot(store: &Store, info: &BootInfo) -> Result<(), StoreError> {
         let running = info
             .version
             .map(|v| v.to_string())
-            .unwrap_or_else(|| crate::version().to_owned());
+            .unwrap_or_else(|| crate::model::build::version().to_owned());
         let pending = rec.pending.clone();
         if let Some(rb) = &info.rollback {
             let failed = rb.failed_version.map(|v| v.to_string());
@@ -494,7 +494,7 @@ pub fn record_boot(store: &Store, info: &BootInfo) -> Result<(), StoreError> {
                 .as_ref()
                 .is_none_or(|l| l.failed_version != failed);
             if expected || new {
-                let at = crate::now_secs();
+                let at = crate::model::clock::now_secs();
                 rec.last_rollback = Some(RollbackRecord {
                     at,
                     failed_version: failed.clone(),

@@ -10,7 +10,7 @@ pub mod download;
 pub mod install;
 pub mod keys;
 pub mod service;
-pub mod version;
+pub use crate::model::version;
 
 pub use bundle::{BundleError, BundleMeta, InstallPolicy};
 pub use keys::{KeyId, Keyring, SigningKey};

@@ -82,7 +82,7 @@ async fn put_dlna(
             &st.identity,
             &owner.proof,
             &update,
-            crate::now_secs(),
+            crate::model::clock::now_secs(),
         )?;
         status_blocking(&st)
     })
@@ -317,7 +317,7 @@ async fn cd_control(
         let links = MediaLinks {
             base,
             key: signed::key(&st.store).map_err(|_| Fault::ActionFailed)?,
-            expires: crate::now_secs() + signed::URL_LIFETIME_SECS,
+            expires: crate::model::clock::now_secs() + signed::URL_LIFETIME_SECS,
         };
         control::content_directory(&st.store, &access, &links, &call)
     })
@@ -375,8 +375,14 @@ async fn media(
         device_id: 0,
         expires: p.exp,
     };
-    signed::verify(&key, LinkKind::Dlna, &grant, &p.sig, crate::now_secs())
-        .map_err(|e| ApiError::forbidden("invalid_media_link", e.to_string()))?;
+    signed::verify(
+        &key,
+        LinkKind::Dlna,
+        &grant,
+        &p.sig,
+        crate::model::clock::now_secs(),
+    )
+    .map_err(|e| ApiError::forbidden("invalid_media_link", e.to_string()))?;
     let Some((actor, ctx)) = dlna_actor(&state, client).await? else {
         return Ok(plain(StatusCode::NOT_FOUND, DLNA_OFF));
     };

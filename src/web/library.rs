@@ -153,7 +153,7 @@ async fn create(
     let Json(new) = body.map_err(super::error::from_rejection)?;
     let store = state.store.clone();
     let lib = tokio::task::spawn_blocking(move || {
-        crate::library::create_library(&store, &new, crate::now_secs())
+        crate::library::create_library(&store, &new, crate::model::clock::now_secs())
     })
     .await?
     .map_err(library_error)?;
@@ -291,7 +291,7 @@ fn item_view(key: &[u8], viewer: &Caller, i: ItemRecord) -> ItemView {
         item_id: i.id,
         // 0 is never a device id: it marks a link made for a network allowed without sign-in.
         device_id: viewer.device_id.unwrap_or(0),
-        expires: crate::now_secs() + signed::URL_LIFETIME_SECS,
+        expires: crate::model::clock::now_secs() + signed::URL_LIFETIME_SECS,
     };
     let stream_url = signed::url(key, &grant);
     let query = stream_url.split_once('?').map(|(_, q)| q).unwrap_or("");
@@ -509,7 +509,7 @@ async fn progress(
                     updated_at: 0,
                 });
             rec.position_ms = position;
-            rec.updated_at = crate::now_secs();
+            rec.updated_at = crate::model::clock::now_secs();
             if let Some(d) = duration.filter(|d| *d > 0)
                 && position as f64 >= d as f64 * WATCHED_AT
             {
@@ -552,7 +552,7 @@ async fn watched(
                 item_id: id,
                 position_ms: 0,
                 watched: input.watched,
-                updated_at: crate::now_secs(),
+                updated_at: crate::model::clock::now_secs(),
             };
             tx.set_watch(&rec)?;
             Ok::<_, crate::store::StoreError>(rec)
@@ -821,12 +821,17 @@ async fn check_link(
         device_id: p.d,
         expires: p.exp,
     };
-    signed::verify(&key, LinkKind::Api, &grant, &p.sig, crate::now_secs()).map_err(
-        |e| match e {
-            UrlError::Expired => ApiError::forbidden("media_link_expired", e.to_string()),
-            UrlError::BadSignature => ApiError::forbidden("invalid_media_link", e.to_string()),
-        },
-    )?;
+    signed::verify(
+        &key,
+        LinkKind::Api,
+        &grant,
+        &p.sig,
+        crate::model::clock::now_secs(),
+    )
+    .map_err(|e| match e {
+        UrlError::Expired => ApiError::forbidden("media_link_expired", e.to_string()),
+        UrlError::BadSignature => ApiError::forbidden("invalid_media_link", e.to_string()),
+    })?;
     let revoked = || {
         ApiError::forbidden(
             "media_link_revoked",

@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 
 use serde::Serialize;
 
+use super::agent_writer::AgentSlotWriter;
 use super::bundle::InstallPolicy;
 use super::download::{self, Client, DownloadError, DownloadJob, Progress, Retry};
 use super::keys::Keyring;
@@ -16,7 +17,6 @@ use super::service::{
 };
 use super::version::Version;
 use crate::agent::protocol::{BootInfo, Request};
-use crate::agent::session::AgentSlotWriter;
 use crate::config::UpdatesConfig;
 use crate::store::{Store, StoreError};
 
@@ -346,7 +346,7 @@ impl Installer {
             }
         };
         self.set_version(&version);
-        let agent = crate::agent::Client::new(socket);
+        let agent = crate::agent::client::Client::new(socket);
         if let Err(e) = agent
             .call::<BootInfo>(&Request::SetNextBoot { version })
             .await
@@ -419,7 +419,7 @@ impl Installer {
                 _ => return Err(InstallError::NothingStaged),
             }
         }
-        let agent = crate::agent::Client::new(socket);
+        let agent = crate::agent::client::Client::new(socket);
         agent
             .call::<serde_json::Value>(&Request::Reboot {})
             .await
@@ -433,7 +433,10 @@ impl Installer {
 
 /// Works out, at start, what the boot control says: the running slot, a trial, a rollback.
 /// Records a finished install or a rollback in the history once.
-pub async fn learn_slots(agent: Option<&crate::agent::Client>, store: &Store) -> DeviceSlots {
+pub async fn learn_slots(
+    agent: Option<&crate::agent::client::Client>,
+    store: &Store,
+) -> DeviceSlots {
     let Some(agent) = agent else {
         return DeviceSlots {
             boot: None,

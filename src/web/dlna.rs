@@ -390,7 +390,8 @@ async fn media(
     let file =
         super::library::open_item_path(&state, item.folder_id, item.rel_path.clone()).await?;
     let mut resp =
-        crate::stream::serve_file(file, &item.content_type, &headers, method == Method::HEAD);
+        crate::stream::serve_file(file, &item.content_type, &headers, method == Method::HEAD)
+            .map_err(ApiError::internal)?;
     let h = resp.headers_mut();
     if let Ok(v) = HeaderValue::from_str(&crate::dlna::profile::dlna_features(&item)) {
         h.insert("contentfeatures.dlna.org", v);

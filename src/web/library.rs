@@ -749,12 +749,13 @@ async fn artwork(
     let item = visible_item(&state, &viewer.actor, &viewer.ctx, id)?;
     let rel = item.artwork.clone().ok_or_else(ApiError::not_found)?;
     let file = open_item_path(&state, item.folder_id, rel.clone()).await?;
-    Ok(crate::stream::serve_file(
+    crate::stream::serve_file(
         file,
         crate::library::scan::content_type(&rel),
         &headers,
         false,
-    ))
+    )
+    .map_err(ApiError::internal)
 }
 
 pub(super) async fn open_item_path(
@@ -891,12 +892,8 @@ async fn stream(
 ) -> Result<Response, ApiError> {
     let item = check_link(&state, client, id, &p).await?;
     let file = open_item_path(&state, item.folder_id, item.rel_path.clone()).await?;
-    Ok(crate::stream::serve_file(
-        file,
-        &item.content_type,
-        &headers,
-        method == Method::HEAD,
-    ))
+    crate::stream::serve_file(file, &item.content_type, &headers, method == Method::HEAD)
+        .map_err(ApiError::internal)
 }
 
 /// A subtitle sidecar as WebVTT (SRT is converted), for holders of the item's signed link.

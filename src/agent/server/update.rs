@@ -16,13 +16,15 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::boot::{BootControl, BootError, BootStatus, Slot, SystemdBoot, TrialSpec, Tryboot};
-use super::protocol::{
+use super::verbs::BlockDevice;
+pub use crate::agent::protocol::ranges;
+use crate::agent::protocol::{
     BootInfo, MAX_SESSION_LINE, Response, Reused, RollbackInfo, SessionOp, Staged, Staging, True,
 };
-use super::verbs::BlockDevice;
+use crate::model::Version;
+use crate::ota::Keyring;
 use crate::ota::bundle::{self, BundleError, BundleMeta, InstallPolicy};
-use crate::ota::download::scan_sources;
-use crate::ota::{Keyring, Version};
+use crate::ota::local::scan_sources;
 
 /// The EFI variable systemd-boot sets to the entry it booted.
 const LOADER_ENTRY_SELECTED: &str =
@@ -513,7 +515,7 @@ fn mount_autoboot(dev: &BlockDevice, dir: &Path) -> Result<PathBuf, String> {
         nix::sys::stat::major(st.st_rdev),
         nix::sys::stat::minor(st.st_rdev)
     );
-    let mounts = crate::disks::discover::mounts(&crate::disks::Sysroot::default());
+    let mounts = crate::blockdev::discover::mounts(&crate::blockdev::Sysroot::default());
     if let Some(m) = mounts.iter().find(|m| m.dev_t == id) {
         if m.read_only {
             return Err(format!(
@@ -572,7 +574,7 @@ fn mounted_at(dev: &Path) -> Option<PathBuf> {
         nix::sys::stat::major(st.st_rdev),
         nix::sys::stat::minor(st.st_rdev)
     );
-    crate::disks::discover::mounts(&crate::disks::Sysroot::default())
+    crate::blockdev::discover::mounts(&crate::blockdev::Sysroot::default())
         .into_iter()
         .find(|m| m.dev_t == id)
         .map(|m| m.mount_point)
@@ -1189,18 +1191,6 @@ fn answer(output: &mut dyn Write, r: &Response) -> std::io::Result<()> {
 
 fn answer_err(output: &mut dyn Write, e: &UpdateError) -> std::io::Result<()> {
     answer(output, &Response::error(e.code(), e.to_string()))
-}
-
-/// Sorted chunk numbers as `[start, end)` ranges.
-pub fn ranges(sorted: &[u32]) -> Vec<(u32, u32)> {
-    let mut out: Vec<(u32, u32)> = Vec::new();
-    for &i in sorted {
-        match out.last_mut() {
-            Some((_, end)) if *end == i => *end = i + 1,
-            _ => out.push((i, i + 1)),
-        }
-    }
-    out
 }
 
 #[cfg(test)]

@@ -6,6 +6,7 @@
 //! [`serve_file`] streams from the open file in 256 KiB chunks read off the async runtime; a
 //! file is never read into memory whole.
 
+pub mod access;
 pub mod range;
 pub mod signed;
 pub mod subtitles;

@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 /// Seconds since the Unix epoch.
 pub fn now_secs() -> u64 {
@@ -12,9 +13,11 @@ pub fn now_secs() -> u64 {
         .unwrap_or(0)
 }
 
-/// A source of "now" in Unix seconds.
+/// A source of "now": wall-clock Unix seconds (expiry, schedules, audit times) and a
+/// monotonic instant (throttle delays).
 pub trait Clock: Send + Sync + std::fmt::Debug {
     fn now_secs(&self) -> u64;
+    fn monotonic(&self) -> Instant;
 }
 
 /// The system's wall clock.
@@ -25,27 +28,44 @@ impl Clock for SystemClock {
     fn now_secs(&self) -> u64 {
         now_secs()
     }
+    fn monotonic(&self) -> Instant {
+        Instant::now()
+    }
 }
 
 /// A clock that only moves when told to: for tests of time-based rules without sleeping.
-#[derive(Debug, Clone, Default)]
-pub struct ManualClock(Arc<AtomicU64>);
+/// Clones share the same time.
+#[derive(Debug, Clone)]
+pub struct ManualClock {
+    unix: Arc<AtomicU64>,
+    /// Milliseconds moved since `base`.
+    moved_ms: Arc<AtomicU64>,
+    base: Instant,
+}
 
 impl ManualClock {
+    /// Stands still at `unix_secs` until moved.
     pub fn at(unix_secs: u64) -> ManualClock {
-        ManualClock(Arc::new(AtomicU64::new(unix_secs)))
+        ManualClock {
+            unix: Arc::new(AtomicU64::new(unix_secs)),
+            moved_ms: Arc::new(AtomicU64::new(0)),
+            base: Instant::now(),
+        }
     }
-    pub fn advance(&self, secs: u64) {
-        self.0.fetch_add(secs, Ordering::SeqCst);
-    }
-    pub fn set(&self, unix_secs: u64) {
-        self.0.store(unix_secs, Ordering::SeqCst);
+    /// Moves both the wall clock and the monotonic clock forward.
+    pub fn advance(&self, by: Duration) {
+        let ms = u64::try_from(by.as_millis()).unwrap_or(u64::MAX);
+        self.moved_ms.fetch_add(ms, Ordering::SeqCst);
+        self.unix.fetch_add(by.as_secs(), Ordering::SeqCst);
     }
 }
 
 impl Clock for ManualClock {
     fn now_secs(&self) -> u64 {
-        self.0.load(Ordering::SeqCst)
+        self.unix.load(Ordering::SeqCst)
+    }
+    fn monotonic(&self) -> Instant {
+        self.base + Duration::from_millis(self.moved_ms.load(Ordering::SeqCst))
     }
 }
 

@@ -108,7 +108,7 @@ pub async fn serve(
     let watcher = net::watch::spawn(lan.clone(), tls.clone());
     let system = system::SystemMonitor::new();
     let sampler = system.spawn_sampler();
-    let agent = config.agent_socket.clone().map(agent::Client::new);
+    let agent = config.agent_socket.clone().map(agent::client::Client::new);
     let (disk_monitor, disk_task) = disks::DiskMonitor::spawn(
         disks::Sysroot::default(),
         agent.clone(),

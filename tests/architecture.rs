@@ -277,6 +277,14 @@ fn scan() -> Scan {
             node_of(&me, &modules)
         };
         s.nodes.insert(from.clone());
+        let is_mod_file = ["mod.rs", "lib.rs"]
+            .iter()
+            .any(|n| rel.file_name().is_some_and(|f| f == *n));
+        let children = if is_mod_file {
+            modules_in(file.parent().unwrap())
+        } else {
+            BTreeSet::new()
+        };
         let text = std::fs::read_to_string(file).unwrap();
         let prod = production(&text);
         if prod.len() > MAX_FILE_LINES {
@@ -305,6 +313,15 @@ fn scan() -> Scan {
                     continue;
                 }
                 found.push(idents.iter().map(|s| s.to_string()).collect());
+            }
+            // `lib.rs` and `mod.rs` files name their own child modules without a prefix.
+            for child in &children {
+                for idents in paths_after(c, &format!("{child}::")) {
+                    let mut path = me.clone();
+                    path.push(child.clone());
+                    path.extend(idents.iter().map(|s| s.to_string()));
+                    found.push(path);
+                }
             }
             for idents in paths_after(c, "super::") {
                 // Resolve `super::super::x` from this file's module.

@@ -13,11 +13,13 @@
 )]
 
 pub mod agent;
+pub mod blockdev;
 pub mod config;
 pub mod disks;
 pub mod dlna;
 pub mod identity;
 pub mod library;
+pub mod model;
 pub mod net;
 pub mod ota;
 pub mod policy;
@@ -35,42 +37,8 @@ use tokio::net::TcpListener;
 
 pub use config::Config;
 
-/// `X.Y.Z` of this build of the binary. What the device reports is [`version()`].
-pub const VERSION: &str = env!("CARGO_PKG_VERSION");
-
-/// Where an image names its firmware version (`IMAGE_ID=hearth…`, `IMAGE_VERSION=X.Y.Z`).
-pub const OS_RELEASE: &str = "/usr/lib/os-release";
-
-/// The version this device runs: the image's `IMAGE_VERSION` when the root filesystem is a
-/// Hearth image (image/build writes it; an update bundle carries a new root with a new one),
-/// else this binary's [`VERSION`] (a laptop, a development box).
-pub fn version() -> &'static str {
-    static V: std::sync::OnceLock<&'static str> = std::sync::OnceLock::new();
-    V.get_or_init(|| {
-        std::fs::read_to_string(OS_RELEASE)
-            .ok()
-            .and_then(|text| image_version(&text))
-            .map(|v| &*Box::leak(v.into_boxed_str()))
-            .unwrap_or(VERSION)
-    })
-}
-
-/// `IMAGE_VERSION` of an os-release file, if `IMAGE_ID` says it is a Hearth image and the
-/// version is a plain `X.Y.Z` (what update bundles compare).
-pub fn image_version(os_release: &str) -> Option<String> {
-    let field = |key: &str| {
-        os_release.lines().find_map(|l| {
-            let v = l.trim().strip_prefix(key)?.strip_prefix('=')?;
-            Some(v.trim().trim_matches('"').to_owned())
-        })
-    };
-    let id = field("IMAGE_ID")?;
-    let v = field("IMAGE_VERSION")?;
-    let plain = v.parse::<ota::version::Version>().is_ok();
-    (id.starts_with("hearth") && plain).then_some(v)
-}
-/// The target triple this binary was built for.
-pub const TARGET: &str = env!("BUILD_TARGET_TRIPLE");
+pub use model::build::{OS_RELEASE, TARGET, VERSION, image_version, version};
+pub use model::clock::now_secs;
 
 /// Sockets the server answers on, bound by the caller.
 #[derive(Debug, Default)]
@@ -117,32 +85,9 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
     let config = Arc::new(config);
-    // Private (0700, files 0600) whatever the umask, and repaired if an older version or a
-    // hand-made copy left it readable; before the database is opened.
-    {
-        let dir = config.data_dir.clone();
-        tokio::task::spawn_blocking(move || store::perms::secure_data_dir(&dir))
-            .await
-            .map_err(|e| ServeError::Other(e.to_string()))??;
-    }
-    let db_path = config.database_path();
-    let store = tokio::task::spawn_blocking(move || store::Store::open(&db_path))
-        .await
-        .map_err(|e| ServeError::Other(e.to_string()))??;
+    let store = open_store(&config).await?;
 
-    let claim = {
-        let (store, data, esp) = (
-            store.clone(),
-            config.data_dir.clone(),
-            config.esp_dir.clone(),
-        );
-        tokio::task::spawn_blocking(move || {
-            identity::prepare_at_start(&store, &data, esp.as_deref())
-        })
-        .await
-        .map_err(|e| ServeError::Other(e.to_string()))?
-        .map_err(|e| ServeError::Other(e.to_string()))?
-    };
+    let claim = prepare_claim(&config, &store).await?;
     let identity = Arc::new(identity::Identity::new(
         store.clone(),
         config.data_dir.clone(),
@@ -150,29 +95,7 @@ pub async fn serve(
     ));
     let names = net::tls::DeviceNames::detect();
     let lan = net::LanNetworks::following_interfaces();
-    let tls = if listeners.https.is_empty() {
-        None
-    } else {
-        let dir = config.data_dir.join("tls");
-        let names = names.clone();
-        let http_port = match listeners.http.first() {
-            Some(l) => Some(l.local_addr()?.port()),
-            None => None,
-        };
-        let opened = tokio::task::spawn_blocking(move || {
-            net::tls::TlsManager::open_with(&dir, &names, http_port, now_secs() as i64)
-        })
-        .await
-        .map_err(|e| ServeError::Other(e.to_string()))?;
-        match opened {
-            Ok(m) => Some(Arc::new(m)),
-            Err(e) => {
-                // Plain HTTP keeps working so the owner can still reach the device and see why.
-                tracing::error!(error = %e, "HTTPS is unavailable: the device certificate cannot be set up");
-                None
-            }
-        }
-    };
+    let tls = open_tls(&config, &listeners, &names).await?;
     // Only a running HTTPS listener counts: without one, "required" cannot be enforced.
     let https_port = match (&tls, listeners.https.first()) {
         (Some(_), Some(l)) => Some(l.local_addr()?.port()),
@@ -180,14 +103,12 @@ pub async fn serve(
     };
     let rules = {
         let (store, lan) = (store.clone(), lan.clone());
-        tokio::task::spawn_blocking(move || net::NetRules::load(&store, lan, https_port))
-            .await
-            .map_err(|e| ServeError::Other(e.to_string()))??
+        blocking(move || net::NetRules::load(&store, lan, https_port)).await??
     };
     let watcher = net::watch::spawn(lan.clone(), tls.clone());
     let system = system::SystemMonitor::new();
     let sampler = system.spawn_sampler();
-    let agent = config.agent_socket.clone().map(agent::Client::new);
+    let agent = config.agent_socket.clone().map(agent::client::Client::new);
     let (disk_monitor, disk_task) = disks::DiskMonitor::spawn(
         disks::Sysroot::default(),
         agent.clone(),
@@ -200,22 +121,10 @@ pub async fn serve(
     let slots = ota::install::learn_slots(agent.as_ref(), &store).await;
     let updates = ota::install::Installer::new(config.agent_socket.clone(), slots);
     let scans = library::Scans::default();
-    let watch_store = store.clone();
-    let watch_scans = scans.clone();
-    let library_watcher = tokio::task::spawn_blocking(move || {
-        library::watch::LibraryWatcher::start(watch_store, watch_scans, Duration::from_secs(2))
-    })
-    .await
-    .map_err(|e| ServeError::Other(e.to_string()))?
-    .map(Arc::new)
-    .inspect_err(|e| tracing::warn!(error = %e, "cannot watch library folders; rescan by hand"))
-    .ok();
+    let library_watcher = watch_libraries(&store, &scans).await?;
     let dlna = {
         let store = store.clone();
-        let uuid = tokio::task::spawn_blocking(move || dlna::settings::ensure_uuid(&store))
-            .await
-            .map_err(|e| ServeError::Other(e.to_string()))??;
-        dlna::Dlna::new(uuid)
+        dlna::Dlna::new(blocking(move || dlna::settings::ensure_uuid(&store)).await??)
     };
     let disk_follower = tokio::spawn(library::follow_disks(
         disk_monitor.subscribe(),
@@ -241,13 +150,7 @@ pub async fn serve(
     let (state_store, state_identity) = (state.store.clone(), state.identity.clone());
     let app = web::app(state);
 
-    let limits = net::listener::ConnLimits {
-        max_connections: config.limits.max_connections,
-        header_timeout: Duration::from_secs(10),
-        max_header_bytes: net::listener::MAX_HEAD_BYTES,
-        handshake_timeout: Duration::from_secs(10),
-        max_connections_per_client: config.limits.max_connections_per_client,
-    };
+    let limits = conn_limits(&config);
     let client_slots = net::listener::ClientSlots::default();
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut tasks = tokio::task::JoinSet::new();
@@ -255,6 +158,196 @@ pub async fn serve(
         Some(l) => Some(l.local_addr()?.port()),
         None => None,
     };
+    let http_urls = spawn_listeners(
+        &mut tasks,
+        listeners,
+        &app,
+        tls.as_ref(),
+        &rules,
+        limits,
+        &client_slots,
+        &stop_rx,
+    )?;
+    // Multicast announcements, only where the config asks for them (the appliance).
+    if let Some(port) = http_port {
+        spawn_discovery(
+            &mut tasks,
+            &config,
+            Discovery {
+                store: state_store,
+                rules: rules.clone(),
+                identity: state_identity,
+                dlna,
+                http_port: port,
+                https_port,
+            },
+            &stop_rx,
+        );
+    }
+    if let identity::ClaimState::Unclaimed { setup_code } = &claim {
+        announce_setup_code(setup_code, &http_urls);
+    }
+    system::notify::notify("READY=1");
+    let background = Background {
+        watchdog: system::notify::spawn_watchdog(),
+        stop_tx,
+        tasks,
+        disk_follower,
+        library_watcher,
+        aborts: [
+            Some(sampler),
+            Some(disk_task),
+            Some(watcher),
+            update_checker,
+        ],
+    };
+    shutdown.await;
+    background.stop().await;
+    Ok(())
+}
+
+/// What runs beside the accept loops, stopped in order at shutdown.
+struct Background {
+    watchdog: Option<tokio::task::JoinHandle<()>>,
+    stop_tx: tokio::sync::watch::Sender<bool>,
+    tasks: tokio::task::JoinSet<()>,
+    disk_follower: tokio::task::JoinHandle<()>,
+    library_watcher: Option<Arc<library::watch::LibraryWatcher>>,
+    /// Samplers, pollers and checkers that just stop.
+    aborts: [Option<tokio::task::JoinHandle<()>>; 4],
+}
+
+impl Background {
+    async fn stop(mut self) {
+        tracing::info!("shutting down");
+        system::notify::notify("STOPPING=1");
+        if let Some(w) = self.watchdog {
+            w.abort();
+        }
+        let _ = self.stop_tx.send(true);
+        while self.tasks.join_next().await.is_some() {}
+        self.disk_follower.abort();
+        let _ = self.disk_follower.await;
+        // The watch thread holds a database handle: end it before `serve` returns, so the
+        // next opener (a restart, `hearth reset-claim`) finds the database free.
+        if let Some(w) = self.library_watcher {
+            let _ = tokio::task::spawn_blocking(move || w.stop()).await;
+        }
+        for t in self.aborts.into_iter().flatten() {
+            t.abort();
+        }
+    }
+}
+
+/// Runs blocking work off the runtime; a panicked task is an error, not a crash.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, ServeError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| ServeError::Other(e.to_string()))
+}
+
+/// Whether the device is claimed, after the reset-claim request and setup code at start.
+async fn prepare_claim(
+    config: &Config,
+    store: &store::Store,
+) -> Result<identity::ClaimState, ServeError> {
+    let (store, data, esp) = (
+        store.clone(),
+        config.data_dir.clone(),
+        config.esp_dir.clone(),
+    );
+    blocking(move || identity::prepare_at_start(&store, &data, esp.as_deref()))
+        .await?
+        .map_err(|e| ServeError::Other(e.to_string()))
+}
+
+/// The library folder watcher, or `None` (rescans by hand) when folders cannot be watched.
+async fn watch_libraries(
+    store: &store::Store,
+    scans: &library::Scans,
+) -> Result<Option<Arc<library::watch::LibraryWatcher>>, ServeError> {
+    let (store, scans) = (store.clone(), scans.clone());
+    Ok(blocking(move || {
+        library::watch::LibraryWatcher::start(store, scans, Duration::from_secs(2))
+    })
+    .await?
+    .map(Arc::new)
+    .inspect_err(|e| tracing::warn!(error = %e, "cannot watch library folders; rescan by hand"))
+    .ok())
+}
+
+/// Connection limits of the accept loops, from the config.
+fn conn_limits(config: &Config) -> net::listener::ConnLimits {
+    net::listener::ConnLimits {
+        max_connections: config.limits.max_connections,
+        header_timeout: Duration::from_secs(10),
+        max_header_bytes: net::listener::MAX_HEAD_BYTES,
+        handshake_timeout: Duration::from_secs(10),
+        max_connections_per_client: config.limits.max_connections_per_client,
+    }
+}
+
+/// The database, after making the data directory private (0700, files 0600) whatever the
+/// umask, and repairing it if an older version or a hand-made copy left it readable.
+async fn open_store(config: &Config) -> Result<store::Store, ServeError> {
+    let dir = config.data_dir.clone();
+    tokio::task::spawn_blocking(move || store::perms::secure_data_dir(&dir))
+        .await
+        .map_err(|e| ServeError::Other(e.to_string()))??;
+    let db_path = config.database_path();
+    Ok(
+        tokio::task::spawn_blocking(move || store::Store::open(&db_path))
+            .await
+            .map_err(|e| ServeError::Other(e.to_string()))??,
+    )
+}
+
+/// The device certificate manager when there is an HTTPS listener; `None` (plain HTTP goes
+/// on) when there is none or it cannot be set up.
+async fn open_tls(
+    config: &Config,
+    listeners: &Listeners,
+    names: &net::tls::DeviceNames,
+) -> Result<Option<Arc<net::tls::TlsManager>>, ServeError> {
+    Ok(if listeners.https.is_empty() {
+        None
+    } else {
+        let dir = config.data_dir.join("tls");
+        let names = names.clone();
+        let http_port = match listeners.http.first() {
+            Some(l) => Some(l.local_addr()?.port()),
+            None => None,
+        };
+        let opened = tokio::task::spawn_blocking(move || {
+            net::tls::TlsManager::open_with(&dir, &names, http_port, now_secs() as i64)
+        })
+        .await
+        .map_err(|e| ServeError::Other(e.to_string()))?;
+        match opened {
+            Ok(m) => Some(Arc::new(m)),
+            Err(e) => {
+                // Plain HTTP keeps working so the owner can still reach the device and see why.
+                tracing::error!(error = %e, "HTTPS is unavailable: the device certificate cannot be set up");
+                None
+            }
+        }
+    })
+}
+
+/// Starts the accept loops; returns the addresses a person would type, for the console.
+#[allow(clippy::too_many_arguments)] // wiring: each is one thing the loops share
+fn spawn_listeners(
+    tasks: &mut tokio::task::JoinSet<()>,
+    listeners: Listeners,
+    app: &axum::Router,
+    tls: Option<&Arc<net::tls::TlsManager>>,
+    rules: &net::NetRules,
+    limits: net::listener::ConnLimits,
+    client_slots: &net::listener::ClientSlots,
+    stop_rx: &tokio::sync::watch::Receiver<bool>,
+) -> Result<Vec<String>, ServeError> {
     let mut http_urls = Vec::new();
     for listener in listeners.http {
         let addr = listener.local_addr()?;
@@ -270,7 +363,7 @@ pub async fn serve(
             DRAIN,
         ));
     }
-    if let Some(tls) = &tls {
+    if let Some(tls) = tls {
         let server_config = net::tls::server_config(tls.resolver())
             .map_err(|e| ServeError::Other(e.to_string()))?;
         let acceptor = net::listener::Tls::new(server_config, Some(rules.clone()));
@@ -292,57 +385,53 @@ pub async fn serve(
             ));
         }
     }
-    // Multicast announcements, only where the config asks for them (the appliance).
-    if let Some(port) = http_port {
-        let only = config.discovery.interfaces.clone();
-        if config.discovery.ssdp {
-            let ssdp = dlna::ssdp::Ssdp {
-                store: state_store.clone(),
-                rules: rules.clone(),
-                identity: state_identity.clone(),
-                dlna: dlna.clone(),
-                http_port: port,
-                only: only.clone(),
-            };
-            tasks.spawn(ssdp.run(stop_rx.clone()));
-        }
-        if config.discovery.mdns {
-            let responder = net::mdns::Responder {
-                identity: state_identity.clone(),
-                http_port: port,
-                https_port,
-                only,
-            };
-            tasks.spawn(responder.run(stop_rx.clone()));
-        }
+    Ok(http_urls)
+}
+
+/// What the SSDP and mDNS announcers tell and read.
+struct Discovery {
+    store: store::Store,
+    rules: net::NetRules,
+    identity: Arc<identity::Identity>,
+    dlna: dlna::Dlna,
+    http_port: u16,
+    https_port: Option<u16>,
+}
+
+/// Starts the multicast announcers the config asks for.
+fn spawn_discovery(
+    tasks: &mut tokio::task::JoinSet<()>,
+    config: &Config,
+    d: Discovery,
+    stop_rx: &tokio::sync::watch::Receiver<bool>,
+) {
+    let only = config.discovery.interfaces.clone();
+    if config.discovery.ssdp {
+        let ssdp = dlna::ssdp::Ssdp {
+            store: d.store.clone(),
+            rules: d.rules.clone(),
+            identity: d.identity.clone(),
+            dlna: d.dlna.clone(),
+            http_port: d.http_port,
+            only: only.clone(),
+        };
+        tasks.spawn(ssdp.run(stop_rx.clone()));
     }
-    if let identity::ClaimState::Unclaimed { setup_code } = &claim {
-        announce_setup_code(setup_code, &http_urls);
+    if config.discovery.mdns {
+        let identity = d.identity.clone();
+        let responder = net::mdns::Responder {
+            facts: Arc::new(move || {
+                Some(net::mdns::DeviceFacts {
+                    server_name: identity.server_name().ok()?,
+                    claimed: identity.is_claimed().ok()?,
+                })
+            }),
+            http_port: d.http_port,
+            https_port: d.https_port,
+            only,
+        };
+        tasks.spawn(responder.run(stop_rx.clone()));
     }
-    system::notify::notify("READY=1");
-    let watchdog = system::notify::spawn_watchdog();
-    shutdown.await;
-    tracing::info!("shutting down");
-    system::notify::notify("STOPPING=1");
-    if let Some(w) = watchdog {
-        w.abort();
-    }
-    let _ = stop_tx.send(true);
-    while tasks.join_next().await.is_some() {}
-    disk_follower.abort();
-    let _ = disk_follower.await;
-    // The watch thread holds a database handle: end it before `serve` returns, so the next
-    // opener (a restart, `hearth reset-claim`) finds the database free.
-    if let Some(w) = library_watcher {
-        let _ = tokio::task::spawn_blocking(move || w.stop()).await;
-    }
-    sampler.abort();
-    disk_task.abort();
-    watcher.abort();
-    if let Some(c) = update_checker {
-        c.abort();
-    }
-    Ok(())
 }
 
 /// The address a person would type: the wildcard address becomes localhost.
@@ -375,45 +464,4 @@ fn announce_setup_code(code: &str, urls: &[String]) {
     eprintln!("  │ Code   {code:<38}│");
     eprintln!("  └──────────────────────────────────────────────┘");
     eprintln!();
-}
-
-/// Seconds since the Unix epoch.
-pub fn now_secs() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::image_version;
-
-    #[test]
-    fn image_version_from_os_release() {
-        let debian =
-            "PRETTY_NAME=\"Debian GNU/Linux 12 (bookworm)\"\nID=debian\nVERSION_ID=\"12\"\n";
-        let cases: &[(&str, Option<&str>)] = &[
-            ("", None),
-            (debian, None),
-            (
-                "IMAGE_ID=hearth-generic-x86_64\nIMAGE_VERSION=0.4.1\n",
-                Some("0.4.1"),
-            ),
-            (
-                "IMAGE_ID=\"hearth-rpi4\"\nIMAGE_VERSION=\"1.2.3\"\n",
-                Some("1.2.3"),
-            ),
-            // Someone else's image, or not a version an update can compare.
-            ("IMAGE_ID=other\nIMAGE_VERSION=0.4.1\n", None),
-            ("IMAGE_ID=hearth\nIMAGE_VERSION=0.4.1-rc1\n", None),
-            ("IMAGE_ID=hearth\nIMAGE_VERSION=../../etc\n", None),
-            ("IMAGE_ID=hearth\n", None),
-            ("IMAGE_VERSION_X=1.0.0\nIMAGE_ID=hearth\n", None),
-        ];
-        for (text, want) in cases {
-            let full = format!("{debian}{text}");
-            assert_eq!(image_version(&full).as_deref(), *want, "{text:?}");
-        }
-    }
 }

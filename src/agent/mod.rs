@@ -5,13 +5,12 @@
 //! [`server`] (who may call), [`protocol`] (what may be asked) and [`verbs`] (what is
 //! checked before acting).
 
-pub mod boot;
 pub mod client;
 pub mod protocol;
 pub mod server;
-pub mod session;
-pub mod update;
-pub mod verbs;
+
+// The root side's files live under `server/`; their old paths stay.
+pub use server::{boot, update, verbs};
 
 pub use client::{Client, ClientError};
 pub use server::Agent;

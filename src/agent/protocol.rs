@@ -8,8 +8,8 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use crate::disks::Disk;
-use crate::ota::Version;
+use crate::blockdev::Disk;
+use crate::model::Version;
 
 /// Largest request line the agent reads, newline included.
 pub const MAX_REQUEST_BYTES: usize = 4096;
@@ -194,7 +194,7 @@ pub enum SessionOp {
 /// What `write_slot` answers after checking the metadata.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Staging {
-    pub slot: crate::agent::boot::Slot,
+    pub slot: Slot,
     pub version: Version,
     pub chunks: u32,
     /// Names the target in the server's journal (`agent:root-b`).
@@ -210,13 +210,13 @@ pub struct Reused {
 /// The slot was written and read back: it holds `version`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Staged {
-    pub slot: crate::agent::boot::Slot,
+    pub slot: Slot,
     pub version: Version,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BootInfo {
-    pub slot: crate::agent::boot::Slot,
+    pub slot: Slot,
     /// Version of the running boot entry, when the boot method records it.
     pub version: Option<Version>,
     pub on_trial: bool,
@@ -271,6 +271,41 @@ pub fn parse_request(line: &[u8]) -> ParseOutcome {
             format!("the arguments of `{verb}` are not valid: {e}"),
         )),
     }
+}
+
+/// One of the two A/B slots.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Slot {
+    A,
+    B,
+}
+
+impl Slot {
+    pub fn other(self) -> Slot {
+        match self {
+            Slot::A => Slot::B,
+            Slot::B => Slot::A,
+        }
+    }
+    pub fn letter(self) -> char {
+        match self {
+            Slot::A => 'a',
+            Slot::B => 'b',
+        }
+    }
+}
+
+/// Sorted chunk numbers as `[start, end)` ranges.
+pub fn ranges(sorted: &[u32]) -> Vec<(u32, u32)> {
+    let mut out: Vec<(u32, u32)> = Vec::new();
+    for &i in sorted {
+        match out.last_mut() {
+            Some((_, end)) if *end == i => *end = i + 1,
+            _ => out.push((i, i + 1)),
+        }
+    }
+    out
 }
 
 #[cfg(test)]

@@ -6,9 +6,9 @@
 //! `watch` channel plus added/removed events on a broadcast channel. A disk that comes back
 //! and is remembered in the store is re-mounted at its old place through the agent.
 
-pub mod discover;
-pub mod plan;
-pub mod superblock;
+// Discovery, superblocks and mount plans live in `blockdev` (the agent uses them too); the
+// old paths stay.
+pub use crate::blockdev::{discover, plan, superblock};
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -16,10 +16,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tokio::sync::{broadcast, watch};
 
-pub use discover::{Disk, Sysroot, Volume, discover, find_uuid};
-pub use superblock::FsType;
+pub use crate::blockdev::{Disk, FsType, Sysroot, Volume, find_uuid};
 
-use crate::agent;
+use crate::agent::client as agent;
 use crate::store::Store;
 use crate::store::disks::RememberedDisk;
 

@@ -39,7 +39,7 @@ pub fn device(friendly_name: &str, uuid: &str) -> Vec<u8> {
     el(&mut w, "manufacturer", "Hearth");
     el(&mut w, "modelDescription", "Hearth household media server");
     el(&mut w, "modelName", "Hearth");
-    el(&mut w, "modelNumber", crate::version());
+    el(&mut w, "modelNumber", crate::model::build::version());
     el(&mut w, "UDN", &format!("uuid:{uuid}"));
     el(&mut w, "dlna:X_DLNADOC", "DMS-1.50");
     let _ = w.write_event(Event::Start(BytesStart::new("serviceList")));

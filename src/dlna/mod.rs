@@ -48,5 +48,8 @@ impl Dlna {
 /// The `SERVER` header of SSDP answers and HTTP answers to players (UPnP 1.0 wants the
 /// OS, the UPnP version and the product).
 pub fn server_header() -> String {
-    format!("Linux UPnP/1.0 DLNADOC/1.50 Hearth/{}", crate::version())
+    format!(
+        "Linux UPnP/1.0 DLNADOC/1.50 Hearth/{}",
+        crate::model::build::version()
+    )
 }

@@ -2,11 +2,11 @@
 //! invites, PINs, profile switching and home mode. Guards who can become whom on a device.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::throttle::Policy;
 use super::{Identity, IdentityError, Session, password, token, validate_username};
-use crate::net::ClientInfo;
+use crate::model::ClientInfo;
 use crate::policy::{Action, Actor, Context, OwnerProof, SwitchTarget};
 use crate::store::devices::DeviceRecord;
 use crate::store::invites::InviteRecord;
@@ -103,7 +103,7 @@ impl Identity {
     ) -> Result<UserRecord, IdentityError> {
         let name = validate_username(name)?;
         let name = name.as_str();
-        let now = crate::now_secs();
+        let now = self.clock.now_secs();
         self.store.write(|tx| {
             let count = tx.users()?.iter().filter(|u| u.role == Role::Managed).count();
             if count as u64 >= u64::from(max_managed) {
@@ -132,7 +132,7 @@ impl Identity {
         owner: &OwnerProof,
         enabled: bool,
     ) -> Result<UserRecord, IdentityError> {
-        let now = crate::now_secs();
+        let now = self.clock.now_secs();
         self.store.write(|tx| {
             let existing = tx.users()?.into_iter().find(|u| u.role == Role::Guest);
             let mut guest = match existing {
@@ -186,7 +186,7 @@ impl Identity {
             let old = std::mem::replace(&mut user.username, name.to_owned());
             tx.update_user(&user)?;
             tx.audit(
-                crate::now_secs(),
+                self.clock.now_secs(),
                 "user_renamed",
                 Some(owner.user_id()),
                 None,
@@ -216,7 +216,7 @@ impl Identity {
             also(tx, id)?;
             tx.delete_user(id)?;
             tx.audit(
-                crate::now_secs(),
+                self.clock.now_secs(),
                 "user_removed",
                 Some(owner.user_id()),
                 None,
@@ -240,7 +240,7 @@ impl Identity {
             actor,
             &Action::SetPin {
                 user_id: id,
-                role: target.role.into(),
+                role: target.role,
             },
             ctx,
         )
@@ -258,7 +258,7 @@ impl Identity {
             user.pin_hash = hash;
             tx.update_user(&user)?;
             tx.audit(
-                crate::now_secs(),
+                self.clock.now_secs(),
                 "pin_changed",
                 Some(actor.user_id()),
                 None,
@@ -289,7 +289,7 @@ impl Identity {
             .ok_or(IdentityError::NotFound)?;
         let to = SwitchTarget {
             user_id: target.id,
-            role: target.role.into(),
+            role: target.role,
             has_pin: target.pin_hash.is_some(),
             suspended: target.suspended,
         };
@@ -311,7 +311,7 @@ impl Identity {
             first.then(|| ())?;
         } else {
             let Some(pin) = pin else {
-                if let Err(wait) = self.pin_throttle.check(&target.id, Instant::now()) {
+                if let Err(wait) = self.pin_throttle.check(&target.id, self.clock.monotonic()) {
                     return Err(super::throttled(wait));
                 }
                 return Err(IdentityError::PinRequired);
@@ -320,16 +320,16 @@ impl Identity {
             // patient guesser would.
             let attempt = self
                 .pin_throttle
-                .begin(&target.id, Instant::now())
+                .begin(&target.id, self.clock.monotonic())
                 .map_err(super::throttled)?;
             let hash = target.pin_hash.clone().unwrap_or_default();
             let ok = valid_pin(&pin).is_ok() && self.verify_password(pin, hash).await?;
             if !ok {
-                attempt.failed();
+                attempt.failed_at(self.clock.monotonic());
                 let addr = client.addr.to_string();
                 self.store.write(|tx| {
                     tx.audit(
-                        crate::now_secs(),
+                        self.clock.now_secs(),
                         "switch_failed",
                         Some(session.user.id),
                         Some(addr),
@@ -356,7 +356,7 @@ impl Identity {
             device.active_user_id = target.id;
             tx.update_device(&device)?;
             tx.audit(
-                crate::now_secs(),
+                self.clock.now_secs(),
                 "profile_switched",
                 Some(session.user.id),
                 Some(addr),
@@ -390,7 +390,7 @@ impl Identity {
             user.restrictions = restrictions;
             tx.update_user(&user)?;
             tx.audit(
-                crate::now_secs(),
+                self.clock.now_secs(),
                 "restrictions_changed",
                 Some(owner.user_id()),
                 None,
@@ -425,7 +425,7 @@ impl Identity {
             });
         }
         let (secret, hash) = token::generate().map_err(IdentityError::Internal)?;
-        let now = crate::now_secs();
+        let now = self.clock.now_secs();
         let record = self.store.write(|tx| {
             let rec = tx.create_invite(InviteRecord {
                 id: 0,
@@ -449,7 +449,7 @@ impl Identity {
     }
 
     pub fn invites(&self) -> Result<Vec<InviteRecord>, IdentityError> {
-        let now = crate::now_secs();
+        let now = self.clock.now_secs();
         Ok(self
             .store
             .read(|r| r.invites())?
@@ -462,7 +462,7 @@ impl Identity {
         self.store.write(|tx| {
             let inv = tx.delete_invite(id)?.ok_or(IdentityError::NotFound)?;
             tx.audit(
-                crate::now_secs(),
+                self.clock.now_secs(),
                 "invite_revoked",
                 Some(owner.user_id()),
                 None,
@@ -492,7 +492,7 @@ impl Identity {
         }
         let attempt = self
             .login_by_addr
-            .begin(&client.addr, Instant::now())
+            .begin(&client.addr, self.clock.monotonic())
             .map_err(super::throttled)?;
         let hash = token::hash(secret);
         let found = self.store.read(|r| {
@@ -500,9 +500,9 @@ impl Identity {
                 r.invites()?.into_iter().find(|i| i.token_hash == hash),
             )
         })?;
-        let now_s = crate::now_secs();
+        let now_s = self.clock.now_secs();
         let Some(invite) = found.filter(|i| i.expires_at > now_s) else {
-            attempt.failed();
+            attempt.failed_at(self.clock.monotonic());
             return Err(bad());
         };
         // A real link: what follows (name, password) is not a guess.
@@ -575,7 +575,7 @@ impl Identity {
             user.suspended = suspended;
             tx.update_user(&user)?;
             tx.audit(
-                crate::now_secs(),
+                self.clock.now_secs(),
                 if suspended {
                     "user_suspended"
                 } else {
@@ -620,7 +620,7 @@ impl Identity {
             tx.set_setting(super::BLOCKED_KEY, &blocked)?;
             tx.delete_device(device_id)?;
             tx.audit(
-                crate::now_secs(),
+                self.clock.now_secs(),
                 "device_blocked",
                 Some(owner.user_id()),
                 None,

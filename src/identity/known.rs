@@ -43,12 +43,13 @@ pub(super) enum Part<'a> {
 }
 
 impl LoginAttempt<'_> {
-    pub(super) fn failed(self) {
+    /// The guess was wrong, as of `now` (the identity's clock).
+    pub(super) fn failed_at(self, now: std::time::Instant) {
         for p in self.parts {
             match p {
-                Part::Addr(a) => drop(a.failed()),
-                Part::Account(a) => drop(a.failed()),
-                Part::Known(a) => drop(a.failed()),
+                Part::Addr(a) => drop(a.failed_at(now)),
+                Part::Account(a) => drop(a.failed_at(now)),
+                Part::Known(a) => drop(a.failed_at(now)),
             }
         }
     }

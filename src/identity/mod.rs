@@ -20,7 +20,8 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 use tokio::sync::Semaphore;
 
-use crate::net::{ClientInfo, NetClass};
+use crate::model::clock::SharedClock;
+use crate::model::{ClientInfo, NetClass};
 use crate::store::devices::DeviceRecord;
 use crate::store::users::{Role, UserRecord};
 use crate::store::{Store, StoreError};
@@ -178,6 +179,8 @@ pub struct ClaimRequest {
 /// Accounts and sessions; one per server, shared by handlers.
 pub struct Identity {
     store: Store,
+    /// Where "now" comes from: expiry, audit times and throttle delays.
+    clock: SharedClock,
     data_dir: PathBuf,
     esp_dir: Option<PathBuf>,
     /// Sign-in failures per client address.
@@ -326,6 +329,7 @@ impl Identity {
     pub fn new(store: Store, data_dir: PathBuf, esp_dir: Option<PathBuf>) -> Self {
         Identity {
             store,
+            clock: crate::model::clock::system(),
             data_dir,
             esp_dir,
             login_by_addr: Throttle::new(login_addr_policy()),
@@ -340,6 +344,12 @@ impl Identity {
             pin_throttle: Throttle::new(household::pin_policy()),
             last_seen: Mutex::new(Default::default()),
         }
+    }
+
+    /// The same, reading time from `clock` (tests move a `ManualClock` instead of sleeping).
+    pub fn with_clock(mut self, clock: SharedClock) -> Self {
+        self.clock = clock;
+        self
     }
 
     pub fn is_claimed(&self) -> Result<bool, StoreError> {
@@ -359,7 +369,7 @@ impl Identity {
         if client.class == NetClass::Remote {
             return Err(IdentityError::ClaimNeedsLan);
         }
-        let now = Instant::now();
+        let now = self.clock.monotonic();
         let by_addr = self
             .claim_by_addr
             .begin(&client.addr, now)
@@ -392,12 +402,12 @@ impl Identity {
             by_addr.succeeded();
             global.withdraw();
         } else {
-            by_addr.failed();
-            global.failed();
+            by_addr.failed_at(self.clock.monotonic());
+            global.failed_at(self.clock.monotonic());
             let addr = client.addr.to_string();
             self.store.write(|tx| {
                 tx.audit(
-                    crate::now_secs(),
+                    self.clock.now_secs(),
                     "claim_failed",
                     None,
                     Some(addr),
@@ -427,7 +437,7 @@ impl Identity {
         let device = req.device.cleaned()?;
         let hash = self.hash_password(req.password).await?;
         let (token, token_hash) = token::generate().map_err(IdentityError::Internal)?;
-        let now_s = crate::now_secs();
+        let now_s = self.clock.now_secs();
         let addr = client.addr.to_string();
         let signed = self.store.write(|tx| {
             // Checked again inside the transaction: write transactions are serialised, so
@@ -519,7 +529,7 @@ impl Identity {
             &lane,
             client.addr,
             &account,
-            Instant::now(),
+            self.clock.monotonic(),
         )?;
         let phc = user
             .as_ref()
@@ -528,9 +538,9 @@ impl Identity {
         let ok = self.verify_password(password, phc).await?
             && user.as_ref().is_some_and(|u| u.password_hash.is_some());
         let addr = client.addr.to_string();
-        let now_s = crate::now_secs();
+        let now_s = self.clock.now_secs();
         let Some(user) = user.filter(|_| ok) else {
-            attempt.failed();
+            attempt.failed_at(self.clock.monotonic());
             let detail = format!("failed sign-in as {:?}", truncate(&account, 64));
             self.store
                 .write(|tx| tx.audit(now_s, "login_failed", None, Some(addr), detail))?;
@@ -578,7 +588,7 @@ impl Identity {
                 Ok(signed)
             }
             Err(IdentityError::WrongTotp) => {
-                attempt.failed();
+                attempt.failed_at(self.clock.monotonic());
                 let addr = client.addr.to_string();
                 self.store.write(|tx| {
                     tx.audit(
@@ -613,7 +623,7 @@ impl Identity {
         let addr = addr.to_owned();
         self.store.write(|tx| {
             tx.audit(
-                crate::now_secs(),
+                self.clock.now_secs(),
                 "login_refused",
                 Some(user.id),
                 Some(addr),
@@ -651,7 +661,7 @@ impl Identity {
 
     /// Records when and from where a device was last seen, at most once a minute.
     fn touch(&self, device: &DeviceRecord, client: &ClientInfo) {
-        let now = Instant::now();
+        let now = self.clock.monotonic();
         let addr = client.addr.to_string();
         {
             let mut seen = self.last_seen.lock().unwrap_or_else(|e| e.into_inner());
@@ -670,7 +680,7 @@ impl Identity {
         let r: Result<(), StoreError> = self.store.write(|tx| {
             // The device may have been revoked since it was read; then there is nothing to touch.
             if let Some(mut d) = tx.device(id)? {
-                d.last_seen = crate::now_secs();
+                d.last_seen = self.clock.now_secs();
                 d.last_address = addr;
                 tx.update_device(&d)?;
             }
@@ -690,7 +700,7 @@ impl Identity {
         let users = self.store.read(|r| r.users())?;
         let home_mode = household::home_mode_of(&users).on;
         let guest_enabled = users.iter().any(|u| u.role == Role::Guest && u.enabled);
-        let now = i64::try_from(crate::now_secs()).unwrap_or(i64::MAX);
+        let now = i64::try_from(self.clock.now_secs()).unwrap_or(i64::MAX);
         Ok(crate::policy::Context {
             now: crate::policy::LocalTime::from_unix(now, utc_offset_minutes * 60),
             home_mode,
@@ -705,7 +715,7 @@ impl Identity {
         self.store.write(|tx| {
             tx.delete_device(session.device.id)?;
             tx.audit(
-                crate::now_secs(),
+                self.clock.now_secs(),
                 "logout",
                 Some(session.device.user_id),
                 Some(addr),
@@ -758,7 +768,7 @@ impl Identity {
             decision.then(|| ()).map_err(|_| IdentityError::NotFound)?;
             tx.delete_device(device_id)?;
             tx.audit(
-                crate::now_secs(),
+                self.clock.now_secs(),
                 "device_revoked",
                 Some(actor.user_id()),
                 Some(addr),
@@ -854,7 +864,7 @@ impl Identity {
     pub fn totp_confirm(&self, user_id: u64, code: &str) -> Result<(), IdentityError> {
         let attempt = self
             .totp_throttle
-            .begin(&user_id, Instant::now())
+            .begin(&user_id, self.clock.monotonic())
             .map_err(throttled)?;
         let r = self.store.write(|tx| {
             let mut user = tx.user(user_id)?.ok_or(IdentityError::NotFound)?;
@@ -864,14 +874,14 @@ impl Identity {
                     message: "Start two-factor enrolment first.".into(),
                 });
             };
-            if !totp::check(&mut rec, code, crate::now_secs()) {
+            if !totp::check(&mut rec, code, self.clock.now_secs()) {
                 return Err(IdentityError::WrongTotp);
             }
             rec.confirmed = true;
             user.totp = Some(rec);
             tx.update_user(&user)?;
             tx.audit(
-                crate::now_secs(),
+                self.clock.now_secs(),
                 "totp_enabled",
                 Some(user_id),
                 None,
@@ -879,27 +889,27 @@ impl Identity {
             )?;
             Ok(())
         });
-        settle_code_attempt(attempt, r)
+        settle_code_attempt(attempt, r, self.clock.monotonic())
     }
 
     /// Turns two-factor off; needs a current code (or a recovery code).
     pub fn totp_disable(&self, user_id: u64, code: &str) -> Result<(), IdentityError> {
         let attempt = self
             .totp_throttle
-            .begin(&user_id, Instant::now())
+            .begin(&user_id, self.clock.monotonic())
             .map_err(throttled)?;
         let r = self.store.write(|tx| {
             let mut user = tx.user(user_id)?.ok_or(IdentityError::NotFound)?;
             let Some(mut rec) = user.totp.clone() else {
                 return Ok(());
             };
-            if rec.confirmed && !totp::check(&mut rec, code, crate::now_secs()) {
+            if rec.confirmed && !totp::check(&mut rec, code, self.clock.now_secs()) {
                 return Err(IdentityError::WrongTotp);
             }
             user.totp = None;
             tx.update_user(&user)?;
             tx.audit(
-                crate::now_secs(),
+                self.clock.now_secs(),
                 "totp_disabled",
                 Some(user_id),
                 None,
@@ -907,7 +917,7 @@ impl Identity {
             )?;
             Ok(())
         });
-        settle_code_attempt(attempt, r)
+        settle_code_attempt(attempt, r, self.clock.monotonic())
     }
 }
 
@@ -916,9 +926,10 @@ impl Identity {
 fn settle_code_attempt(
     attempt: throttle::Attempt<'_, u64>,
     r: Result<(), IdentityError>,
+    now: Instant,
 ) -> Result<(), IdentityError> {
     match &r {
-        Err(IdentityError::WrongTotp) => drop(attempt.failed()),
+        Err(IdentityError::WrongTotp) => drop(attempt.failed_at(now)),
         Ok(()) => attempt.succeeded(),
         Err(_) => attempt.withdraw(),
     }
@@ -957,7 +968,7 @@ pub fn reset_claim(
             tx.delete_devices_of(owner.id)?;
         }
         tx.audit(
-            crate::now_secs(),
+            crate::model::clock::now_secs(),
             "reset_claim",
             None,
             None,
@@ -1030,3 +1041,6 @@ pub fn prepare_at_start(
     };
     Ok(ClaimState::Unclaimed { setup_code: code })
 }
+
+#[cfg(test)]
+mod tests;

@@ -10,6 +10,7 @@ pub mod names;
 pub mod nfo;
 pub mod probe;
 pub mod scan;
+pub mod visible;
 pub mod watch;
 
 use std::collections::HashMap;

@@ -6,57 +6,11 @@ use std::io::Read;
 use std::path::Path;
 
 use quick_xml::events::Event;
-use serde::{Deserialize, Serialize};
 
 /// Bigger than any real NFO (they are a few KiB) yet small enough to read at once.
 pub const MAX_NFO_BYTES: u64 = 1024 * 1024;
 
-/// A content rating as the sidecar states it, e.g. `PG-13`, `gb/12A`, `de/FSK 16`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct ContentRating {
-    /// The country or rating system the file names (`gb`, `de`, `us`), lower-case; `None`
-    /// when the value stands alone (`PG-13`, `TV-MA`): the policy guesses from the value.
-    pub system_hint: Option<String>,
-    /// The rating itself without prefixes (`12A`, `FSK 16`, `R`).
-    pub value: String,
-    /// Exactly what the file said, for display and for rules that need it.
-    pub raw: String,
-}
-
-impl ContentRating {
-    /// Splits `gb/12A`, `de:FSK 16`, `US:PG-13`, `Rated R`, `PG-13`.
-    pub fn parse(raw: &str) -> Option<ContentRating> {
-        let trimmed = raw.trim();
-        if trimmed.is_empty() {
-            return None;
-        }
-        // Jellyfin sometimes lists several (`US:PG-13 / GB:12A`); the first one is the primary.
-        let first = trimmed.split(" / ").next().unwrap_or(trimmed).trim();
-        let mut hint = None;
-        let mut value = first;
-        if let Some((country, rest)) = first.split_once(['/', ':'])
-            && (2..=3).contains(&country.trim().len())
-            && country.trim().chars().all(|c| c.is_ascii_alphabetic())
-            && !rest.trim().is_empty()
-        {
-            hint = Some(country.trim().to_ascii_lowercase());
-            value = rest.trim();
-        }
-        for prefix in ["Rated ", "rated ", "RATED "] {
-            if let Some(rest) = value.strip_prefix(prefix) {
-                value = rest.trim();
-            }
-        }
-        if value.is_empty() || value.eq_ignore_ascii_case("rated") {
-            return None;
-        }
-        Some(ContentRating {
-            system_hint: hint,
-            value: value.to_owned(),
-            raw: trimmed.to_owned(),
-        })
-    }
-}
+pub use crate::model::media::ContentRating;
 
 /// Which kind of NFO the root element says this is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -41,20 +41,7 @@ fn invalid(format: &'static str, reason: impl Into<String>) -> ProbeError {
     }
 }
 
-/// What a video container says about its streams.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct VideoFacts {
-    pub container: String,
-    pub duration_ms: Option<u64>,
-    pub width: Option<u32>,
-    pub height: Option<u32>,
-    pub video_codec: Option<String>,
-    pub audio_codecs: Vec<String>,
-    /// Languages of the audio tracks, where the container says.
-    pub audio_languages: Vec<String>,
-    /// Subtitle tracks inside the container.
-    pub subtitle_tracks: u32,
-}
+pub use crate::model::media::VideoFacts;
 
 /// Tags and length of a music file.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]

@@ -163,7 +163,7 @@ pub fn scan_library(
         Ok::<_, StoreError>((lib, folders))
     })?;
     let lib = lib.ok_or(ScanError::NoLibrary(library_id))?;
-    progress.reset(crate::now_secs());
+    progress.reset(crate::model::clock::now_secs());
     let expected = store.read(|rx| {
         folders
             .iter()
@@ -185,7 +185,7 @@ pub fn scan_library(
             }
         }
     }
-    let now = crate::now_secs();
+    let now = crate::model::clock::now_secs();
     if result.is_ok() {
         store.write(|tx| tx.set_library_scanned(library_id, now))?;
     }
@@ -368,7 +368,7 @@ fn scan_folder(
 }
 
 fn commit(store: &Store, changes: Vec<FileChange>) -> Result<(), ScanError> {
-    let now = crate::now_secs();
+    let now = crate::model::clock::now_secs();
     // Batches are flushed by the durable write that ends every scan
     // (`set_library_scanned`); a crash before it loses only this scan's progress.
     store.write_unflushed(|tx| tx.apply_file_changes(changes, now))?;

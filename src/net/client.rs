@@ -16,24 +16,7 @@ pub struct ConnInfo {
     pub secure: bool,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum NetClass {
-    /// Loopback: someone on the device itself.
-    Local,
-    /// One of the LAN networks.
-    Lan,
-    /// Anywhere else.
-    Remote,
-}
-
-/// The resolved client of one request.
-#[derive(Debug, Clone, Copy)]
-pub struct ClientInfo {
-    pub addr: IpAddr,
-    pub class: NetClass,
-    pub secure: bool,
-}
+pub use crate::model::net::{ClientInfo, NetClass};
 
 /// An IP network in CIDR form.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -13,7 +13,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::multicast::{LanInterface, MulticastSocket, RateLimit, lan_interfaces};
-use crate::identity::Identity;
 
 pub const GROUP: Ipv4Addr = Ipv4Addr::new(224, 0, 0, 251);
 pub const PORT: u16 = 5353;
@@ -120,7 +119,7 @@ impl Advert {
             "_hearth._tcp.local",
             self.http_port,
             vec![
-                format!("version={}", crate::version()),
+                format!("version={}", crate::model::build::version()),
                 format!("claimed={}", self.claimed),
             ],
         ));
@@ -429,10 +428,21 @@ pub fn announcement(advert: &Advert, addr: Ipv4Addr, goodbye: bool) -> Vec<u8> {
     )
 }
 
+/// What the responder tells about the device, read afresh for each announcement: the name
+/// the owner gave the server and whether the device is claimed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceFacts {
+    pub server_name: String,
+    pub claimed: bool,
+}
+
+/// Reads [`DeviceFacts`] (blocking; `None` when they cannot be read now).
+pub type FactsSource = Arc<dyn Fn() -> Option<DeviceFacts> + Send + Sync>;
+
 /// The responder and what it needs to know.
 #[derive(Clone)]
 pub struct Responder {
-    pub identity: Arc<Identity>,
+    pub facts: FactsSource,
     pub http_port: u16,
     pub https_port: Option<u16>,
     /// `discovery.interfaces` from the config.
@@ -444,14 +454,13 @@ impl Responder {
         let me = self.clone();
         tokio::task::spawn_blocking(move || {
             let names = super::tls::DeviceNames::detect();
-            let server = me.identity.server_name().ok()?;
-            let claimed = me.identity.is_claimed().ok()?;
+            let facts = (me.facts)()?;
             Some(Advert::new(
                 &names.hostname,
-                &server,
+                &facts.server_name,
                 me.http_port,
                 me.https_port,
-                claimed,
+                facts.claimed,
             ))
         })
         .await
@@ -599,7 +608,7 @@ mod tests {
         let msg = answer(&a, "192.168.1.2".parse().unwrap(), &qs, Mode::Multicast).unwrap();
         let text = String::from_utf8_lossy(&msg);
         assert!(text.contains("claimed=true"), "{text}");
-        assert!(text.contains(&format!("version={}", crate::version())));
+        assert!(text.contains(&format!("version={}", crate::model::build::version())));
         assert!(msg.windows(4).any(|w| w == [192, 168, 1, 2]));
         let ann = announcement(&a, "192.168.1.2".parse().unwrap(), false);
         assert!(String::from_utf8_lossy(&ann).contains("_https"));

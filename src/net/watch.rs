@@ -26,7 +26,7 @@ pub fn spawn(lan: LanNetworks, tls: Option<Arc<TlsManager>>) -> tokio::task::Joi
                     &lan,
                     tls.as_deref(),
                     &DeviceNames::detect(),
-                    crate::now_secs() as i64,
+                    crate::model::clock::now_secs() as i64,
                 );
             })
             .await;

@@ -926,7 +926,7 @@ fn create_inner(
         created: std::env::var("SOURCE_DATE_EPOCH")
             .ok()
             .and_then(|s| s.parse().ok())
-            .unwrap_or_else(crate::now_secs),
+            .unwrap_or_else(crate::model::clock::now_secs),
         chunk_size: CHUNK_SIZE,
         payloads,
     };

@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 
 use serde::Serialize;
 
+use super::agent_writer::AgentSlotWriter;
 use super::bundle::InstallPolicy;
 use super::download::{self, Client, DownloadError, DownloadJob, Progress, Retry};
 use super::keys::Keyring;
@@ -16,7 +17,6 @@ use super::service::{
 };
 use super::version::Version;
 use crate::agent::protocol::{BootInfo, Request};
-use crate::agent::session::AgentSlotWriter;
 use crate::config::UpdatesConfig;
 use crate::store::{Store, StoreError};
 
@@ -91,7 +91,7 @@ struct Inner {
 
 fn history(from: &str, to: &str, outcome: &str, note: String) -> HistoryEntry {
     HistoryEntry {
-        at: crate::now_secs(),
+        at: crate::model::clock::now_secs(),
         from_version: from.to_owned(),
         to_version: to.to_owned(),
         outcome: outcome.to_owned(),
@@ -193,7 +193,7 @@ impl Installer {
             version,
             progress: progress.clone(),
             error: None,
-            started_at: crate::now_secs(),
+            started_at: crate::model::clock::now_secs(),
         });
         Ok(progress)
     }
@@ -346,7 +346,7 @@ impl Installer {
             }
         };
         self.set_version(&version);
-        let agent = crate::agent::Client::new(socket);
+        let agent = crate::agent::client::Client::new(socket);
         if let Err(e) = agent
             .call::<BootInfo>(&Request::SetNextBoot { version })
             .await
@@ -366,7 +366,7 @@ impl Installer {
                 rec.pending = Some(Pending {
                     from_version: from,
                     to_version: to,
-                    at: crate::now_secs(),
+                    at: crate::model::clock::now_secs(),
                 });
                 tx.ota_set_record(&rec)?;
                 tx.ota_clear()
@@ -419,7 +419,7 @@ impl Installer {
                 _ => return Err(InstallError::NothingStaged),
             }
         }
-        let agent = crate::agent::Client::new(socket);
+        let agent = crate::agent::client::Client::new(socket);
         agent
             .call::<serde_json::Value>(&Request::Reboot {})
             .await
@@ -433,7 +433,10 @@ impl Installer {
 
 /// Works out, at start, what the boot control says: the running slot, a trial, a rollback.
 /// Records a finished install or a rollback in the history once.
-pub async fn learn_slots(agent: Option<&crate::agent::Client>, store: &Store) -> DeviceSlots {
+pub async fn learn_slots(
+    agent: Option<&crate::agent::client::Client>,
+    store: &Store,
+) -> DeviceSlots {
     let Some(agent) = agent else {
         return DeviceSlots {
             boot: None,
@@ -482,7 +485,7 @@ pub fn record_boot(store: &Store, info: &BootInfo) -> Result<(), StoreError> {
         let running = info
             .version
             .map(|v| v.to_string())
-            .unwrap_or_else(|| crate::version().to_owned());
+            .unwrap_or_else(|| crate::model::build::version().to_owned());
         let pending = rec.pending.clone();
         if let Some(rb) = &info.rollback {
             let failed = rb.failed_version.map(|v| v.to_string());
@@ -494,7 +497,7 @@ pub fn record_boot(store: &Store, info: &BootInfo) -> Result<(), StoreError> {
                 .as_ref()
                 .is_none_or(|l| l.failed_version != failed);
             if expected || new {
-                let at = crate::now_secs();
+                let at = crate::model::clock::now_secs();
                 rec.last_rollback = Some(RollbackRecord {
                     at,
                     failed_version: failed.clone(),

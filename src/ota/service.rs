@@ -146,7 +146,9 @@ pub struct UpdatesView {
 pub const NO_AGENT: &str = "Installing updates needs the Hearth appliance: this machine has no Hearth agent to write the update slot and set the trial boot. Nothing was installed.";
 
 pub fn running_version() -> Version {
-    crate::version().parse().unwrap_or(Version(0, 0, 0))
+    crate::model::build::version()
+        .parse()
+        .unwrap_or(Version(0, 0, 0))
 }
 
 /// What the server learnt about the device at start.
@@ -220,7 +222,7 @@ pub fn check(config: &UpdatesConfig, store: &Store) -> Result<UpdateRecord, Chec
     let result = Client::for_channel(config).and_then(|c| c.fetch_channel(&url, &board));
     let record = store.write(|tx| {
         let mut rec: UpdateRecord = tx.ota_record_for_update()?.unwrap_or_default();
-        rec.last_check = Some(crate::now_secs());
+        rec.last_check = Some(crate::model::clock::now_secs());
         match &result {
             Ok(ch) => {
                 rec.offered = Some(ch.clone());
@@ -252,7 +254,8 @@ pub fn spawn_checker(config: UpdatesConfig, store: Store) -> Option<tokio::task:
                 .unwrap_or_default();
             let hours = effective(&config, &record.settings).check_interval_hours;
             let every = u64::from(hours) * 3600;
-            let since = crate::now_secs().saturating_sub(record.last_check.unwrap_or(0));
+            let since =
+                crate::model::clock::now_secs().saturating_sub(record.last_check.unwrap_or(0));
             if hours == 0 || since < every {
                 let wait = if hours == 0 {
                     TICK

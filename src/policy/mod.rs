@@ -12,10 +12,7 @@
 //!
 //! Nothing here reads a clock, the database or the network: the caller passes a [`Context`].
 
-pub mod ratings;
-pub mod restrictions;
-
-use serde::{Deserialize, Serialize};
+pub use crate::model::{ratings, restrictions};
 
 pub use ratings::{Classification, Rating, RatingSystem};
 pub use restrictions::{
@@ -23,53 +20,9 @@ pub use restrictions::{
     UnratedRule, UnratedRules, Weekday, Window,
 };
 
-use crate::net::NetClass;
-
-/// A rating as an item carries it, before it is looked up.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RawRating<'a> {
-    /// Country the library or the NFO suggests (`us`, `gb`, `Germany`…), if any.
-    pub country: Option<&'a str>,
-    /// The value as written, e.g. `PG-13`, `de/FSK 16`, `Rated R`.
-    pub value: &'a str,
-}
-
-/// What policy needs to know about an item. The library maps its items into this; an
-/// episode should carry its show's rating and labels when it has none of its own.
-#[derive(Debug, Clone, Copy)]
-pub struct ItemView<'a> {
-    pub library_id: u64,
-    pub kind: ItemKind,
-    /// `None` when the item has no rating at all.
-    pub rating: Option<RawRating<'a>>,
-    pub labels: &'a [String],
-}
-
-/// Account kinds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum Role {
-    /// Claimed the device; may do everything, restrictions never apply.
-    Owner,
-    /// A household profile used on a signed-in home device.
-    Managed,
-    /// The guest profile, a managed user the owner turns on or off.
-    Guest,
-    /// Someone outside the household, invited to some libraries.
-    Friend,
-}
-
-impl From<crate::store::users::Role> for Role {
-    fn from(r: crate::store::users::Role) -> Role {
-        use crate::store::users::Role as Stored;
-        match r {
-            Stored::Owner => Role::Owner,
-            Stored::Managed => Role::Managed,
-            Stored::Guest => Role::Guest,
-            Stored::Friend => Role::Friend,
-        }
-    }
-}
+use crate::model::NetClass;
+pub use crate::model::Role;
+pub use crate::model::restrictions::{ItemView, RawRating};
 
 /// A user as stored, in the terms policy needs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -99,7 +52,7 @@ impl Account {
     ) -> Account {
         Account {
             user_id: user.id,
-            role: user.role.into(),
+            role: user.role,
             has_pin: user.pin_hash.is_some(),
             restrictions,
             suspended: user.suspended,

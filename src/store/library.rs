@@ -21,8 +21,7 @@ use redb::{ReadableTable, ReadableTableMetadata, TableDefinition};
 use serde::{Deserialize, Serialize};
 
 use super::{JsonTable, Rx, StoreError, Tx, all_json, decode, encode, get_json, next_id};
-use crate::library::nfo::ContentRating;
-use crate::library::probe::VideoFacts;
+use crate::model::media::{ContentRating, VideoFacts};
 
 const LIBRARIES: JsonTable<u64> = TableDefinition::new("libraries");
 const FOLDERS: JsonTable<u64> = TableDefinition::new("folders");

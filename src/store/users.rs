@@ -15,18 +15,7 @@ pub(super) fn create_tables(tx: &redb::WriteTransaction) -> Result<(), StoreErro
     Ok(())
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum Role {
-    /// Claimed the device; may do everything.
-    Owner,
-    /// A household profile without a password, used on a signed-in home device.
-    Managed,
-    /// The guest profile: a managed user the owner turns on or off.
-    Guest,
-    /// Someone outside the household with their own password, invited to some libraries.
-    Friend,
-}
+pub use crate::model::Role;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct UserRecord {
@@ -51,7 +40,7 @@ pub struct UserRecord {
     pub totp: Option<TotpRecord>,
     /// What this user may see; ignored for the owner.
     #[serde(default)]
-    pub restrictions: crate::policy::Restrictions,
+    pub restrictions: crate::model::restrictions::Restrictions,
     /// The owner suspended this account (never the owner's own): no sign-in of any kind
     /// until lifted. Its devices are kept, refused while this is set, so lifting it brings
     /// them back. Records written before this field existed read as not suspended.
@@ -93,7 +82,7 @@ impl UserRecord {
             enabled: true,
             email: None,
             totp: None,
-            restrictions: crate::policy::Restrictions::none(),
+            restrictions: crate::model::restrictions::Restrictions::none(),
             suspended: false,
         }
     }

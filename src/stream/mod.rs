@@ -6,6 +6,7 @@
 //! [`serve_file`] streams from the open file in 256 KiB chunks read off the async runtime; a
 //! file is never read into memory whole.
 
+pub mod access;
 pub mod range;
 pub mod signed;
 pub mod subtitles;
@@ -269,12 +270,15 @@ fn set(headers: &mut HeaderMap, name: header::HeaderName, value: &str) {
 }
 
 /// Answers GET or HEAD for an open file: conditional requests, single and multiple ranges,
-/// suffix ranges, 416 for unsatisfiable ones.
-pub fn serve_file(file: File, content_type: &str, req: &HeaderMap, head: bool) -> Response {
-    let meta = match file.metadata() {
-        Ok(m) => m,
-        Err(e) => return crate::web::ApiError::internal(e).into_response(),
-    };
+/// suffix ranges, 416 for unsatisfiable ones. Fails only when the open file cannot be
+/// looked at (its metadata); the front end says so in its own terms.
+pub fn serve_file(
+    file: File,
+    content_type: &str,
+    req: &HeaderMap,
+    head: bool,
+) -> std::io::Result<Response> {
+    let meta = file.metadata()?;
     let len = meta.len();
     let mtime_ns = (meta.mtime().max(0) as u64)
         .saturating_mul(1_000_000_000)
@@ -294,7 +298,7 @@ pub fn serve_file(file: File, content_type: &str, req: &HeaderMap, head: bool) -
     );
 
     if range::none_match_hits(hv(header::IF_NONE_MATCH), &etag) {
-        return (StatusCode::NOT_MODIFIED, headers).into_response();
+        return Ok((StatusCode::NOT_MODIFIED, headers).into_response());
     }
     let plan = if range::if_range_allows(hv(header::IF_RANGE), &etag, &last_modified) {
         range::plan(hv(header::RANGE), len)
@@ -309,7 +313,7 @@ pub fn serve_file(file: File, content_type: &str, req: &HeaderMap, head: bool) -
                 header::CONTENT_RANGE,
                 &format!("bytes */{len}"),
             );
-            return (StatusCode::RANGE_NOT_SATISFIABLE, headers).into_response();
+            return Ok((StatusCode::RANGE_NOT_SATISFIABLE, headers).into_response());
         }
         RangePlan::Full => {
             set(&mut headers, header::CONTENT_TYPE, content_type);
@@ -361,10 +365,10 @@ pub fn serve_file(file: File, content_type: &str, req: &HeaderMap, head: bool) -
     };
     set(&mut headers, header::CONTENT_LENGTH, &total.to_string());
     if head {
-        return (status, headers).into_response();
+        return Ok((status, headers).into_response());
     }
     let body = body_from(file, segments, total);
-    (status, headers, body).into_response()
+    Ok((status, headers, body).into_response())
 }
 
 #[cfg(test)]

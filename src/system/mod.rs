@@ -117,7 +117,7 @@ impl SystemMonitor {
         inner.system.refresh_memory();
         let (disk_used_bytes, disk_total_bytes) = disk_totals(&disk_usage());
         let s = Sample {
-            at: crate::now_secs(),
+            at: crate::model::clock::now_secs(),
             cpu_percent: inner.system.global_cpu_usage(),
             memory_used_bytes: inner.system.used_memory(),
             temperature_celsius: temperatures().iter().map(|t| t.celsius).reduce(f32::max),

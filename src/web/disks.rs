@@ -11,7 +11,7 @@ use utoipa_axum::routes;
 use super::auth::Owner;
 use super::error::{ErrorBody, from_rejection};
 use super::{ApiError, AppState};
-use crate::agent::ClientError;
+use crate::agent::client::ClientError;
 use crate::agent::protocol::{Ejected, Mounted};
 use crate::disks::{self, Disk};
 

@@ -26,6 +26,7 @@ use crate::dlna::soap::{self, CONNECTION_MANAGER, CONTENT_DIRECTORY, Call, Fault
 use crate::dlna::tree::Access;
 use crate::net::{ClientInfo, NetClass};
 use crate::policy::{self, Actor, Context, DLNA_PROFILE_ID, Presented};
+use crate::stream::access::{self as door, Door, Link, OpenError, Part, Viewer as Holder};
 use crate::stream::signed::{self, LinkKind, MediaGrant};
 
 /// Largest SOAP request accepted (real ones are well under 2 KiB).
@@ -82,7 +83,7 @@ async fn put_dlna(
             &st.identity,
             &owner.proof,
             &update,
-            crate::now_secs(),
+            crate::model::clock::now_secs(),
         )?;
         status_blocking(&st)
     })
@@ -317,7 +318,7 @@ async fn cd_control(
         let links = MediaLinks {
             base,
             key: signed::key(&st.store).map_err(|_| Fault::ActionFailed)?,
-            expires: crate::now_secs() + signed::URL_LIFETIME_SECS,
+            expires: crate::model::clock::now_secs() + signed::URL_LIFETIME_SECS,
         };
         control::content_directory(&st.store, &access, &links, &call)
     })
@@ -368,23 +369,49 @@ async fn media(
     Query(p): Query<MediaParams>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let key = signed::key(&state.store)?;
-    let grant = MediaGrant {
-        user_id: DLNA_PROFILE_ID,
-        item_id: id,
-        device_id: 0,
-        expires: p.exp,
+    // Who a DLNA player is now (the DLNA profile, on or off) is DLNA's to say; the link,
+    // policy and the file are the one door's (`stream::access::open_for`).
+    let st = state.clone();
+    let opened = tokio::task::spawn_blocking(move || {
+        let presence = settings::presence(&st.store, &st.rules, &st.identity)?;
+        let viewer = Holder::Dlna {
+            restrictions: settings::profile_restrictions(&presence.settings),
+            enabled: presence.active,
+        };
+        let door = Door {
+            store: &st.store,
+            identity: &st.identity,
+            rules: &st.rules,
+            utc_offset_minutes: st.config.utc_offset_minutes,
+        };
+        let link = Link {
+            kind: LinkKind::Dlna,
+            user_id: DLNA_PROFILE_ID,
+            device_id: 0,
+            expires: p.exp,
+            sig: &p.sig,
+        };
+        let now = crate::model::clock::now_secs();
+        Ok::<_, DlnaError>(door::open_for(
+            door,
+            client,
+            &viewer,
+            id,
+            &link,
+            now,
+            Part::Media,
+        ))
+    })
+    .await?
+    .map_err(ApiError::from)?;
+    let door::Opened { item, file, .. } = match opened {
+        Ok(o) => o,
+        Err(OpenError::DlnaOff) => return Ok(plain(StatusCode::NOT_FOUND, DLNA_OFF)),
+        Err(e) => return Err(super::library::open_error(e, LinkKind::Dlna)),
     };
-    signed::verify(&key, LinkKind::Dlna, &grant, &p.sig, crate::now_secs())
-        .map_err(|e| ApiError::forbidden("invalid_media_link", e.to_string()))?;
-    let Some((actor, ctx)) = dlna_actor(&state, client).await? else {
-        return Ok(plain(StatusCode::NOT_FOUND, DLNA_OFF));
-    };
-    let item = super::library::visible_item(&state, &actor, &ctx, id)?;
-    let file =
-        super::library::open_item_path(&state, item.folder_id, item.rel_path.clone()).await?;
     let mut resp =
-        crate::stream::serve_file(file, &item.content_type, &headers, method == Method::HEAD);
+        crate::stream::serve_file(file, &item.content_type, &headers, method == Method::HEAD)
+            .map_err(ApiError::internal)?;
     let h = resp.headers_mut();
     if let Ok(v) = HeaderValue::from_str(&crate::dlna::profile::dlna_features(&item)) {
         h.insert("contentfeatures.dlna.org", v);

@@ -20,7 +20,7 @@ pub struct Health {
 async fn health() -> Json<Health> {
     Json(Health {
         status: "ok",
-        version: crate::version(),
+        version: crate::model::build::version(),
     })
 }
 

@@ -24,40 +24,8 @@ use crate::stream::signed::{self, LinkKind, MediaGrant, UrlError};
 
 /// What the actor may see: a library filter and an item filter, both asking `policy`.
 /// Every listing, search, item, artwork, subtitle and stream goes through these two.
-pub(super) fn access(
-    actor: &Actor,
-    ctx: &Context,
-) -> (
-    impl Fn(&LibraryRecord) -> bool + Send + 'static,
-    impl Fn(&ItemRecord) -> bool + Send + 'static,
-) {
-    let (a1, c1) = (actor.clone(), *ctx);
-    let (a2, c2) = (actor.clone(), *ctx);
-    (
-        move |lib: &LibraryRecord| policy::library_visible(&a1, lib.id, &c1),
-        move |item: &ItemRecord| policy::visible(&a2, &policy_view(item), &c2),
-    )
-}
-
-/// An item as policy sees it: library, kind, the rating as written (with the country the
-/// NFO named) and its tags as labels.
-fn policy_view(item: &ItemRecord) -> policy::ItemView<'_> {
-    policy::ItemView {
-        library_id: item.library_id,
-        kind: match item.kind {
-            Some(ItemKind::Movie) => policy::ItemKind::Movie,
-            Some(ItemKind::Episode) => policy::ItemKind::Episode,
-            Some(ItemKind::Track) => policy::ItemKind::Audio,
-            Some(ItemKind::Photo) => policy::ItemKind::Photo,
-            Some(ItemKind::Video) | None => policy::ItemKind::Video,
-        },
-        rating: item.rating.as_ref().map(|r| policy::RawRating {
-            country: r.system_hint.as_deref(),
-            value: &r.raw,
-        }),
-        labels: &item.tags,
-    }
-}
+pub(super) use crate::library::visible::{access, policy_view};
+use crate::stream::access::{self as door, Door, Link, OpenError, Part, Viewer as Holder};
 
 fn library_error(e: LibraryError) -> ApiError {
     match e {
@@ -153,7 +121,7 @@ async fn create(
     let Json(new) = body.map_err(super::error::from_rejection)?;
     let store = state.store.clone();
     let lib = tokio::task::spawn_blocking(move || {
-        crate::library::create_library(&store, &new, crate::now_secs())
+        crate::library::create_library(&store, &new, crate::model::clock::now_secs())
     })
     .await?
     .map_err(library_error)?;
@@ -291,7 +259,7 @@ fn item_view(key: &[u8], viewer: &Caller, i: ItemRecord) -> ItemView {
         item_id: i.id,
         // 0 is never a device id: it marks a link made for a network allowed without sign-in.
         device_id: viewer.device_id.unwrap_or(0),
-        expires: crate::now_secs() + signed::URL_LIFETIME_SECS,
+        expires: crate::model::clock::now_secs() + signed::URL_LIFETIME_SECS,
     };
     let stream_url = signed::url(key, &grant);
     let query = stream_url.split_once('?').map(|(_, q)| q).unwrap_or("");
@@ -424,19 +392,8 @@ pub(super) fn visible_item(
     ctx: &Context,
     id: u64,
 ) -> Result<ItemRecord, ApiError> {
-    let item = state
-        .store
-        .read(|rx| rx.item(id))?
-        .ok_or_else(ApiError::not_found)?;
-    let lib = state
-        .store
-        .read(|rx| rx.library(item.library_id))?
-        .ok_or_else(ApiError::not_found)?;
-    let (lib_ok, item_ok) = access(actor, ctx);
-    if !lib_ok(&lib) || !item_ok(&item) {
-        return Err(ApiError::not_found());
-    }
-    Ok(item)
+    crate::library::visible::visible_item(&state.store, actor, ctx, id)?
+        .ok_or_else(ApiError::not_found)
 }
 
 /// One item.
@@ -509,7 +466,7 @@ async fn progress(
                     updated_at: 0,
                 });
             rec.position_ms = position;
-            rec.updated_at = crate::now_secs();
+            rec.updated_at = crate::model::clock::now_secs();
             if let Some(d) = duration.filter(|d| *d > 0)
                 && position as f64 >= d as f64 * WATCHED_AT
             {
@@ -552,7 +509,7 @@ async fn watched(
                 item_id: id,
                 position_ms: 0,
                 watched: input.watched,
-                updated_at: crate::now_secs(),
+                updated_at: crate::model::clock::now_secs(),
             };
             tx.set_watch(&rec)?;
             Ok::<_, crate::store::StoreError>(rec)
@@ -747,49 +704,36 @@ async fn artwork(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let item = visible_item(&state, &viewer.actor, &viewer.ctx, id)?;
-    let rel = item.artwork.clone().ok_or_else(ApiError::not_found)?;
-    let file = open_item_path(&state, item.folder_id, rel.clone()).await?;
-    Ok(crate::stream::serve_file(
+    let store = state.store.clone();
+    let opened = tokio::task::spawn_blocking(move || door::open_part(&store, item, Part::Artwork))
+        .await?
+        .map_err(|e| open_error(e, LinkKind::Api))?;
+    let (file, rel) = (opened.file, opened.rel_path);
+    crate::stream::serve_file(
         file,
         crate::library::scan::content_type(&rel),
         &headers,
         false,
-    ))
+    )
+    .map_err(ApiError::internal)
 }
 
-pub(super) async fn open_item_path(
-    state: &AppState,
-    folder_id: u64,
-    rel: String,
-) -> Result<std::fs::File, ApiError> {
-    let folder = state
-        .store
-        .read(|rx| rx.folder(folder_id))?
-        .ok_or_else(ApiError::not_found)?;
-    let root = folder.path.clone();
-    let opened = {
-        let rel = rel.clone();
-        tokio::task::spawn_blocking(move || crate::stream::open_in_root(&root, &rel)).await?
-    };
-    opened.map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => ApiError::new(
-            StatusCode::NOT_FOUND,
-            "media_missing",
-            "The file is not on the disk any more (was the disk unplugged?). Plug it in or rescan the library.",
-        ),
-        _ => {
-            // A link swapped in, a way out of the folder, or not a plain file: someone may
-            // be trying to reach what the library does not hold. Names only, never bytes.
-            tracing::warn!(
-                folder_id,
-                folder = %folder.path.display(),
-                item_path = %rel,
-                error = %e,
-                "refused to open a media file"
-            );
-            ApiError::not_found()
+/// The front end's answer to a refused or failed open: the codes and words the API has
+/// always given.
+pub(super) fn open_error(e: OpenError, kind: LinkKind) -> ApiError {
+    let msg = e.to_string();
+    match e {
+        OpenError::Link(UrlError::Expired) if kind == LinkKind::Api => {
+            ApiError::forbidden("media_link_expired", msg)
         }
-    })
+        OpenError::Link(_) => ApiError::forbidden("invalid_media_link", msg),
+        OpenError::Revoked => ApiError::forbidden("media_link_revoked", msg),
+        OpenError::Denied(d) => d.into(),
+        OpenError::NotFound | OpenError::DlnaOff => ApiError::not_found(),
+        OpenError::MediaMissing => ApiError::new(StatusCode::NOT_FOUND, "media_missing", msg),
+        OpenError::Store(e) => e.into(),
+        OpenError::Internal(e) => ApiError::internal(e),
+    }
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
@@ -805,69 +749,36 @@ pub struct SignedParams {
     sig: String,
 }
 
-/// Checks a signed media link: signature, expiry, the device still signed in and acting as
-/// that user, and policy still letting that user see the item now (from this network, at
-/// this time). Returns the item.
-async fn check_link(
+/// Opens a part of an item for the holder of its signed link, through the one door
+/// ([`crate::stream::access::open_for`]).
+async fn open_linked(
     state: &AppState,
     client: ClientInfo,
     item_id: u64,
     p: &SignedParams,
-) -> Result<ItemRecord, ApiError> {
-    let key = signed::key(&state.store)?;
-    let grant = MediaGrant {
-        user_id: p.u,
-        item_id,
-        device_id: p.d,
-        expires: p.exp,
-    };
-    signed::verify(&key, LinkKind::Api, &grant, &p.sig, crate::now_secs()).map_err(
-        |e| match e {
-            UrlError::Expired => ApiError::forbidden("media_link_expired", e.to_string()),
-            UrlError::BadSignature => ApiError::forbidden("invalid_media_link", e.to_string()),
-        },
-    )?;
-    let revoked = || {
-        ApiError::forbidden(
-            "media_link_revoked",
-            "This media link belongs to a device that was signed out or switched profile; open the item again.",
-        )
-    };
-    let (device, user) = state
-        .store
-        .read(|rx| Ok::<_, crate::store::StoreError>((rx.device(p.d)?, rx.user(p.u)?)))?;
-    let user = user.ok_or_else(revoked)?;
-    let identity = state.identity.clone();
-    let offset = state.config.utc_offset_minutes;
-    let ctx = tokio::task::spawn_blocking(move || identity.policy_context(client.class, offset))
-        .await?
-        .map_err(ApiError::internal)?;
-    let account = policy::Account::from_user(&user, user.restrictions.clone());
-    let presented = if p.d == 0 {
-        // A link made for a network allowed without sign-in works only from such a network,
-        // outside home mode, while it still acts as the same profile.
-        use crate::net::rules::ProfileRef;
-        let same = match state.rules.no_signin_profile(&client, ctx.home_mode) {
-            Some(ProfileRef::Guest) => user.role == crate::store::users::Role::Guest,
-            Some(ProfileRef::User(id)) => id == user.id,
-            None => false,
+    part: Part,
+) -> Result<door::Opened, ApiError> {
+    let (st, sig) = (state.clone(), p.sig.clone());
+    let (user_id, device_id, expires) = (p.u, p.d, p.exp);
+    tokio::task::spawn_blocking(move || {
+        let door = Door {
+            store: &st.store,
+            identity: &st.identity,
+            rules: &st.rules,
+            utc_offset_minutes: st.config.utc_offset_minutes,
         };
-        if !same {
-            return Err(revoked());
-        }
-        policy::Presented::AllowedNetwork { profile: account }
-    } else {
-        let device = device.ok_or_else(revoked)?;
-        if device.active_user_id != p.u {
-            return Err(revoked());
-        }
-        policy::Presented::Device {
-            status: policy::DeviceStatus::Active,
-            account,
-        }
-    };
-    let actor = policy::admit(presented, &ctx)?;
-    visible_item(state, &actor, &ctx, item_id)
+        let link = Link {
+            kind: LinkKind::Api,
+            user_id,
+            device_id,
+            expires,
+            sig: &sig,
+        };
+        let now = crate::model::clock::now_secs();
+        door::open_for(door, client, &Holder::LinkHolder, item_id, &link, now, part)
+    })
+    .await?
+    .map_err(|e| open_error(e, LinkKind::Api))
 }
 
 /// The bytes of an item, for holders of its signed link: ranges, `HEAD`, `ETag`.
@@ -884,14 +795,9 @@ async fn stream(
     Query(p): Query<SignedParams>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let item = check_link(&state, client, id, &p).await?;
-    let file = open_item_path(&state, item.folder_id, item.rel_path.clone()).await?;
-    Ok(crate::stream::serve_file(
-        file,
-        &item.content_type,
-        &headers,
-        method == Method::HEAD,
-    ))
+    let door::Opened { item, file, .. } = open_linked(&state, client, id, &p, Part::Media).await?;
+    crate::stream::serve_file(file, &item.content_type, &headers, method == Method::HEAD)
+        .map_err(ApiError::internal)
 }
 
 /// A subtitle sidecar as WebVTT (SRT is converted), for holders of the item's signed link.
@@ -905,13 +811,13 @@ async fn subtitle(
     Path((id, n)): Path<(u64, usize)>,
     Query(p): Query<SignedParams>,
 ) -> Result<Response, ApiError> {
-    let item = check_link(&state, client, id, &p).await?;
+    let door::Opened { item, file, .. } =
+        open_linked(&state, client, id, &p, Part::Subtitle(n)).await?;
     let sub = item
         .subtitles
         .get(n)
         .cloned()
         .ok_or_else(ApiError::not_found)?;
-    let file = open_item_path(&state, item.folder_id, sub.rel_path.clone()).await?;
     let text = tokio::task::spawn_blocking(move || -> std::io::Result<Option<String>> {
         use std::io::Read;
         let mut bytes = Vec::new();

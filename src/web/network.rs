@@ -116,7 +116,7 @@ async fn patch_network(
             &patch,
             (conn.peer.ip(), conn.secure, &headers),
             &proof,
-            crate::now_secs(),
+            crate::model::clock::now_secs(),
         )
     })
     .await??;
@@ -210,7 +210,9 @@ async fn crl(State(state): State<AppState>) -> Result<Response, ApiError> {
     let Some(tls) = state.tls.clone() else {
         return Err(ApiError::not_found());
     };
-    let der = tokio::task::spawn_blocking(move || tls.crl_der(crate::now_secs() as i64)).await??;
+    let der =
+        tokio::task::spawn_blocking(move || tls.crl_der(crate::model::clock::now_secs() as i64))
+            .await??;
     Ok((
         [
             (header::CONTENT_TYPE, "application/pkix-crl"),
@@ -254,11 +256,11 @@ async fn put_custom(
             &owner.proof,
             &upload.chain,
             &upload.key,
-            crate::now_secs() as i64,
+            crate::model::clock::now_secs() as i64,
         )?;
         store.write(|tx| {
             tx.audit(
-                crate::now_secs(),
+                crate::model::clock::now_secs(),
                 "custom_certificate_installed",
                 Some(owner.proof.user_id()),
                 Some(owner.viewer.client.addr.to_string()),
@@ -286,7 +288,7 @@ async fn delete_custom(
         tls.remove_custom(&owner.proof)?;
         store.write(|tx| {
             tx.audit(
-                crate::now_secs(),
+                crate::model::clock::now_secs(),
                 "custom_certificate_removed",
                 Some(owner.proof.user_id()),
                 Some(owner.viewer.client.addr.to_string()),

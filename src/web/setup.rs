@@ -34,7 +34,7 @@ async fn status(State(state): State<AppState>) -> Result<Json<SetupStatus>, ApiE
     Ok(Json(SetupStatus {
         claimed,
         server_name,
-        version: crate::version(),
+        version: crate::model::build::version(),
     }))
 }
 

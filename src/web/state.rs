@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use crate::agent;
+use crate::agent::client as agent;
 use crate::config::Config;
 use crate::disks::DiskMonitor;
 use crate::identity::Identity;

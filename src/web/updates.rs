@@ -127,7 +127,7 @@ async fn settings(
             }
             tx.ota_set_record(&rec)?;
             tx.audit(
-                crate::now_secs(),
+                crate::model::clock::now_secs(),
                 "update_settings_changed",
                 Some(actor),
                 Some(addr),

@@ -16,13 +16,15 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::boot::{BootControl, BootError, BootStatus, Slot, SystemdBoot, TrialSpec, Tryboot};
-use super::protocol::{
+use super::verbs::BlockDevice;
+pub use crate::agent::protocol::ranges;
+use crate::agent::protocol::{
     BootInfo, MAX_SESSION_LINE, Response, Reused, RollbackInfo, SessionOp, Staged, Staging, True,
 };
-use super::verbs::BlockDevice;
+use crate::model::Version;
+use crate::ota::Keyring;
 use crate::ota::bundle::{self, BundleError, BundleMeta, InstallPolicy};
-use crate::ota::download::scan_sources;
-use crate::ota::{Keyring, Version};
+use crate::ota::local::scan_sources;
 
 /// The EFI variable systemd-boot sets to the entry it booted.
 const LOADER_ENTRY_SELECTED: &str =
@@ -107,7 +109,7 @@ pub const AUTOBOOT_DIR: &str = "/run/hearth-agent/autoboot";
 /// What the Raspberry Pi firmware reports about the boot it made.
 pub const PI_BOOTLOADER_DIR: &str = "/proc/device-tree/chosen/bootloader";
 /// The running root's version (`IMAGE_VERSION`), written by the image build.
-pub const VERSION_FILE: &str = crate::OS_RELEASE;
+pub const VERSION_FILE: &str = crate::model::build::OS_RELEASE;
 
 /// Where the agent learns which systemd-boot entry is running.
 #[derive(Debug, Clone)]
@@ -210,7 +212,7 @@ fn read_version_file(path: &Path) -> Option<Version> {
         .take(16 * 1024)
         .read_to_string(&mut s)
         .ok()?;
-    crate::image_version(&s)?.parse().ok()
+    crate::model::build::image_version(&s)?.parse().ok()
 }
 
 impl UpdateError {
@@ -513,7 +515,7 @@ fn mount_autoboot(dev: &BlockDevice, dir: &Path) -> Result<PathBuf, String> {
         nix::sys::stat::major(st.st_rdev),
         nix::sys::stat::minor(st.st_rdev)
     );
-    let mounts = crate::disks::discover::mounts(&crate::disks::Sysroot::default());
+    let mounts = crate::blockdev::discover::mounts(&crate::blockdev::Sysroot::default());
     if let Some(m) = mounts.iter().find(|m| m.dev_t == id) {
         if m.read_only {
             return Err(format!(
@@ -572,7 +574,7 @@ fn mounted_at(dev: &Path) -> Option<PathBuf> {
         nix::sys::stat::major(st.st_rdev),
         nix::sys::stat::minor(st.st_rdev)
     );
-    crate::disks::discover::mounts(&crate::disks::Sysroot::default())
+    crate::blockdev::discover::mounts(&crate::blockdev::Sysroot::default())
         .into_iter()
         .find(|m| m.dev_t == id)
         .map(|m| m.mount_point)
@@ -622,9 +624,11 @@ fn running_entry_options(sb: &SystemdBoot) -> Result<Option<String>, UpdateError
 
 /// The running version: what the boot entry says, else this binary's.
 fn running_version(status: &BootStatus) -> Version {
-    status
-        .version
-        .unwrap_or_else(|| crate::version().parse().unwrap_or(Version(0, 0, 0)))
+    status.version.unwrap_or_else(|| {
+        crate::model::build::version()
+            .parse()
+            .unwrap_or(Version(0, 0, 0))
+    })
 }
 
 pub fn boot_status(config: Option<&UpdateConfig>) -> Result<BootInfo, UpdateError> {
@@ -812,133 +816,26 @@ pub fn begin<'a>(
         Keyring::load_dir(&c.keyring_dir).map_err(|e| UpdateError::Keyring(e.to_string()))?;
     let meta = bundle::open_meta(meta_bytes, None, &keyring)?;
     let status = c.status()?;
-    let running = running_version(&status);
-    InstallPolicy {
-        board: Some(c.board.clone()),
-        running: Some(running),
-        allow_downgrade,
-    }
-    .check(&meta.header)?;
-    let version = meta.header.version;
-    if version == running {
-        return Err(UpdateError::SameVersion(version));
-    }
-    if let BootSetup::Tryboot { kernel_symbols, .. } = &c.boot
-        && !kernel_passes_tryboot(kernel_symbols)
-    {
-        return Err(UpdateError::NoTrialBoot);
-    }
-    if status.on_trial {
-        return Err(BootError::Damaged(
-            "the running slot is still on trial; let it be blessed or fall back before installing"
-                .into(),
-        )
-        .into());
-    }
-    let slot = status.current.other();
-    let names: Vec<&str> = meta
-        .header
-        .payloads
-        .iter()
-        .map(|p| p.slot.as_str())
-        .collect();
-    let needed: &[&str] = match c.boot {
-        BootSetup::SystemdBoot { .. } => &["rootfs", "kernel", "initrd"],
-        BootSetup::Tryboot { .. } => &["rootfs", "boot"],
+    let kernel_passes = match &c.boot {
+        BootSetup::Tryboot { kernel_symbols, .. } => kernel_passes_tryboot(kernel_symbols),
+        BootSetup::SystemdBoot { .. } => true,
     };
-    if let Some(extra) = names.iter().find(|n| !needed.contains(n)) {
-        return Err(UpdateError::UnknownPayload((*extra).to_owned()));
-    }
-    if let Some(missing) = needed.iter().find(|n| !names.contains(n)) {
-        return Err(UpdateError::MissingPayload((*missing).to_owned()));
-    }
-    // Plan: every destination opened and sized before anything changes.
-    let mut plan: Vec<(usize, String)> = Vec::new();
-    for (i, p) in meta.header.payloads.iter().enumerate() {
-        let label = match p.slot.as_str() {
-            "rootfs" => format!("root-{}", slot.letter()),
-            "boot" => format!("boot-{}", slot.letter()),
-            _ => continue,
-        };
-        plan.push((i, label));
-    }
-    let mut parts = Vec::new();
-    for (i, label) in &plan {
-        let (mut file, _) = c.open_partition(label)?;
-        let room = file.seek(SeekFrom::End(0))?;
-        let p = &meta.header.payloads[*i];
-        if p.size > room {
-            return Err(UpdateError::TooLarge {
-                slot: p.slot.clone(),
-                label: label.clone(),
-                size: p.size,
-                room,
-            });
-        }
-        parts.push((*i, label.clone(), file));
-    }
-    let mut sources: Vec<PathBuf> = Vec::new();
-    for letter in [status.current.letter(), slot.letter()] {
-        for kind in ["root", "boot"] {
-            if plan.iter().any(|(_, l)| l.starts_with(kind))
-                && let Some(p) = c.read_partition(&format!("{kind}-{letter}"))
-            {
-                sources.push(p);
-            }
-        }
-    }
+    let plan = plan_slot(
+        &meta.header,
+        &status,
+        &c.boot,
+        &c.board,
+        allow_downgrade,
+        kernel_passes,
+    )?;
+    let (slot, version) = (plan.slot, plan.version);
+    // Every destination opened and sized before anything changes.
+    let parts = open_partitions(c, &meta, &plan)?;
+    let mut sources = slot_sources(c, &status, &plan);
     // Act. The slot is about to change: forget it was staged, and make sure nothing boots it.
     c.forget_staged()?;
-    let mut esp_files: Vec<(usize, PathBuf)> = Vec::new();
-    match &c.boot {
-        BootSetup::SystemdBoot { esp, .. } => {
-            let sbt = SystemdBoot::new(esp, c.loader_selected());
-            sbt.retire_slot(slot)?;
-            prune_kernel_dirs(&sbt, esp, version)?;
-            // The running version's kernel files may hold chunks (kernels change less often).
-            if let Some(v) = status.version {
-                for f in ["vmlinuz", "initrd.img"] {
-                    sources.push(esp.join("hearth").join(v.to_string()).join(f));
-                }
-            }
-            let dir = esp.join("hearth").join(version.to_string());
-            std::fs::create_dir_all(&dir)?;
-            // An earlier, interrupted or failed install of this version left its files.
-            for f in ["vmlinuz", "initrd.img"] {
-                sources.push(dir.join(f));
-            }
-            for (i, p) in meta.header.payloads.iter().enumerate() {
-                let name = match p.slot.as_str() {
-                    "kernel" => "vmlinuz",
-                    "initrd" => "initrd.img",
-                    _ => continue,
-                };
-                esp_files.push((i, dir.join(name)));
-            }
-        }
-        BootSetup::Tryboot { .. } => {}
-    }
-    let mut dests: Vec<Option<Dest>> = (0..meta.header.payloads.len()).map(|_| None).collect();
-    for (i, label, file) in parts {
-        dests[i] = Some(Dest::Partition { file, label });
-    }
-    for (i, path) in esp_files {
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&path)?;
-        file.set_len(meta.header.payloads[i].size)?;
-        dests[i] = Some(Dest::EspFile { file, path });
-    }
-    let dests: Vec<Dest> = dests
-        .into_iter()
-        .enumerate()
-        .map(|(i, d)| {
-            d.ok_or_else(|| UpdateError::UnknownPayload(meta.header.payloads[i].slot.clone()))
-        })
-        .collect::<Result<_, _>>()?;
+    let esp_files = prepare_esp(c, &status, &plan, &mut sources)?;
+    let dests = open_dests(&meta, parts, esp_files)?;
     let staging = Staging {
         slot,
         version,
@@ -956,6 +853,188 @@ pub fn begin<'a>(
         },
         staging,
     ))
+}
+
+/// What [`begin`] writes where, decided from the signed header and the boot state alone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SlotPlan {
+    /// The inactive slot, written now.
+    pub slot: Slot,
+    pub version: Version,
+    /// Payload index → partition label (`root-b`, `boot-b`).
+    pub partitions: Vec<(usize, String)>,
+    /// Payload index → file name in the ESP's folder for this version (systemd-boot only).
+    pub esp_files: Vec<(usize, &'static str)>,
+}
+
+/// Pure: checks the bundle against the device (board, versions, trial state, the payloads
+/// this boot method needs) and plans the slot write. `kernel_passes` says whether the kernel
+/// can do a tryboot (only asked of tryboot devices).
+pub fn plan_slot(
+    header: &bundle::Header,
+    status: &BootStatus,
+    boot: &BootSetup,
+    board: &str,
+    allow_downgrade: bool,
+    kernel_passes: bool,
+) -> Result<SlotPlan, UpdateError> {
+    let running = running_version(status);
+    InstallPolicy {
+        board: Some(board.to_owned()),
+        running: Some(running),
+        allow_downgrade,
+    }
+    .check(header)?;
+    let version = header.version;
+    if version == running {
+        return Err(UpdateError::SameVersion(version));
+    }
+    if matches!(boot, BootSetup::Tryboot { .. }) && !kernel_passes {
+        return Err(UpdateError::NoTrialBoot);
+    }
+    if status.on_trial {
+        return Err(BootError::Damaged(
+            "the running slot is still on trial; let it be blessed or fall back before installing"
+                .into(),
+        )
+        .into());
+    }
+    let slot = status.current.other();
+    let names: Vec<&str> = header.payloads.iter().map(|p| p.slot.as_str()).collect();
+    let needed: &[&str] = match boot {
+        BootSetup::SystemdBoot { .. } => &["rootfs", "kernel", "initrd"],
+        BootSetup::Tryboot { .. } => &["rootfs", "boot"],
+    };
+    if let Some(extra) = names.iter().find(|n| !needed.contains(n)) {
+        return Err(UpdateError::UnknownPayload((*extra).to_owned()));
+    }
+    if let Some(missing) = needed.iter().find(|n| !names.contains(n)) {
+        return Err(UpdateError::MissingPayload((*missing).to_owned()));
+    }
+    let mut partitions = Vec::new();
+    let mut esp_files = Vec::new();
+    for (i, p) in header.payloads.iter().enumerate() {
+        match p.slot.as_str() {
+            "rootfs" => partitions.push((i, format!("root-{}", slot.letter()))),
+            "boot" => partitions.push((i, format!("boot-{}", slot.letter()))),
+            "kernel" if matches!(boot, BootSetup::SystemdBoot { .. }) => {
+                esp_files.push((i, "vmlinuz"))
+            }
+            "initrd" if matches!(boot, BootSetup::SystemdBoot { .. }) => {
+                esp_files.push((i, "initrd.img"))
+            }
+            _ => {}
+        }
+    }
+    Ok(SlotPlan {
+        slot,
+        version,
+        partitions,
+        esp_files,
+    })
+}
+
+/// Opens the planned partitions and checks each payload fits.
+fn open_partitions(
+    c: &UpdateConfig,
+    meta: &BundleMeta,
+    plan: &SlotPlan,
+) -> Result<Vec<(usize, String, File)>, UpdateError> {
+    let mut parts = Vec::new();
+    for (i, label) in &plan.partitions {
+        let (mut file, _) = c.open_partition(label)?;
+        let room = file.seek(SeekFrom::End(0))?;
+        let p = &meta.header.payloads[*i];
+        if p.size > room {
+            return Err(UpdateError::TooLarge {
+                slot: p.slot.clone(),
+                label: label.clone(),
+                size: p.size,
+                room,
+            });
+        }
+        parts.push((*i, label.clone(), file));
+    }
+    Ok(parts)
+}
+
+/// Where chunks the device already has may be found: both slots' partitions of the kinds
+/// this update writes.
+fn slot_sources(c: &UpdateConfig, status: &BootStatus, plan: &SlotPlan) -> Vec<PathBuf> {
+    let mut sources: Vec<PathBuf> = Vec::new();
+    for letter in [status.current.letter(), plan.slot.letter()] {
+        for kind in ["root", "boot"] {
+            if plan.partitions.iter().any(|(_, l)| l.starts_with(kind))
+                && let Some(p) = c.read_partition(&format!("{kind}-{letter}"))
+            {
+                sources.push(p);
+            }
+        }
+    }
+    sources
+}
+
+/// systemd-boot: retires the slot's entry, prunes old kernel folders and makes this
+/// version's; adds the kernel files that may hold chunks to `sources`. Returns where the
+/// ESP payloads go.
+fn prepare_esp(
+    c: &UpdateConfig,
+    status: &BootStatus,
+    plan: &SlotPlan,
+    sources: &mut Vec<PathBuf>,
+) -> Result<Vec<(usize, PathBuf)>, UpdateError> {
+    let BootSetup::SystemdBoot { esp, .. } = &c.boot else {
+        return Ok(Vec::new());
+    };
+    let sbt = SystemdBoot::new(esp, c.loader_selected());
+    sbt.retire_slot(plan.slot)?;
+    prune_kernel_dirs(&sbt, esp, plan.version)?;
+    // The running version's kernel files may hold chunks (kernels change less often).
+    if let Some(v) = status.version {
+        for f in ["vmlinuz", "initrd.img"] {
+            sources.push(esp.join("hearth").join(v.to_string()).join(f));
+        }
+    }
+    let dir = esp.join("hearth").join(plan.version.to_string());
+    std::fs::create_dir_all(&dir)?;
+    // An earlier, interrupted or failed install of this version left its files.
+    for f in ["vmlinuz", "initrd.img"] {
+        sources.push(dir.join(f));
+    }
+    Ok(plan
+        .esp_files
+        .iter()
+        .map(|(i, name)| (*i, dir.join(name)))
+        .collect())
+}
+
+/// One destination per payload, in payload order.
+fn open_dests(
+    meta: &BundleMeta,
+    parts: Vec<(usize, String, File)>,
+    esp_files: Vec<(usize, PathBuf)>,
+) -> Result<Vec<Dest>, UpdateError> {
+    let mut dests: Vec<Option<Dest>> = (0..meta.header.payloads.len()).map(|_| None).collect();
+    for (i, label, file) in parts {
+        dests[i] = Some(Dest::Partition { file, label });
+    }
+    for (i, path) in esp_files {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)?;
+        file.set_len(meta.header.payloads[i].size)?;
+        dests[i] = Some(Dest::EspFile { file, path });
+    }
+    dests
+        .into_iter()
+        .enumerate()
+        .map(|(i, d)| {
+            d.ok_or_else(|| UpdateError::UnknownPayload(meta.header.payloads[i].slot.clone()))
+        })
+        .collect()
 }
 
 /// Removes `hearth/<version>/` kernel folders no entry boots any more (but not the one
@@ -1189,21 +1268,186 @@ fn answer_err(output: &mut dyn Write, e: &UpdateError) -> std::io::Result<()> {
     answer(output, &Response::error(e.code(), e.to_string()))
 }
 
-/// Sorted chunk numbers as `[start, end)` ranges.
-pub fn ranges(sorted: &[u32]) -> Vec<(u32, u32)> {
-    let mut out: Vec<(u32, u32)> = Vec::new();
-    for &i in sorted {
-        match out.last_mut() {
-            Some((_, end)) if *end == i => *end = i + 1,
-            _ => out.push((i, i + 1)),
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_slot_plan_is_decided_from_the_header_and_boot_state_alone() {
+        let payload = |slot: &str| bundle::Payload {
+            slot: slot.into(),
+            size: 1,
+            sha256: "00".repeat(32),
+        };
+        let header = |version: Version, slots: &[&str]| bundle::Header {
+            board: "generic-x86_64".into(),
+            version,
+            min_version: Version(0, 0, 0),
+            created: 0,
+            chunk_size: bundle::CHUNK_SIZE,
+            payloads: slots.iter().map(|s| payload(s)).collect(),
+        };
+        let status = |current: Slot, on_trial: bool| BootStatus {
+            current,
+            version: Some(Version(1, 0, 0)),
+            on_trial,
+            rollback: None,
+        };
+        let sbt = BootSetup::SystemdBoot {
+            esp: PathBuf::from("/esp"),
+            loader_entry: LoaderEntry::Fixed("x".into()),
+        };
+        let pi = BootSetup::Tryboot {
+            boot_dir: PathBuf::from("/boot"),
+            bootloader_dir: PathBuf::from("/bl"),
+            partitions: [1, 2],
+            version_file: PathBuf::from("/os-release"),
+            kernel_symbols: PathBuf::from("/ks"),
+        };
+        let uefi = ["rootfs", "kernel", "initrd"];
+        let v2 = Version(2, 0, 0);
+        // (boot, header, slot now, on trial, kernel passes, board, want: Ok(labels) or error code)
+        type Want = Result<(&'static [&'static str], &'static [&'static str]), &'static str>;
+        let cases: Vec<(&BootSetup, bundle::Header, Slot, bool, bool, &str, Want)> = vec![
+            (
+                &sbt,
+                header(v2, &uefi),
+                Slot::A,
+                false,
+                true,
+                "generic-x86_64",
+                Ok((&["root-b"], &["vmlinuz", "initrd.img"])),
+            ),
+            (
+                &sbt,
+                header(v2, &uefi),
+                Slot::B,
+                false,
+                true,
+                "generic-x86_64",
+                Ok((&["root-a"], &["vmlinuz", "initrd.img"])),
+            ),
+            (
+                &pi,
+                header(v2, &["boot", "rootfs"]),
+                Slot::A,
+                false,
+                true,
+                "generic-x86_64",
+                Ok((&["boot-b", "root-b"], &[])),
+            ),
+            (
+                &pi,
+                header(v2, &["boot", "rootfs"]),
+                Slot::A,
+                false,
+                false,
+                "generic-x86_64",
+                Err("no_trial_boot"),
+            ),
+            (
+                &sbt,
+                header(Version(1, 0, 0), &uefi),
+                Slot::A,
+                false,
+                true,
+                "generic-x86_64",
+                Err("bundle"),
+            ),
+            (
+                &sbt,
+                header(Version(0, 9, 0), &uefi),
+                Slot::A,
+                false,
+                true,
+                "generic-x86_64",
+                Err("bundle"),
+            ),
+            (
+                &sbt,
+                header(v2, &uefi),
+                Slot::A,
+                false,
+                true,
+                "rpi4",
+                Err("bundle"),
+            ),
+            (
+                &sbt,
+                header(v2, &uefi),
+                Slot::A,
+                true,
+                true,
+                "generic-x86_64",
+                Err("boot"),
+            ),
+            (
+                &sbt,
+                header(v2, &["rootfs", "kernel"]),
+                Slot::A,
+                false,
+                true,
+                "generic-x86_64",
+                Err("missing"),
+            ),
+            (
+                &sbt,
+                header(v2, &["rootfs", "kernel", "initrd", "boot"]),
+                Slot::A,
+                false,
+                true,
+                "generic-x86_64",
+                Err("unknown"),
+            ),
+            (
+                &pi,
+                header(v2, &uefi),
+                Slot::A,
+                false,
+                true,
+                "generic-x86_64",
+                Err("unknown"),
+            ),
+        ];
+        for (i, (boot, h, current, on_trial, kernel, board, want)) in cases.into_iter().enumerate()
+        {
+            let got = plan_slot(&h, &status(current, on_trial), boot, board, false, kernel);
+            match (got, want) {
+                (Ok(plan), Ok((parts, esp))) => {
+                    assert_eq!(plan.slot, current.other(), "case {i}");
+                    assert_eq!(plan.version, v2, "case {i}");
+                    let labels: Vec<&str> =
+                        plan.partitions.iter().map(|(_, l)| l.as_str()).collect();
+                    assert_eq!(labels, parts, "case {i}");
+                    let files: Vec<&str> = plan.esp_files.iter().map(|(_, f)| *f).collect();
+                    assert_eq!(files, esp, "case {i}");
+                }
+                (Err(e), Err(code)) => {
+                    let matched = match code {
+                        "no_trial_boot" => matches!(e, UpdateError::NoTrialBoot),
+                        "same_version" => matches!(e, UpdateError::SameVersion(_)),
+                        "bundle" => matches!(e, UpdateError::Bundle(_)),
+                        "boot" => matches!(e, UpdateError::Boot(_)),
+                        "missing" => matches!(e, UpdateError::MissingPayload(_)),
+                        "unknown" => matches!(e, UpdateError::UnknownPayload(_)),
+                        _ => false,
+                    };
+                    assert!(matched, "case {i}: wanted {code}, got {e:?}");
+                }
+                (got, want) => panic!("case {i}: got {got:?}, wanted {want:?}"),
+            }
+        }
+        // Even where downgrades are allowed, the running version is not written again.
+        let same = plan_slot(
+            &header(Version(1, 0, 0), &uefi),
+            &status(Slot::A, false),
+            &sbt,
+            "generic-x86_64",
+            true,
+            true,
+        );
+        assert!(matches!(same, Err(UpdateError::SameVersion(_))), "{same:?}");
+    }
 
     #[test]
     fn tryboot_hooks_are_found_by_exact_name_in_kallsyms() {

@@ -4,6 +4,10 @@
 //! before a single byte of its request is read; only allowed uids get an answer other than
 //! `forbidden_peer`. Requests are capped, connections time out, and verbs run one at a time.
 
+pub mod boot;
+pub mod update;
+pub mod verbs;
+
 use std::future::Future;
 use std::io;
 use std::os::fd::{AsFd, FromRawFd, OwnedFd};
@@ -17,9 +21,11 @@ use nix::sys::socket::{getsockopt, sockopt::PeerCredentials};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
 
-use super::protocol::{MAX_REQUEST_BYTES, ParseOutcome, Request, Response, True, parse_request};
-use super::update;
-use super::verbs::{self, AgentConfig, AgentError};
+use crate::agent::protocol::{
+    MAX_REQUEST_BYTES, ParseOutcome, Request, Response, True, parse_request,
+};
+
+use self::verbs::{AgentConfig, AgentError};
 
 /// A connection that sends nothing for this long is closed.
 const IDLE: Duration = Duration::from_secs(30);

@@ -15,9 +15,9 @@ use nix::errno::Errno;
 use nix::mount::{MntFlags, MsFlags};
 use nix::sys::stat::SFlag;
 
-use super::protocol::{DiskList, Ejected, Mounted, Unmounted};
-use crate::disks::plan::{self, ALLOWED_FS, PlanError};
-use crate::disks::{self, Disk, Sysroot, Volume};
+use crate::agent::protocol::{DiskList, Ejected, Mounted, Unmounted};
+use crate::blockdev::plan::{self, ALLOWED_FS, PlanError};
+use crate::blockdev::{self as disks, Disk, Sysroot, Volume};
 
 /// What the agent works on; fixed at start-up, never from a request.
 #[derive(Debug, Clone)]

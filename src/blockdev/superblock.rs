@@ -386,7 +386,7 @@ mod tests {
             String::from_utf8_lossy(&out.stderr)
         );
         (
-            crate::disks::discover::identify_file(&img).unwrap(),
+            crate::blockdev::discover::identify_file(&img).unwrap(),
             blkid_uuid(&img),
         )
     }

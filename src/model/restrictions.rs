@@ -22,8 +22,27 @@ use std::fmt;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use utoipa::ToSchema;
 
-use super::ItemView;
 use super::ratings::{self, Rating};
+
+/// A rating as an item carries it, before it is looked up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RawRating<'a> {
+    /// Country the library or the NFO suggests (`us`, `gb`, `Germany`…), if any.
+    pub country: Option<&'a str>,
+    /// The value as written, e.g. `PG-13`, `de/FSK 16`, `Rated R`.
+    pub value: &'a str,
+}
+
+/// What policy needs to know about an item. The library maps its items into this; an
+/// episode should carry its show's rating and labels when it has none of its own.
+#[derive(Debug, Clone, Copy)]
+pub struct ItemView<'a> {
+    pub library_id: u64,
+    pub kind: ItemKind,
+    /// `None` when the item has no rating at all.
+    pub rating: Option<RawRating<'a>>,
+    pub labels: &'a [String],
+}
 
 /// Most labels in one list; more is a mistake, not a use.
 pub const MAX_LABELS: usize = 256;
@@ -546,7 +565,6 @@ impl fmt::Display for Hidden {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::policy::RawRating;
 
     fn item<'a>(kind: ItemKind, rating: Option<&'a str>, labels: &'a [String]) -> ItemView<'a> {
         ItemView {

@@ -9,7 +9,9 @@ use std::time::Duration;
 
 use serde::de::DeserializeOwned;
 
-use super::protocol::{MAX_RESPONSE_BYTES, Request, Response, Reused, SessionOp, Staged, Staging};
+use crate::agent::protocol::{
+    MAX_RESPONSE_BYTES, Request, Response, Reused, SessionOp, Staged, Staging,
+};
 use crate::ota::BundleMeta;
 use crate::ota::download::{DownloadError, SlotWriter};
 
@@ -170,7 +172,7 @@ impl SlotWriter for AgentSlotWriter {
     ) -> Result<Option<Vec<usize>>, DownloadError> {
         self.send(
             &SessionOp::Reuse {
-                done: super::update::ranges(done),
+                done: crate::agent::protocol::ranges(done),
             },
             &[],
         )?;

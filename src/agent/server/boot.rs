@@ -23,30 +23,9 @@ use std::fs;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
-use crate::ota::Version;
+use crate::model::Version;
 
-/// One of the two A/B slots.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Slot {
-    A,
-    B,
-}
-
-impl Slot {
-    pub fn other(self) -> Slot {
-        match self {
-            Slot::A => Slot::B,
-            Slot::B => Slot::A,
-        }
-    }
-    pub fn letter(self) -> char {
-        match self {
-            Slot::A => 'a',
-            Slot::B => 'b',
-        }
-    }
-}
+pub use crate::agent::protocol::Slot;
 
 /// What the device works out at start.
 #[derive(Clone, Debug, PartialEq, Eq)]

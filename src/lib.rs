@@ -13,6 +13,7 @@
 )]
 
 pub mod agent;
+pub mod backup;
 pub mod config;
 pub mod disks;
 pub mod dlna;

@@ -112,12 +112,48 @@ pub enum ServeError {
 const DRAIN: Duration = Duration::from_secs(10);
 
 /// Runs the server until `shutdown` completes, then drains open requests.
+///
+/// A verified restore asks for a restart: the server stops as for a shutdown, the staged
+/// backup is swapped in ([`backup::restore::apply_pending`]) and it starts again on the same
+/// sockets (connections wait in the backlog meanwhile).
 pub async fn serve(
     config: Config,
     listeners: Listeners,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
     let config = Arc::new(config);
+    let keep = |ls: Vec<TcpListener>| -> std::io::Result<Vec<std::net::TcpListener>> {
+        ls.into_iter().map(|l| l.into_std()).collect()
+    };
+    let (http, https) = (keep(listeners.http)?, keep(listeners.https)?);
+    let again = |ls: &[std::net::TcpListener]| -> std::io::Result<Vec<TcpListener>> {
+        ls.iter()
+            .map(|l| TcpListener::from_std(l.try_clone()?))
+            .collect()
+    };
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let listeners = Listeners {
+            http: again(&http)?,
+            https: again(&https)?,
+        };
+        match serve_once(config.clone(), listeners, &mut shutdown).await? {
+            Ended::Shutdown => return Ok(()),
+            Ended::Restart => tracing::warn!("restarting to restore a backup"),
+        }
+    }
+}
+
+enum Ended {
+    Shutdown,
+    Restart,
+}
+
+async fn serve_once(
+    config: Arc<Config>,
+    listeners: Listeners,
+    shutdown: &mut std::pin::Pin<&mut (impl Future<Output = ()> + Send)>,
+) -> Result<Ended, ServeError> {
     // Private (0700, files 0600) whatever the umask, and repaired if an older version or a
     // hand-made copy left it readable; before the database is opened.
     {
@@ -125,6 +161,15 @@ pub async fn serve(
         tokio::task::spawn_blocking(move || store::perms::secure_data_dir(&dir))
             .await
             .map_err(|e| ServeError::Other(e.to_string()))??;
+    }
+    // A restore staged before a restart (or a kill) is finished before anything opens the
+    // database; an unfinished staging is thrown away.
+    {
+        let dir = config.data_dir.clone();
+        tokio::task::spawn_blocking(move || backup::restore::apply_pending(&dir))
+            .await
+            .map_err(|e| ServeError::Other(e.to_string()))?
+            .map_err(|e| ServeError::Other(format!("cannot finish restoring a backup: {e}")))?;
     }
     let db_path = config.database_path();
     let store = tokio::task::spawn_blocking(move || store::Store::open(&db_path))
@@ -224,7 +269,14 @@ pub async fn serve(
         scans.clone(),
         library_watcher.clone(),
     ));
+    let backups = backup::Backups::new(
+        store.clone(),
+        config.data_dir.clone(),
+        toml::to_string(&*config).unwrap_or_default(),
+    );
+    let backup_scheduler = backups.spawn_scheduler();
     let state = web::AppState {
+        backups: backups.clone(),
         config: config.clone(),
         store,
         lan,
@@ -322,7 +374,11 @@ pub async fn serve(
     }
     system::notify::notify("READY=1");
     let watchdog = system::notify::spawn_watchdog();
-    shutdown.await;
+    let ended = tokio::select! {
+        _ = shutdown.as_mut() => Ended::Shutdown,
+        _ = backups.restart_requested() => Ended::Restart,
+    };
+    backup_scheduler.abort();
     tracing::info!("shutting down");
     system::notify::notify("STOPPING=1");
     if let Some(w) = watchdog {
@@ -343,7 +399,7 @@ pub async fn serve(
     if let Some(c) = update_checker {
         c.abort();
     }
-    Ok(())
+    Ok(ended)
 }
 
 /// The address a person would type: the wildcard address becomes localhost.

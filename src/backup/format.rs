@@ -136,7 +136,8 @@ impl MasterKey {
         Self::derive(passphrase, kdf, salt)
     }
 
-    fn derive(passphrase: &str, kdf: Kdf, salt: [u8; 16]) -> Result<MasterKey, BackupError> {
+    /// Derives the key for `salt` (a file's header names it and `kdf`).
+    pub fn derive(passphrase: &str, kdf: Kdf, salt: [u8; 16]) -> Result<MasterKey, BackupError> {
         kdf.check()?;
         let params = argon2::Params::new(kdf.memory_kib, kdf.passes, kdf.lanes, Some(32))
             .map_err(|e| BackupError::Internal(format!("argon2 parameters: {e}")))?;

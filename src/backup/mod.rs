@@ -73,8 +73,6 @@ pub enum BackupError {
     WeakPassphrase(String),
     #[error("{0}")]
     Invalid(String),
-    #[error("A backup or restore is already running; try again when it has finished.")]
-    Busy,
     #[error("{0}")]
     Folder(String),
     #[error("{0}")]
@@ -512,12 +510,13 @@ impl Backups {
         &self.inner.data_dir
     }
 
+    /// One backup or restore at a time; the next waits for it.
     fn lock(&self) -> Result<std::sync::MutexGuard<'_, ()>, BackupError> {
-        match self.inner.busy.try_lock() {
-            Ok(g) => Ok(g),
-            Err(std::sync::TryLockError::Poisoned(p)) => Ok(p.into_inner()),
-            Err(std::sync::TryLockError::WouldBlock) => Err(BackupError::Busy),
-        }
+        Ok(self
+            .inner
+            .busy
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner))
     }
 
     fn extras(&self) -> Result<Extras, BackupError> {

@@ -21,6 +21,8 @@ pub const READY: &str = "restore-ready";
 const PREVIOUS: &str = "restore-previous";
 const APPLIED: &str = "restore-applied";
 const MANIFEST: &str = "manifest.json";
+/// Where an uploaded backup file waits while it is checked.
+pub const UPLOAD: &str = "restore-upload.hbk";
 /// What a restore replaces, in order.
 const SWAPPED: [&str; 2] = [DB_FILE, TLS_DIR];
 
@@ -98,6 +100,16 @@ pub fn apply_steps(data_dir: &Path, mut budget: usize) -> Result<bool, BackupErr
     };
     let ready = data_dir.join(READY);
     let previous = data_dir.join(PREVIOUS);
+    // Leftovers of a kill during an upload or a backup: an uploaded file, a snapshot.
+    if let Ok(entries) = std::fs::read_dir(data_dir) {
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if name == UPLOAD || name.starts_with("backup-work-") {
+                step()?;
+                remove_any(&e.path())?;
+            }
+        }
+    }
     // A staging folder never became ready: the restore was not checked to the end.
     if data_dir.join(STAGING).exists() {
         step()?;

@@ -186,7 +186,15 @@ pub fn list(folder: &Path) -> Vec<BackupFile> {
             }
         }
     }
-    out.sort_by(|a, b| a.name.cmp(&b.name));
+    // By time, then by the `-N` a second backup in the same second gets.
+    out.sort_by_key(|f| {
+        let mid = &f.name[FILE_PREFIX.len()..f.name.len() - FILE_SUFFIX.len()];
+        let (stamp, n) = mid.split_at(mid.len().min(15));
+        (
+            stamp.to_owned(),
+            n.trim_start_matches('-').parse::<u32>().unwrap_or(0),
+        )
+    });
     out
 }
 
@@ -426,5 +434,36 @@ impl Backups {
                 }
             }
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_sort_by_time_and_only_ours_count() {
+        let dir = tempfile::tempdir().unwrap();
+        for n in [
+            file_name(86_400 * 3, 0),
+            file_name(86_400 * 3, 1),
+            file_name(86_400, 0),
+            file_name(86_400 * 3, 12),
+            "hearth-backup-notes.hbk".into(),
+            "other.hbk".into(),
+            format!("{}{PART_SUFFIX}", file_name(86_400 * 9, 0)),
+        ] {
+            std::fs::write(dir.path().join(n), b"x").unwrap();
+        }
+        let names: Vec<String> = list(dir.path()).into_iter().map(|f| f.name).collect();
+        assert_eq!(
+            names,
+            [
+                "hearth-backup-19700102-000000.hbk",
+                "hearth-backup-19700104-000000.hbk",
+                "hearth-backup-19700104-000000-1.hbk",
+                "hearth-backup-19700104-000000-12.hbk",
+            ]
+        );
     }
 }

@@ -707,7 +707,14 @@ impl Serve {
     fn url(&self, p: &str) -> String {
         format!("{}{}", self.base, p)
     }
-    fn kill(mut self) {
+    fn kill(self) {
+        drop(self);
+    }
+}
+
+impl Drop for Serve {
+    /// SIGKILL, also when a test fails midway: no server outlives its test.
+    fn drop(&mut self) {
         let _ = nix::sys::signal::kill(
             nix::unistd::Pid::from_raw(self.child.id() as i32),
             nix::sys::signal::Signal::SIGKILL,

@@ -69,6 +69,10 @@ pub enum BackupError {
         running: String,
         known: u64,
     },
+    #[error(
+        "Restoring is only possible from the home network or the device itself, as for claiming."
+    )]
+    NeedsLan,
     #[error("{0}")]
     WeakPassphrase(String),
     #[error("{0}")]
@@ -551,9 +555,14 @@ impl Backups {
     pub fn restore(
         &self,
         by: RestoreBy<'_>,
+        from: crate::net::NetClass,
         file: &Path,
         passphrase: &str,
     ) -> Result<Manifest, BackupError> {
+        // A restore replaces every account: like claiming, never from outside the house.
+        if from == crate::net::NetClass::Remote {
+            return Err(BackupError::NeedsLan);
+        }
         if let RestoreBy::SetupWizard = by
             && crate::identity::is_claimed(&self.inner.store)?
         {

@@ -214,6 +214,17 @@ fn check_folder(folder: &str, data_dir: &Path) -> Result<PathBuf, BackupError> {
         return Err(BackupError::Folder(format!("{folder} is not a folder.")));
     }
     let real = std::fs::canonicalize(&p)?;
+    // A folder on a disk (`/media/<disk>/…`, `/mnt/…`, a home folder), never the system's own.
+    const SYSTEM: [&str; 12] = [
+        "/etc", "/usr", "/bin", "/sbin", "/lib", "/lib64", "/boot", "/efi", "/dev", "/proc",
+        "/sys", "/run",
+    ];
+    if real.components().count() < 3 || SYSTEM.iter().any(|d| real.starts_with(d)) {
+        return Err(BackupError::Invalid(format!(
+            "{} is a system folder; pick a folder on a disk, like /media/usb-stick/hearth-backups.",
+            real.display()
+        )));
+    }
     if let Ok(data) = std::fs::canonicalize(data_dir)
         && real.starts_with(&data)
     {
@@ -440,6 +451,30 @@ impl Backups {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_folder_must_be_a_real_folder_on_a_disk() {
+        let tmp = tempfile::tempdir().unwrap();
+        let data = tmp.path().join("data");
+        std::fs::create_dir_all(data.join("inside")).unwrap();
+        let usb = tmp.path().join("usb");
+        std::fs::create_dir(&usb).unwrap();
+        std::fs::write(tmp.path().join("file"), b"x").unwrap();
+        let bad = [
+            "relative/path".to_owned(),
+            "/".to_owned(),
+            "/etc".to_owned(),
+            "/usr/share".to_owned(),
+            "/proc/self".to_owned(),
+            tmp.path().join("missing").display().to_string(),
+            tmp.path().join("file").display().to_string(),
+            data.join("inside").display().to_string(),
+        ];
+        for f in bad {
+            assert!(check_folder(&f, &data).is_err(), "{f}");
+        }
+        assert!(check_folder(usb.to_str().unwrap(), &data).is_ok());
+    }
 
     #[test]
     fn names_sort_by_time_and_only_ours_count() {

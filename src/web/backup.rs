@@ -42,6 +42,7 @@ fn backup_error(e: BackupError) -> ApiError {
             ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "backup_too_large", msg)
         }
         BackupError::TooNew { .. } => ApiError::invalid("backup_too_new", msg),
+        BackupError::NeedsLan => ApiError::forbidden("restore_needs_lan", msg),
         BackupError::WeakPassphrase(_) => ApiError::invalid("weak_passphrase", msg),
         BackupError::Invalid(_) => ApiError::invalid("invalid_input", msg),
         BackupError::Folder(_) => ApiError::invalid("backup_folder", msg),
@@ -196,8 +197,8 @@ async fn setup_restore(
     // The same guard as claiming: home network, unclaimed, the setup code, throttled.
     state.identity.check_code(&code, client)?;
     let pass = passphrase(&headers)?;
-    let manifest = restore_upload(&state, body, pass, |b, p, pass| {
-        b.restore(RestoreBy::SetupWizard, p, pass)
+    let manifest = restore_upload(&state, body, pass, move |b, p, pass| {
+        b.restore(RestoreBy::SetupWizard, client.class, p, pass)
     })
     .await?;
     Ok((
@@ -226,6 +227,7 @@ struct ConfirmQuery {
 async fn owner_restore(
     owner: Owner,
     State(state): State<AppState>,
+    axum::Extension(client): axum::Extension<ClientInfo>,
     Query(q): Query<ConfirmQuery>,
     headers: HeaderMap,
     body: Body,
@@ -239,7 +241,7 @@ async fn owner_restore(
     let pass = passphrase(&headers)?;
     let proof = owner.proof;
     let manifest = restore_upload(&state, body, pass, move |b, p, pass| {
-        b.restore(RestoreBy::Owner(&proof), p, pass)
+        b.restore(RestoreBy::Owner(&proof), client.class, p, pass)
     })
     .await?;
     Ok((

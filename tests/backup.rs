@@ -482,6 +482,17 @@ fn bad_backups_are_refused_each_with_its_own_error_and_nothing_changes() {
         let st = get(&s.url("/api/v1/setup"), None).json();
         assert_eq!(st["claimed"], false, "{what}");
     }
+    drop(s);
+    // A file larger than the device accepts is cut off while it arrives, not stored.
+    let s = TestServer::start_with(&data, |c| c.limits.upload_bytes = 4096);
+    let (status, body) = setup_restore(&s, &good, PASS, &code);
+    assert_eq!(
+        (status, error_code(&body).as_str()),
+        (413, "backup_too_large")
+    );
+    assert_eq!(listing(&data), before);
+    drop(s);
+    let s = TestServer::start_with(&data, |_| {});
     // No passphrase, a wrong setup code.
     let (_, body) = post_raw(
         &s.url("/api/v1/setup/restore"),

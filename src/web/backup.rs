@@ -152,7 +152,8 @@ async fn restore_upload(
     + 'static,
 ) -> Result<Manifest, ApiError> {
     let path: PathBuf = state.config.data_dir.join(crate::backup::restore::UPLOAD);
-    let result = match receive(body, &path, crate::backup::MAX_FILE_BYTES).await {
+    let cap = crate::backup::MAX_FILE_BYTES.min(state.config.limits.upload_bytes);
+    let result = match receive(body, &path, cap).await {
         Ok(()) => {
             let (backups, p) = (state.backups.clone(), path.clone());
             tokio::task::spawn_blocking(move || by(&backups, &p, &pass))

@@ -280,7 +280,26 @@ fn a_household_comes_back_through_the_setup_wizard() {
         restore_time
     );
 
-    let restored = dump(&data);
+    // The restore adds one entry to the audit log (and its counter): set it aside.
+    let mut restored = dump(&data);
+    let added: Vec<String> = restored["audit"]
+        .iter()
+        .filter(|r| !in_backup["audit"].contains(r))
+        .cloned()
+        .collect();
+    assert_eq!(added.len(), 1, "{added:?}");
+    assert!(
+        added[0].contains("\"restore\"") && added[0].contains("Den"),
+        "{added:?}"
+    );
+    for t in restored.values_mut() {
+        t.retain(|r| !added.contains(r) && !r.starts_with("\"next_audit_id\""));
+    }
+    let mut in_backup = in_backup;
+    let mut original = original;
+    for t in in_backup.values_mut().chain(original.values_mut()) {
+        t.retain(|r| !r.starts_with("\"next_audit_id\""));
+    }
     assert_eq!(
         restored, in_backup,
         "the restore is the backup, table by table"

@@ -62,7 +62,24 @@ pub fn stage(
         private_dir(&staging.join(TLS_DIR))?;
         // Open it once: a database that redb cannot read, or that is newer than this binary,
         // is refused here; an older one is migrated now.
-        crate::store::Store::open(&staging.join(DB_FILE))?;
+        let store = crate::store::Store::open(&staging.join(DB_FILE))?;
+        // The restored device's own log says where its state came from.
+        store.write(|tx| {
+            tx.audit(
+                crate::now_secs(),
+                "restore",
+                None,
+                None,
+                format!(
+                    "restored from a backup of \"{}\" made at {} by Hearth {} (schema {})",
+                    manifest.server_name,
+                    manifest.created_at,
+                    manifest.hearth_version,
+                    manifest.schema_version
+                ),
+            )
+        })?;
+        drop(store);
         let json = serde_json::to_vec_pretty(&manifest)
             .map_err(|e| BackupError::Internal(e.to_string()))?;
         std::fs::write(staging.join(MANIFEST), json)?;

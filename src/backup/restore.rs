@@ -21,8 +21,8 @@ pub const READY: &str = "restore-ready";
 const PREVIOUS: &str = "restore-previous";
 const APPLIED: &str = "restore-applied";
 const MANIFEST: &str = "manifest.json";
-/// Where an uploaded backup file waits while it is checked.
-pub const UPLOAD: &str = "restore-upload.hbk";
+/// Where an uploaded backup file waits while it is checked: `restore-upload-<random>.hbk`.
+pub const UPLOAD_PREFIX: &str = "restore-upload-";
 /// What a restore replaces, in order.
 const SWAPPED: [&str; 2] = [DB_FILE, TLS_DIR];
 
@@ -121,7 +121,7 @@ pub fn apply_steps(data_dir: &Path, mut budget: usize) -> Result<bool, BackupErr
     if let Ok(entries) = std::fs::read_dir(data_dir) {
         for e in entries.flatten() {
             let name = e.file_name().to_string_lossy().into_owned();
-            if name == UPLOAD || name.starts_with("backup-work-") {
+            if name.starts_with(UPLOAD_PREFIX) || name.starts_with("backup-work-") {
                 step()?;
                 remove_any(&e.path())?;
             }

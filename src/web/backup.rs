@@ -151,7 +151,15 @@ async fn restore_upload(
     + Send
     + 'static,
 ) -> Result<Manifest, ApiError> {
-    let path: PathBuf = state.config.data_dir.join(crate::backup::restore::UPLOAD);
+    // A name of its own: two uploads at once never share a file.
+    let mut r = [0u8; 8];
+    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut r)
+        .map_err(|_| ApiError::internal("the system random generator failed"))?;
+    let path: PathBuf = state.config.data_dir.join(format!(
+        "{}{}.hbk",
+        crate::backup::restore::UPLOAD_PREFIX,
+        hex::encode(r)
+    ));
     let cap = crate::backup::MAX_FILE_BYTES.min(state.config.limits.upload_bytes);
     let result = match receive(body, &path, cap).await {
         Ok(()) => {

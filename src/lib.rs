@@ -13,6 +13,7 @@
 )]
 
 pub mod agent;
+pub mod backup;
 pub mod blockdev;
 pub mod config;
 pub mod disks;
@@ -79,12 +80,58 @@ pub enum ServeError {
 const DRAIN: Duration = Duration::from_secs(10);
 
 /// Runs the server until `shutdown` completes, then drains open requests.
+///
+/// A verified restore asks for a restart: the server stops as for a shutdown, the staged
+/// backup is swapped in ([`backup::restore::apply_pending`]) and it starts again on the same
+/// sockets (connections wait in the backlog meanwhile).
 pub async fn serve(
     config: Config,
     listeners: Listeners,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
     let config = Arc::new(config);
+    let keep = |ls: Vec<TcpListener>| -> std::io::Result<Vec<std::net::TcpListener>> {
+        ls.into_iter().map(|l| l.into_std()).collect()
+    };
+    let (http, https) = (keep(listeners.http)?, keep(listeners.https)?);
+    let again = |ls: &[std::net::TcpListener]| -> std::io::Result<Vec<TcpListener>> {
+        ls.iter()
+            .map(|l| TcpListener::from_std(l.try_clone()?))
+            .collect()
+    };
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let listeners = Listeners {
+            http: again(&http)?,
+            https: again(&https)?,
+        };
+        match serve_once(config.clone(), listeners, &mut shutdown).await? {
+            Ended::Shutdown => return Ok(()),
+            Ended::Restart => tracing::warn!("restarting to restore a backup"),
+        }
+    }
+}
+
+enum Ended {
+    Shutdown,
+    Restart,
+}
+
+async fn serve_once(
+    config: Arc<Config>,
+    listeners: Listeners,
+    shutdown: &mut std::pin::Pin<&mut (impl Future<Output = ()> + Send)>,
+) -> Result<Ended, ServeError> {
+    // A restore staged before a restart (or a kill) is finished before anything opens the
+    // database; an unfinished staging is thrown away.
+    {
+        let dir = config.data_dir.clone();
+        tokio::task::spawn_blocking(move || backup::restore::apply_pending(&dir))
+            .await
+            .map_err(|e| ServeError::Other(e.to_string()))?
+            .map_err(|e| ServeError::Other(format!("cannot finish restoring a backup: {e}")))?;
+    }
+    // Private (0700, files 0600) whatever the umask, then the database.
     let store = open_store(&config).await?;
 
     let claim = prepare_claim(&config, &store).await?;
@@ -132,7 +179,14 @@ pub async fn serve(
         scans.clone(),
         library_watcher.clone(),
     ));
+    let backups = backup::Backups::new(
+        store.clone(),
+        config.data_dir.clone(),
+        toml::to_string(&*config).unwrap_or_default(),
+    );
+    let backup_scheduler = backups.spawn_scheduler();
     let state = web::AppState {
+        backups: backups.clone(),
         config: config.clone(),
         store,
         lan,
@@ -201,9 +255,13 @@ pub async fn serve(
             update_checker,
         ],
     };
-    shutdown.await;
+    let ended = tokio::select! {
+        _ = shutdown.as_mut() => Ended::Shutdown,
+        _ = backups.restart_requested() => Ended::Restart,
+    };
+    backup_scheduler.abort();
     background.stop().await;
-    Ok(())
+    Ok(ended)
 }
 
 /// What runs beside the accept loops, stopped in order at shutdown.

@@ -35,7 +35,7 @@ const FLOORS: &[(&str, &[&str])] = &[
     ),
     ("agent client, system", &["agent::client", "system"]),
     ("disks and updates", &["disks", "ota"]),
-    ("library, root agent", &["library", "agent::server"]),
+    ("library, root agent, backups", &["library", "agent::server", "backup"]),
     ("streaming", &["stream"]),
     ("front ends", &["dlna"]),
     ("web", &["web"]),

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{JsonTable, Rx, StoreError, Tx, decode, encode, next_id};
 
-const AUDIT: JsonTable<u64> = TableDefinition::new("audit");
+pub(super) const AUDIT: JsonTable<u64> = TableDefinition::new("audit");
 
 /// Entries kept; a household generates a few dozen a day, so this is months of history.
 pub const AUDIT_CAP: u64 = 10_000;

@@ -6,8 +6,9 @@ use serde::{Deserialize, Serialize};
 
 use super::{JsonTable, Rx, StoreError, Tx, all_json, encode, get_json, next_id};
 
-const DEVICES: JsonTable<u64> = TableDefinition::new("devices");
-const DEVICE_TOKENS: TableDefinition<&[u8; 32], u64> = TableDefinition::new("device_tokens");
+pub(super) const DEVICES: JsonTable<u64> = TableDefinition::new("devices");
+pub(super) const DEVICE_TOKENS: TableDefinition<&[u8; 32], u64> =
+    TableDefinition::new("device_tokens");
 
 pub(super) fn create_tables(tx: &redb::WriteTransaction) -> Result<(), StoreError> {
     tx.open_table(DEVICES)?;

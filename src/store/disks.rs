@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{JsonTable, Rx, StoreError, Tx, all_json, encode, get_json};
 
-const DISKS: JsonTable<&str> = TableDefinition::new("disks");
+pub(super) const DISKS: JsonTable<&str> = TableDefinition::new("disks");
 
 pub(super) fn create_tables(tx: &redb::WriteTransaction) -> Result<(), StoreError> {
     tx.open_table(DISKS)?;

@@ -6,8 +6,9 @@ use serde::{Deserialize, Serialize};
 
 use super::{JsonTable, Rx, StoreError, Tx, all_json, encode, get_json, next_id};
 
-const INVITES: JsonTable<u64> = TableDefinition::new("invites");
-const INVITE_TOKENS: TableDefinition<&[u8; 32], u64> = TableDefinition::new("invite_tokens");
+pub(super) const INVITES: JsonTable<u64> = TableDefinition::new("invites");
+pub(super) const INVITE_TOKENS: TableDefinition<&[u8; 32], u64> =
+    TableDefinition::new("invite_tokens");
 
 pub(super) fn create_tables(tx: &redb::WriteTransaction) -> Result<(), StoreError> {
     tx.open_table(INVITES)?;

@@ -23,16 +23,22 @@ use serde::{Deserialize, Serialize};
 use super::{JsonTable, Rx, StoreError, Tx, all_json, decode, encode, get_json, next_id};
 use crate::model::media::{ContentRating, VideoFacts};
 
-const LIBRARIES: JsonTable<u64> = TableDefinition::new("libraries");
-const FOLDERS: JsonTable<u64> = TableDefinition::new("folders");
-const ITEMS: JsonTable<u64> = TableDefinition::new("items");
-const FILES: TableDefinition<(u64, &str), (u64, u64, u64)> = TableDefinition::new("library_files");
-const BY_TITLE: TableDefinition<(u64, &str, u64), ()> = TableDefinition::new("items_by_title");
-const BY_YEAR: TableDefinition<(u64, u64, u64), ()> = TableDefinition::new("items_by_year");
-const BY_ADDED: TableDefinition<(u64, u64, u64), ()> = TableDefinition::new("items_by_added");
-const TERMS: TableDefinition<(&str, u64), ()> = TableDefinition::new("search_terms");
-const SCAN_ERRORS: TableDefinition<(u64, &str), &[u8]> = TableDefinition::new("scan_errors");
-const SEARCH_ROWS: TableDefinition<u64, (u64, &str, &str)> = TableDefinition::new("search_rows");
+pub(super) const LIBRARIES: JsonTable<u64> = TableDefinition::new("libraries");
+pub(super) const FOLDERS: JsonTable<u64> = TableDefinition::new("folders");
+pub(super) const ITEMS: JsonTable<u64> = TableDefinition::new("items");
+pub(super) const FILES: TableDefinition<(u64, &str), (u64, u64, u64)> =
+    TableDefinition::new("library_files");
+pub(super) const BY_TITLE: TableDefinition<(u64, &str, u64), ()> =
+    TableDefinition::new("items_by_title");
+pub(super) const BY_YEAR: TableDefinition<(u64, u64, u64), ()> =
+    TableDefinition::new("items_by_year");
+pub(super) const BY_ADDED: TableDefinition<(u64, u64, u64), ()> =
+    TableDefinition::new("items_by_added");
+pub(super) const TERMS: TableDefinition<(&str, u64), ()> = TableDefinition::new("search_terms");
+pub(super) const SCAN_ERRORS: TableDefinition<(u64, &str), &[u8]> =
+    TableDefinition::new("scan_errors");
+pub(super) const SEARCH_ROWS: TableDefinition<u64, (u64, &str, &str)> =
+    TableDefinition::new("search_rows");
 
 pub(super) fn create_tables(tx: &redb::WriteTransaction) -> Result<(), StoreError> {
     tx.open_table(LIBRARIES)?;

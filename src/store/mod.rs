@@ -13,6 +13,7 @@ pub mod library;
 pub mod ota;
 pub mod perms;
 pub mod settings;
+pub mod snapshot;
 pub mod users;
 pub mod watch;
 

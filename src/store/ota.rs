@@ -6,9 +6,9 @@ use serde::{Deserialize, Serialize};
 
 use super::{JsonTable, Rx, StoreError, Tx, decode, encode};
 
-const OTA_JOB: JsonTable<&str> = TableDefinition::new("ota_job");
+pub(super) const OTA_JOB: JsonTable<&str> = TableDefinition::new("ota_job");
 /// Chunk numbers of the current job that are on the slot (value unused).
-const OTA_CHUNKS: TableDefinition<u32, u8> = TableDefinition::new("ota_chunks");
+pub(super) const OTA_CHUNKS: TableDefinition<u32, u8> = TableDefinition::new("ota_chunks");
 const JOB_KEY: &str = "current";
 /// The last check, the offer it found and the last rollback, for the Updates page.
 const RECORD_KEY: &str = "record";

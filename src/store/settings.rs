@@ -6,7 +6,7 @@ use serde::de::DeserializeOwned;
 
 use super::{Rx, StoreError, Tx, decode, encode};
 
-const SETTINGS: TableDefinition<&str, &[u8]> = TableDefinition::new("settings");
+pub(super) const SETTINGS: TableDefinition<&str, &[u8]> = TableDefinition::new("settings");
 
 pub(super) fn create_tables(tx: &redb::WriteTransaction) -> Result<(), StoreError> {
     tx.open_table(SETTINGS)?;

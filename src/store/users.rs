@@ -6,8 +6,8 @@ use serde::{Deserialize, Serialize};
 
 use super::{JsonTable, Rx, StoreError, Tx, all_json, encode, get_json, next_id};
 
-const USERS: JsonTable<u64> = TableDefinition::new("users");
-const USERNAMES: TableDefinition<&str, u64> = TableDefinition::new("usernames");
+pub(super) const USERS: JsonTable<u64> = TableDefinition::new("users");
+pub(super) const USERNAMES: TableDefinition<&str, u64> = TableDefinition::new("usernames");
 
 pub(super) fn create_tables(tx: &redb::WriteTransaction) -> Result<(), StoreError> {
     tx.open_table(USERS)?;

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{Rx, StoreError, Tx, decode, encode};
 
-const WATCH: TableDefinition<(u64, u64), &[u8]> = TableDefinition::new("watch_state");
+pub(super) const WATCH: TableDefinition<(u64, u64), &[u8]> = TableDefinition::new("watch_state");
 
 pub(super) fn create_tables(tx: &redb::WriteTransaction) -> Result<(), StoreError> {
     tx.open_table(WATCH)?;

@@ -11,6 +11,7 @@
 mod account;
 mod audit;
 pub mod auth;
+mod backup;
 mod devices;
 mod disks;
 mod dlna;
@@ -56,6 +57,7 @@ use crate::net::rules::{RequestFacts, SecureConnections, Verdict};
         (name = "updates", description = "Over-the-air updates"),
         (name = "library", description = "Libraries, items, search and streaming"),
         (name = "dlna", description = "DLNA/UPnP: which libraries players on the LAN may browse"),
+        (name = "backup", description = "Encrypted backups: downloads, the schedule, restoring"),
     )
 )]
 struct ApiDoc;
@@ -186,6 +188,7 @@ pub fn api(state: AppState) -> OpenApiRouter {
     let public = OpenApiRouter::new()
         .merge(health::router())
         .merge(setup::router())
+        .merge(backup::setup_router())
         .merge(account::public_router())
         .merge(users::public_router())
         .merge(network::public_router())
@@ -215,6 +218,7 @@ pub fn api(state: AppState) -> OpenApiRouter {
         .merge(updates::router())
         .merge(library::owner_router())
         .merge(dlna::owner_router())
+        .merge(backup::owner_router())
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             auth::owner_only,
@@ -230,7 +234,12 @@ pub fn api(state: AppState) -> OpenApiRouter {
 /// Answers 408 when a request takes longer than the configured limit. A bundle upload is
 /// exempt: it can be large on a slow link, and drops a sender that stalls on its own.
 async fn request_timeout(State(limit): State<Duration>, req: Request, next: Next) -> Response {
-    if req.uri().path() == updates::UPLOAD_PATH {
+    // Restoring reads and checks the whole uploaded backup (and Argon2id) before answering.
+    let path = req.uri().path();
+    if path == updates::UPLOAD_PATH
+        || path == backup::SETUP_RESTORE_PATH
+        || path == backup::OWNER_RESTORE_PATH
+    {
         return next.run(req).await;
     }
     match tokio::time::timeout(limit, next.run(req)).await {

@@ -34,4 +34,6 @@ pub struct AppState {
     pub watcher: Option<Arc<crate::library::watch::LibraryWatcher>>,
     /// The UPnP identity and the "DLNA settings changed" signal for SSDP.
     pub dlna: crate::dlna::Dlna,
+    /// Backups: downloads, the schedule, restores.
+    pub backups: crate::backup::Backups,
 }

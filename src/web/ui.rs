@@ -85,6 +85,11 @@ const ASSETS: &[Asset] = &[
         "text/javascript; charset=utf-8"
     ),
     asset!(
+        "/assets/backup.js",
+        "assets/backup.js",
+        "text/javascript; charset=utf-8"
+    ),
+    asset!(
         "/assets/style.css",
         "assets/style.css",
         "text/css; charset=utf-8"

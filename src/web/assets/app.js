@@ -6,6 +6,7 @@ import { loginPage, profilesPage, invitePage } from "./account.js";
 import { homePage, libraryPage, itemPage, searchPage } from "./browse.js";
 import { playerPage } from "./player.js";
 import { usersPage, devicesPage, networkPage, securityPage, themeToggle } from "./settings.js";
+import { backupsPage, kitPage } from "./backup.js";
 import { librariesPage, updatesPage, dlnaPage, privacyPage, systemPage } from "./admin.js";
 
 const nav = document.getElementById("nav");
@@ -74,6 +75,8 @@ async function route() {
     case "#/settings/updates": return owner ? updatesPage() : homePage();
     case "#/settings/dlna": return owner ? dlnaPage() : homePage();
     case "#/settings/system": return owner ? systemPage() : homePage();
+    case "#/settings/backups": return owner ? backupsPage() : homePage();
+    case "#/settings/backups/kit": return owner ? kitPage() : homePage();
     default: return homePage();
   }
 }

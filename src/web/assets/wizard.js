@@ -1,5 +1,6 @@
 // The setup wizard: welcome → setup code → owner → name (claims) → network → libraries → done.
 import { h, api, render, field, errorBox, showError, busy, formCard, stepsBar, thisDevice, main, radio, listOf, kindName } from "./core.js";
+import { wizardRestore } from "./backup.js";
 
 const STEPS = ["Welcome", "Setup code", "Owner", "Name", "Network", "Libraries", "Done"];
 const wizard = { code: "", username: "", password: "", serverName: "", status: null };
@@ -8,10 +9,11 @@ const bar = (n) => stepsBar(STEPS, n);
 export function wizardWelcome(status) {
   wizard.status = status;
   const start = h("button", { class: "primary", type: "submit" }, "Get started");
+  const restore = h("button", { type: "button", id: "start-restore", onclick: () => wizardRestore(() => wizardWelcome(status)) }, "Restore from a backup");
   render(formCard("Welcome to your Hearth",
     "This device will keep your household's films, shows, music and photos at home. Setting it up takes about a minute: you will need the setup code shown on the device's screen or console.",
-    [h("p", {}, "Version " + status.version + ".")],
-    [start], () => wizardCode(), bar(0)));
+    [h("p", {}, "Version " + status.version + "."), h("p", { class: "muted" }, "Had a Hearth before? Restore its backup instead of starting fresh.")],
+    [start, restore], () => wizardCode(), bar(0)));
 }
 
 function wizardCode() {

@@ -1,0 +1,930 @@
+//! Security-sensitive tests of backups against the real server: a whole household backed up,
+//! the data directory wiped, restored through the setup wizard's API and compared table by
+//! table; every kind of bad file refused with its own error and nothing changed; who may do
+//! what (only the owner); and `hearth serve` killed during scheduled backups.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use common::{TestServer, get, send};
+use hearth::backup::format::{Kdf, MasterKey, Sealer, Unlock};
+use hearth::store::Store;
+use serde_json::{Value, json};
+
+const PASS: &str = "correct horse battery staple";
+
+/// A raw POST with headers; returns (status, body bytes).
+fn post_raw(
+    url: &str,
+    token: Option<&str>,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> (u16, Vec<u8>) {
+    let mut req = common::agent().post(url);
+    if let Some(t) = token {
+        req = req.header("Authorization", &format!("Bearer {t}"));
+    }
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let mut resp = req
+        .header("Content-Type", "application/octet-stream")
+        .send(body)
+        .expect("transport");
+    let status = resp.status().as_u16();
+    let bytes = resp
+        .body_mut()
+        .with_config()
+        .limit(1 << 30)
+        .read_to_vec()
+        .unwrap_or_default();
+    (status, bytes)
+}
+
+fn error_code(body: &[u8]) -> String {
+    serde_json::from_slice::<Value>(body)
+        .ok()
+        .and_then(|v| v["error"]["code"].as_str().map(str::to_owned))
+        .unwrap_or_else(|| String::from_utf8_lossy(body).into_owned())
+}
+
+fn download(s: &TestServer, token: &str, pass: &str) -> (u16, Vec<u8>) {
+    let mut resp = common::agent()
+        .post(&s.url("/api/v1/backup/download"))
+        .header("Authorization", &format!("Bearer {token}"))
+        .send_json(json!({ "passphrase": pass }))
+        .expect("transport");
+    let status = resp.status().as_u16();
+    let bytes = resp
+        .body_mut()
+        .with_config()
+        .limit(1 << 30)
+        .read_to_vec()
+        .unwrap();
+    (status, bytes)
+}
+
+fn setup_restore(s: &TestServer, file: &[u8], pass: &str, code: &str) -> (u16, Vec<u8>) {
+    let enc = percent(pass);
+    post_raw(
+        &s.url("/api/v1/setup/restore"),
+        None,
+        &[("Hearth-Passphrase", &enc), ("Hearth-Setup-Code", code)],
+        file,
+    )
+}
+
+fn percent(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+fn wait_for_scan(s: &TestServer, token: &str, lib: u64) {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let v = get(
+            &s.url(&format!("/api/v1/libraries/{lib}/scan")),
+            Some(token),
+        )
+        .json();
+        if v["progress"]["running"] == false {
+            return;
+        }
+        assert!(Instant::now() < deadline, "scan never finished: {v}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn wait_claimed(s: &TestServer, want: bool) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let r = get(&s.url("/api/v1/setup"), None);
+        if r.status == 200 && r.json()["claimed"] == want {
+            return;
+        }
+        assert!(Instant::now() < deadline, "never became claimed={want}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Builds a household: libraries scanned, a managed profile with a PIN and restrictions, a
+/// friend, watch progress, TOTP, a custom network rule. Returns the owner's token.
+fn household(s: &TestServer, media: &Path) -> String {
+    let owner = common::claim(s);
+    let r = send(
+        "POST",
+        &s.url("/api/v1/libraries"),
+        Some(&owner),
+        &json!({"name": "Films", "kind": "movies", "folders": [media.join("Movies").to_str().unwrap()]}),
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
+    let lib = r.json()["id"].as_u64().unwrap();
+    wait_for_scan(s, &owner, lib);
+    let r = send(
+        "POST",
+        &s.url("/api/v1/users"),
+        Some(&owner),
+        &json!({"kind": "managed", "name": "Mia", "preset": "little_kid"}),
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
+    let mia = r.json()["id"].as_u64().unwrap();
+    let r = send(
+        "PUT",
+        &s.url(&format!("/api/v1/users/{mia}/pin")),
+        Some(&owner),
+        &json!({"pin": "1234"}),
+    );
+    assert_eq!(r.status, 204, "{}", r.body);
+    let r = send(
+        "PATCH",
+        &s.url(&format!("/api/v1/users/{mia}")),
+        Some(&owner),
+        &json!({"restrictions": {"labels_deny": ["violence"]}}),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    // A friend.
+    let r = send(
+        "POST",
+        &s.url("/api/v1/invites"),
+        Some(&owner),
+        &json!({"invitee": "ben"}),
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
+    let t = r.json()["token"].as_str().unwrap().to_owned();
+    let r = send(
+        "POST",
+        &s.url(&format!("/api/v1/invites/{t}/accept")),
+        None,
+        &json!({"username": "ben", "password": "friendly giraffe tune"}),
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
+    // Watch progress.
+    let items = get(
+        &s.url(&format!("/api/v1/libraries/{lib}/items")),
+        Some(&owner),
+    )
+    .json();
+    let first = items["items"][0]["id"].as_u64().unwrap();
+    let r = send(
+        "PUT",
+        &s.url(&format!("/api/v1/items/{first}/progress")),
+        Some(&owner),
+        &json!({"position_ms": 61_000}),
+    );
+    assert!(r.status < 300, "{}", r.body);
+    // TOTP enrolment (started: its secret is stored).
+    let r = send("POST", &s.url("/api/v1/me/totp"), Some(&owner), &json!({}));
+    assert_eq!(r.status, 200, "{}", r.body);
+    // A custom network rule.
+    let r = send(
+        "PATCH",
+        &s.url("/api/v1/settings/network"),
+        Some(&owner),
+        &json!({"allowed_without_auth": {"networks": ["192.0.2.0/24"], "profile": "guest"}}),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    owner
+}
+
+fn dump(data: &Path) -> BTreeMap<String, Vec<String>> {
+    Store::open(&data.join("hearth.redb"))
+        .unwrap()
+        .dump()
+        .unwrap()
+}
+
+fn tls_files(data: &Path) -> BTreeMap<String, Vec<u8>> {
+    let mut out = BTreeMap::new();
+    if let Ok(rd) = std::fs::read_dir(data.join("tls")) {
+        for e in rd.flatten() {
+            out.insert(
+                e.file_name().to_string_lossy().into_owned(),
+                std::fs::read(e.path()).unwrap(),
+            );
+        }
+    }
+    out
+}
+
+/// The device's real certificate authority, as an HTTPS-enabled device has it.
+fn make_tls(data: &Path) {
+    std::fs::create_dir_all(data).unwrap();
+    hearth::net::tls::TlsManager::open(
+        &data.join("tls"),
+        &hearth::net::tls::DeviceNames::detect(),
+        hearth::now_secs() as i64,
+    )
+    .unwrap();
+}
+
+#[test]
+fn a_household_comes_back_through_the_setup_wizard() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let media = tmp.path().join("media");
+    common::copy_tree(&common::test_media(), &media);
+    make_tls(&data);
+    let s = TestServer::start_with(&data, |_| {});
+    let owner = household(&s, &media);
+
+    let t0 = Instant::now();
+    let (status, file) = download(&s, &owner, PASS);
+    let backup_time = t0.elapsed();
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&file));
+    let view = get(&s.url("/api/v1/backup"), Some(&owner)).json();
+    assert!(view["status"]["last_download_at"].is_u64(), "{view}");
+    assert_eq!(view["warning"], Value::Null, "{view}");
+    s.stop().unwrap();
+    let original = dump(&data);
+    let original_tls = tls_files(&data);
+    assert!(original_tls.contains_key("ca.key"));
+
+    // The backup opened offline holds exactly what is restored below.
+    let check = tmp.path().join("check");
+    std::fs::create_dir(&check).unwrap();
+    let manifest =
+        hearth::backup::read_backup(&file[..], Unlock::Passphrase(PASS), Some(&check)).unwrap();
+    assert_eq!(manifest.server_name, "Den");
+    assert!(
+        manifest.files.iter().all(|f| !f.path.contains("Movies")),
+        "no media"
+    );
+    let in_backup = dump(&check);
+
+    // The SD card dies: a fresh data directory, a fresh start, the wizard restores.
+    std::fs::remove_dir_all(&data).unwrap();
+    let s = TestServer::start_with(&data, |_| {});
+    wait_claimed(&s, false);
+    let code = hearth::identity::setup_code::read(&data).unwrap().unwrap();
+    let t0 = Instant::now();
+    let (status, body) = setup_restore(&s, &file, PASS, &code);
+    assert_eq!(status, 202, "{}", String::from_utf8_lossy(&body));
+    wait_claimed(&s, true);
+    let restore_time = t0.elapsed();
+    s.stop().unwrap();
+    println!(
+        "backup: {} bytes in {:?}; restore (upload, verify, restart) in {:?}",
+        file.len(),
+        backup_time,
+        restore_time
+    );
+
+    // The restore adds one entry to the audit log (and its counter): set it aside.
+    let mut restored = dump(&data);
+    let added: Vec<String> = restored["audit"]
+        .iter()
+        .filter(|r| !in_backup["audit"].contains(r))
+        .cloned()
+        .collect();
+    assert_eq!(added.len(), 1, "{added:?}");
+    assert!(
+        added[0].contains("\"restore\"") && added[0].contains("Den"),
+        "{added:?}"
+    );
+    for t in restored.values_mut() {
+        t.retain(|r| !added.contains(r) && !r.starts_with("\"next_audit_id\""));
+    }
+    let mut in_backup = in_backup;
+    let mut original = original;
+    for t in in_backup.values_mut().chain(original.values_mut()) {
+        t.retain(|r| !r.starts_with("\"next_audit_id\""));
+    }
+    assert_eq!(
+        restored, in_backup,
+        "the restore is the backup, table by table"
+    );
+    assert_eq!(tls_files(&data), original_tls, "the certificates came back");
+    // Against the household as it was: every table and setting, except the download's own
+    // record, written after the snapshot.
+    for (table, rows) in &original {
+        let mut a = rows.clone();
+        let mut b = restored[table].clone();
+        if table == "settings" {
+            a.retain(|r| !r.starts_with("\"backup_status\""));
+            b.retain(|r| !r.starts_with("\"backup_status\""));
+        }
+        assert_eq!(a, b, "table {table}");
+    }
+    for table in [
+        "users",
+        "devices",
+        "watch_state",
+        "libraries",
+        "items",
+        "settings",
+    ] {
+        assert!(!restored[table].is_empty(), "{table} is empty");
+    }
+    assert!(!data.join("restore-ready").exists() && !data.join("restore-previous").exists());
+
+    // The owner's old token works again; the setup code is gone.
+    let s = TestServer::start_with(&data, |_| {});
+    assert_eq!(get(&s.url("/api/v1/me"), Some(&owner)).status, 200);
+    assert!(hearth::identity::setup_code::read(&data).unwrap().is_none());
+    let users = get(&s.url("/api/v1/users"), Some(&owner)).json();
+    assert!(users.to_string().contains("Mia") && users.to_string().contains("ben"));
+}
+
+/// A backup file made with the library's own writer around a payload the test chooses.
+fn craft(manifest: &Value, content: &[u8], pass: &str) -> Vec<u8> {
+    let key = MasterKey::new(
+        pass,
+        Kdf {
+            memory_kib: 8 * 1024,
+            passes: 1,
+            lanes: 1,
+        },
+    )
+    .unwrap();
+    let sealer = Sealer::new(Vec::new(), &key).unwrap();
+    let mut z = flate2::write::DeflateEncoder::new(sealer, flate2::Compression::fast());
+    let json = serde_json::to_vec(manifest).unwrap();
+    z.write_all(&(json.len() as u32).to_be_bytes()).unwrap();
+    z.write_all(&json).unwrap();
+    z.write_all(content).unwrap();
+    z.finish().unwrap().finish().unwrap().0
+}
+
+fn manifest_with(files: Value, schema: u64) -> Value {
+    json!({"product": "hearth", "hearth_version": "9.9.9", "schema_version": schema,
+        "board": "generic-x86_64", "created_at": 1, "server_name": "X", "files": files})
+}
+
+fn sha(b: &[u8]) -> String {
+    hex::encode(ring::digest::digest(&ring::digest::SHA256, b))
+}
+
+fn listing(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn bad_backups_are_refused_each_with_its_own_error_and_nothing_changes() {
+    let tmp = tempfile::tempdir().unwrap();
+    // A real backup from another device.
+    let src = TestServer::start_with(&tmp.path().join("src"), |_| {});
+    let src_owner = common::claim(&src);
+    let (_, good) = download(&src, &src_owner, PASS);
+    drop(src);
+
+    let data = tmp.path().join("data");
+    let s = TestServer::start_with(&data, |_| {});
+    let code = hearth::identity::setup_code::read(&data).unwrap().unwrap();
+    let before = listing(&data);
+
+    let db = std::fs::read(tmp.path().join("src/hearth.redb")).unwrap();
+    let db_entry =
+        |path: &str| json!([{"path": path, "kind": "file", "size": db.len(), "sha256": sha(&db)}]);
+    let mut flipped = good.clone();
+    let mid = flipped.len() / 2;
+    flipped[mid] ^= 0x20;
+    let mut tar = vec![0u8; 2048];
+    tar[257..262].copy_from_slice(b"ustar");
+    let zeros = vec![0u8; 64 << 20];
+    let cases: Vec<(&str, Vec<u8>, &str, &str)> = vec![
+        (
+            "wrong passphrase",
+            good.clone(),
+            "not the passphrase at all",
+            "wrong_passphrase",
+        ),
+        (
+            "truncated",
+            good[..good.len() - 100].to_vec(),
+            PASS,
+            "backup_truncated",
+        ),
+        (
+            "cut at the header",
+            good[..60].to_vec(),
+            PASS,
+            "backup_truncated",
+        ),
+        ("flipped byte", flipped, PASS, "backup_damaged"),
+        ("another product's tar", tar, PASS, "not_a_backup"),
+        (
+            "an update bundle",
+            b"HEARTHUP\0\0\0\0 not a backup at all".to_vec(),
+            PASS,
+            "not_a_backup",
+        ),
+        (
+            "path traversal",
+            craft(&manifest_with(db_entry("../../etc/passwd"), 1), &db, PASS),
+            PASS,
+            "backup_refused",
+        ),
+        (
+            "absolute path",
+            craft(&manifest_with(db_entry("/etc/hearth.redb"), 1), &db, PASS),
+            PASS,
+            "backup_refused",
+        ),
+        (
+            "symlink",
+            craft(
+                &manifest_with(
+                    json!([{"path": "tls/ca.key", "kind": "symlink", "size": 0, "sha256": sha(b"")}]),
+                    1,
+                ),
+                b"",
+                PASS,
+            ),
+            PASS,
+            "backup_refused",
+        ),
+        (
+            "decompression bomb",
+            craft(
+                &manifest_with(
+                    json!([{"path": "hearth.redb", "kind": "file", "size": 1024, "sha256": sha(&zeros[..1024])}]),
+                    1,
+                ),
+                &zeros,
+                PASS,
+            ),
+            PASS,
+            "backup_refused",
+        ),
+        (
+            "oversized",
+            craft(
+                &manifest_with(
+                    json!([{"path": "hearth.redb", "kind": "file", "size": 1u64 << 40, "sha256": sha(b"")}]),
+                    1,
+                ),
+                b"",
+                PASS,
+            ),
+            PASS,
+            "backup_too_large",
+        ),
+        (
+            "from a newer hearth",
+            craft(&manifest_with(db_entry("hearth.redb"), 99), &db, PASS),
+            PASS,
+            "backup_too_new",
+        ),
+        ("empty", Vec::new(), PASS, "empty_upload"),
+    ];
+    for (what, file, pass, want) in &cases {
+        let (status, body) = setup_restore(&s, file, pass, &code);
+        let got = error_code(&body);
+        assert_eq!(
+            &got,
+            want,
+            "{what}: {status} {}",
+            String::from_utf8_lossy(&body)
+        );
+        assert!((400..500).contains(&status), "{what}: {status}");
+        if *want == "backup_too_new" {
+            let msg = String::from_utf8_lossy(&body);
+            assert!(msg.contains("9.9.9"), "names the version needed: {msg}");
+        }
+        assert_eq!(listing(&data), before, "{what} changed the data directory");
+        let st = get(&s.url("/api/v1/setup"), None).json();
+        assert_eq!(st["claimed"], false, "{what}");
+    }
+    drop(s);
+    // A file larger than the device accepts is cut off while it arrives, not stored.
+    let s = TestServer::start_with(&data, |c| c.limits.upload_bytes = 4096);
+    let (status, body) = setup_restore(&s, &good, PASS, &code);
+    assert_eq!(
+        (status, error_code(&body).as_str()),
+        (413, "backup_too_large")
+    );
+    assert_eq!(listing(&data), before);
+    drop(s);
+    let s = TestServer::start_with(&data, |_| {});
+    // No passphrase, a wrong setup code.
+    let (_, body) = post_raw(
+        &s.url("/api/v1/setup/restore"),
+        None,
+        &[("Hearth-Setup-Code", &code)],
+        &good,
+    );
+    assert_eq!(error_code(&body), "passphrase_missing");
+    let (status, _) = setup_restore(&s, &good, PASS, "AAAA-BBBB-CCCC");
+    assert!(status == 401 || status == 403 || status == 422, "{status}");
+    assert_eq!(listing(&data), before);
+    // And the good one still works after all that.
+    let (status, body) = setup_restore(&s, &good, PASS, &code);
+    assert_eq!(status, 202, "{}", String::from_utf8_lossy(&body));
+    wait_claimed(&s, true);
+}
+
+/// Only the owner may back up, download, configure or restore. Each forbidden request is
+/// one that would change something if it ran (a valid file, a valid schedule), and the
+/// checks after the table fail loudly if any of them did.
+#[test]
+fn only_the_owner_may_touch_backups() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let media = tmp.path().join("media");
+    common::copy_tree(&common::test_media(), &media);
+    let folder = tmp.path().join("usb");
+    std::fs::create_dir(&folder).unwrap();
+    let s = TestServer::start_with(&data, |_| {});
+    let owner = household(&s, &media);
+    // Mia on a device of her own: the owner signs in again and switches it to her.
+    let mia_id = get(&s.url("/api/v1/users"), Some(&owner))
+        .json()
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["name"] == "Mia" || u["username"] == "Mia")
+        .map(|u| u["id"].as_u64().unwrap())
+        .unwrap();
+    let login = send(
+        "POST",
+        &s.url("/api/v1/auth/login"),
+        None,
+        &json!({"username": "anna", "password": "correct horse battery"}),
+    );
+    let mia = login.json()["token"].as_str().unwrap().to_owned();
+    let r = send(
+        "POST",
+        &s.url("/api/v1/auth/switch"),
+        Some(&mia),
+        &json!({"user_id": mia_id, "pin": "1234"}),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let ben = send(
+        "POST",
+        &s.url("/api/v1/auth/login"),
+        None,
+        &json!({"username": "ben", "password": "friendly giraffe tune"}),
+    )
+    .json()["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (_, good) = download(&s, &owner, PASS);
+    let schedule = json!({"folder": folder.to_str().unwrap(), "every": "daily", "keep": 3, "passphrase": PASS});
+    let before_view = get(&s.url("/api/v1/backup"), Some(&owner)).json();
+
+    let who: Vec<(&str, Option<&str>)> = vec![
+        ("managed", Some(&mia)),
+        ("friend", Some(&ben)),
+        ("anonymous", None),
+        ("bad token", Some("not-a-token")),
+    ];
+    let enc = percent(PASS);
+    for (name, token) in &who {
+        let rows: Vec<(&str, u16)> = vec![
+            ("view", get(&s.url("/api/v1/backup"), *token).status),
+            (
+                "schedule",
+                send("PUT", &s.url("/api/v1/backup/schedule"), *token, &schedule).status,
+            ),
+            (
+                "run",
+                send("POST", &s.url("/api/v1/backup/run"), *token, &json!({})).status,
+            ),
+            (
+                "download",
+                send(
+                    "POST",
+                    &s.url("/api/v1/backup/download"),
+                    *token,
+                    &json!({"passphrase": PASS}),
+                )
+                .status,
+            ),
+            (
+                "restore",
+                post_raw(
+                    &s.url("/api/v1/backup/restore?confirm=replace-everything"),
+                    *token,
+                    &[("Hearth-Passphrase", &enc)],
+                    &good,
+                )
+                .0,
+            ),
+            (
+                "setup restore",
+                setup_restore(&s, &good, PASS, "AAAA-BBBB-CCCC").0,
+            ),
+        ];
+        for (action, status) in rows {
+            assert!(
+                status == 401 || status == 403 || status == 409,
+                "{name} may not {action}: got {status}"
+            );
+        }
+    }
+    // Nothing ran: no file in the folder, the schedule as it was, no restore staged.
+    assert!(listing(&folder).is_empty(), "a refused backup ran");
+    assert_eq!(
+        get(&s.url("/api/v1/backup"), Some(&owner)).json()["every"],
+        before_view["every"]
+    );
+    assert!(!data.join("restore-ready").exists() && !data.join("restore-staging").exists());
+    assert_eq!(
+        get(&s.url("/api/v1/me"), Some(&ben)).status,
+        200,
+        "no restore restarted the server"
+    );
+
+    // The owner may do all of it; the restore needs its confirmation.
+    let r = send(
+        "PUT",
+        &s.url("/api/v1/backup/schedule"),
+        Some(&owner),
+        &schedule,
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json()["has_passphrase"], true);
+    assert!(!r.body.contains(PASS));
+    let r = send(
+        "POST",
+        &s.url("/api/v1/backup/run"),
+        Some(&owner),
+        &json!({}),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    // Setting a schedule makes the first backup at once; "back up now" another.
+    assert!(!listing(&folder).is_empty());
+    let (status, body) = post_raw(
+        &s.url("/api/v1/backup/restore"),
+        Some(&owner),
+        &[("Hearth-Passphrase", &enc)],
+        &good,
+    );
+    assert_eq!(error_code(&body), "confirmation_needed", "{status}");
+    let (status, body) = post_raw(
+        &s.url("/api/v1/backup/restore?confirm=replace-everything"),
+        Some(&owner),
+        &[("Hearth-Passphrase", &enc)],
+        &good,
+    );
+    assert_eq!(status, 202, "{}", String::from_utf8_lossy(&body));
+    // After the restart, the state of the backup: no schedule yet (it was set after).
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let v = get(&s.url("/api/v1/backup"), Some(&owner));
+        if v.status == 200 && v.json()["every"] == "off" {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "restore never finished: {}",
+            v.body
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// `hearth serve`, as a real process, killed at varying points of scheduled backups.
+struct Serve {
+    child: std::process::Child,
+    base: String,
+}
+
+impl Serve {
+    fn start(data: &Path) -> Serve {
+        use std::io::BufRead;
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_hearth"));
+        for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("HEARTH_")) {
+            cmd.env_remove(k);
+        }
+        let mut child = cmd
+            .args(["serve", "--data"])
+            .arg(data)
+            .args(["--http", "127.0.0.1:0", "--https", "off"])
+            .env("HEARTH_LOG", "info")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let err = child.stderr.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(err).lines().map_while(Result::ok) {
+                if let Some(i) = line.find("listening on http://") {
+                    let url = line[i + "listening on ".len()..]
+                        .split_whitespace()
+                        .next()
+                        .unwrap_or("")
+                        .trim_end_matches('/')
+                        .to_owned();
+                    let _ = tx.send(url);
+                }
+            }
+        });
+        let base = rx
+            .recv_timeout(Duration::from_secs(60))
+            .expect("server started");
+        Serve { child, base }
+    }
+    fn url(&self, p: &str) -> String {
+        format!("{}{}", self.base, p)
+    }
+    fn kill(self) {
+        drop(self);
+    }
+}
+
+impl Drop for Serve {
+    /// SIGKILL, also when a test fails midway: no server outlives its test.
+    fn drop(&mut self) {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(self.child.id() as i32),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+        let _ = self.child.wait();
+    }
+}
+
+fn seeds() -> u64 {
+    std::env::var("BACKUP_KILL_SEEDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20)
+}
+
+/// Opens every file in `folder`: finished backups must verify, and nothing unfinished may.
+fn check_folder(folder: &Path, pass: &str) -> (usize, usize) {
+    let mut key: Option<MasterKey> = None;
+    let (mut whole, mut parts) = (0, 0);
+    for name in listing(folder) {
+        let bytes = std::fs::read(folder.join(&name)).unwrap();
+        let unlock_key = if bytes.len() >= 40 {
+            let kdf = Kdf {
+                memory_kib: u32::from_be_bytes(bytes[12..16].try_into().unwrap()),
+                passes: u32::from_be_bytes(bytes[16..20].try_into().unwrap()),
+                lanes: u32::from_be_bytes(bytes[20..24].try_into().unwrap()),
+            };
+            let salt: [u8; 16] = bytes[24..40].try_into().unwrap();
+            if key.as_ref().is_none_or(|k| k.salt != salt) {
+                key = Some(MasterKey::derive(pass, kdf, salt).unwrap());
+            }
+            key.clone()
+        } else {
+            None
+        };
+        let verified = match &unlock_key {
+            Some(k) => hearth::backup::read_backup(&bytes[..], Unlock::Key(k), None).is_ok(),
+            None => false,
+        };
+        if name.ends_with(".hbk") {
+            assert!(verified, "{name} is a finished backup that does not verify");
+            whole += 1;
+        } else {
+            assert!(!verified, "{name} is unfinished but verifies");
+            parts += 1;
+        }
+    }
+    (whole, parts)
+}
+
+#[test]
+fn killing_the_server_during_scheduled_backups_never_leaves_a_half_backup_that_looks_whole() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let media = tmp.path().join("media");
+    common::copy_tree(&common::test_media(), &media);
+    let folder: PathBuf = tmp.path().join("usb");
+    std::fs::create_dir(&folder).unwrap();
+    // A household with some weight, so a backup takes a while to write.
+    {
+        let s = TestServer::start_with(&data, |_| {});
+        let owner = household(&s, &media);
+        let r = send(
+            "PUT",
+            &s.url("/api/v1/backup/schedule"),
+            Some(&owner),
+            // Off: only "back up now" runs (the same code as a scheduled run), so this test
+            // alone decides when a backup starts.
+            &json!({"folder": folder.to_str().unwrap(), "every": "off", "keep": 3, "passphrase": PASS}),
+        );
+        assert_eq!(r.status, 200, "{}", r.body);
+        for _ in 0..2 {
+            let r = send(
+                "POST",
+                &s.url("/api/v1/backup/run"),
+                Some(&owner),
+                &json!({}),
+            );
+            assert_eq!(r.status, 200, "{}", r.body);
+        }
+        std::fs::write(tmp.path().join("token"), owner).unwrap();
+    }
+    let owner = std::fs::read_to_string(tmp.path().join("token")).unwrap();
+    let (whole, _) = check_folder(&folder, PASS);
+    assert_eq!(whole, 2);
+    let mut cut_mid_write = 0;
+    for seed in 0..seeds() {
+        let s = Serve::start(&data);
+        let url = s.url("/api/v1/backup/run");
+        let token = owner.clone();
+        std::thread::spawn(move || {
+            // The connection dies with the server: the answer does not matter.
+            let _ = common::agent()
+                .post(&url)
+                .header("Authorization", &format!("Bearer {token}"))
+                .send_json(json!({}));
+        });
+        // Vary the kill point across the run: before it starts, while the snapshot is
+        // taken, while chunks are written, around the rename.
+        std::thread::sleep(Duration::from_micros(seed * 1_500 + (seed * 7919) % 1000));
+        let before_kill = listing(&folder);
+        s.kill();
+        if before_kill.iter().any(|n| n.ends_with(".part")) {
+            cut_mid_write += 1;
+        }
+        let (whole, parts) = check_folder(&folder, PASS);
+        assert!(
+            whole >= 2,
+            "seed {seed}: previous backups are intact ({whole})"
+        );
+        let _ = parts;
+    }
+    println!(
+        "kills that landed mid-write: {cut_mid_write} of {}",
+        seeds()
+    );
+    // The next start cleans up and a run works.
+    let s = Serve::start(&data);
+    let r = send(
+        "POST",
+        &s.url("/api/v1/backup/run"),
+        Some(&owner),
+        &json!({}),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let names = listing(&folder);
+    assert!(names.iter().all(|n| n.ends_with(".hbk")), "{names:?}");
+    assert_eq!(names.len(), 3, "keeps the last three");
+    check_folder(&folder, PASS);
+    s.kill();
+}
+
+/// `hearth serve` killed at varying points of a restore from the wizard: the next start is
+/// either the unclaimed device, clean, or the fully restored one, never anything between.
+#[test]
+fn a_restore_killed_midway_leaves_the_old_or_the_restored_device() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = TestServer::start_with(&tmp.path().join("src"), |_| {});
+    let owner = common::claim(&src);
+    let (_, good) = download(&src, &owner, PASS);
+    drop(src);
+    let (mut old, mut restored) = (0, 0);
+    for seed in 0..seeds().min(12) {
+        let data = tmp.path().join(format!("data{seed}"));
+        let s = Serve::start(&data);
+        let code = hearth::identity::setup_code::read(&data).unwrap().unwrap();
+        let (url, file) = (s.url("/api/v1/setup/restore"), good.clone());
+        std::thread::spawn(move || {
+            let _ = common::agent()
+                .post(&url)
+                .header("Hearth-Passphrase", &percent(PASS))
+                .header("Hearth-Setup-Code", &code)
+                .send(&file[..]);
+        });
+        // From before the upload to after the restart.
+        std::thread::sleep(Duration::from_millis(seed * 120 + (seed * 7919) % 50));
+        s.kill();
+        let s = Serve::start(&data);
+        let claimed = get(&s.url("/api/v1/setup"), None).json()["claimed"] == true;
+        if claimed {
+            assert_eq!(
+                get(&s.url("/api/v1/me"), Some(&owner)).status,
+                200,
+                "seed {seed}"
+            );
+            restored += 1;
+        } else {
+            assert_eq!(
+                get(&s.url("/api/v1/me"), Some(&owner)).status,
+                401,
+                "seed {seed}"
+            );
+            old += 1;
+        }
+        let left: Vec<String> = listing(&data)
+            .into_iter()
+            .filter(|n| n.starts_with("restore") || n.starts_with("backup-work"))
+            .collect();
+        assert!(left.is_empty(), "seed {seed}: leftovers {left:?}");
+        s.kill();
+    }
+    println!("restore kills: {old} left the device unclaimed, {restored} restored it");
+}

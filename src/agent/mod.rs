@@ -10,6 +10,7 @@ pub mod client;
 pub mod protocol;
 pub mod server;
 pub mod session;
+pub mod timesync;
 pub mod update;
 pub mod verbs;
 

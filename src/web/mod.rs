@@ -18,6 +18,7 @@ pub mod error;
 mod health;
 mod library;
 mod network;
+mod privacy;
 mod setup;
 pub mod state;
 mod system;
@@ -208,6 +209,7 @@ pub fn api(state: AppState) -> OpenApiRouter {
         ));
     let owner = OpenApiRouter::new()
         .merge(system::router())
+        .merge(privacy::router())
         .merge(audit::router())
         .merge(disks::router())
         .merge(users::owner_router())

@@ -119,7 +119,9 @@ pub fn flows(f: &Facts) -> Vec<Flow> {
         protocol: "HTTPS (TCP)",
         carries: format!(
             "the board type and the running version (in the address asked for and the User-Agent), {}; the channel answers with a short list of versions. Installing an update downloads it from the same place.",
-            if f.check_interval_hours > 0 {
+            if channel.is_none() {
+                "never, as long as no channel is configured".to_owned()
+            } else if f.check_interval_hours > 0 {
                 format!(
                     "at start and every {} hours, and when you press Check now",
                     f.check_interval_hours

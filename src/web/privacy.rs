@@ -18,8 +18,9 @@ use crate::agent::ClientError;
 use crate::agent::timesync::{self, TimeSyncMode, TimeSyncState};
 use crate::system::privacy::{self, Facts, Flow};
 
-/// timesyncd saves the time here after each sync (its mtime is the last contact).
-const TIMESYNC_CLOCK: &str = "/var/lib/systemd/timesync/clock";
+/// timesyncd touches this each time a server answered and the clock was set (its mtime is
+/// the last contact; its saved clock file is also written at start and stop, so it is not).
+const TIMESYNC_SYNCED: &str = "/run/systemd/timesync/synchronized";
 /// systemd-networkd's DHCP leases.
 const LEASES: &str = "/run/systemd/netif/leases";
 
@@ -61,7 +62,7 @@ fn view_blocking(state: &AppState) -> Result<PrivacyView, ApiError> {
         time_sync: time_sync.clone(),
         last_time_sync: time_sync
             .as_ref()
-            .and_then(|_| mtime(Path::new(TIMESYNC_CLOCK))),
+            .and_then(|_| mtime(Path::new(TIMESYNC_SYNCED))),
         last_dhcp: time_sync
             .as_ref()
             .and_then(|_| newest_in(Path::new(LEASES))),

@@ -62,6 +62,10 @@ enum Command {
         /// Folder of public keys update bundles must be signed with.
         #[arg(long, default_value = hearth::config::DEFAULT_KEYRING)]
         keyring: PathBuf,
+        /// systemd-timesyncd's drop-in folder, where the owner's time sync setting is kept
+        /// (the image links it to /data/system/time-sync).
+        #[arg(long, default_value = hearth::agent::timesync::DEFAULT_DIR)]
+        time_sync_dir: PathBuf,
     },
     /// Boot slots (appliance only, as root): status, keep the running slot, or give up on it.
     #[command(subcommand)]
@@ -219,7 +223,8 @@ fn main() -> ExitCode {
             media_root,
             esp,
             keyring,
-        } => run_agent(socket, &allow_user, media_root, esp, keyring),
+            time_sync_dir,
+        } => run_agent(socket, &allow_user, media_root, esp, keyring, time_sync_dir),
         Command::Boot(cmd) => run_boot(cmd),
         Command::ResetClaim { config, data } => {
             load_config(config, data, None, None).and_then(|c| reset_claim(&c))
@@ -472,6 +477,7 @@ fn run_agent(
     media_root: PathBuf,
     esp: PathBuf,
     keyring: PathBuf,
+    time_sync_dir: PathBuf,
 ) -> Result<(), String> {
     init_logging("info");
     if !nix::unistd::geteuid().is_root() {
@@ -508,6 +514,10 @@ fn run_agent(
         }
         hearth::system::notify::notify("READY=1");
         hearth::agent::Agent::new(config)
+            .with_time_sync(hearth::agent::timesync::TimeSyncConfig {
+                dir: time_sync_dir,
+                restart_service: true,
+            })
             .run(listener, shutdown_signal())
             .await;
         Ok(())

@@ -102,13 +102,24 @@ impl Drop for Running {
 }
 
 fn start(f: &Fixture, allowed_uids: Vec<u32>) -> Running {
-    let agent = Agent::new(AgentConfig {
+    start_with(f, allowed_uids, None)
+}
+
+fn start_with(
+    f: &Fixture,
+    allowed_uids: Vec<u32>,
+    time_sync: Option<hearth::agent::timesync::TimeSyncConfig>,
+) -> Running {
+    let mut agent = Agent::new(AgentConfig {
         sysroot: Sysroot::new(&f.root),
         media_root: f.media.clone(),
         allowed_uids,
         mount_owner: None,
         update: None,
     });
+    if let Some(ts) = time_sync {
+        agent = agent.with_time_sync(ts);
+    }
     let listener = hearth::agent::server::listener(&f.socket, None).unwrap();
     std::fs::set_permissions(&f.socket, std::fs::Permissions::from_mode(0o666)).unwrap();
     let (stop, stop_rx) = tokio::sync::oneshot::channel::<()>();
@@ -313,6 +324,112 @@ fn every_verb_revalidates_its_arguments() {
     assert_eq!(c.send(&json!({"verb": "list_disks"}))["ok"], true);
 }
 
+/// Time sync: the owner's servers reach timesyncd's drop-in only as checked host names or
+/// addresses; a refused request changes nothing; an agent without a time sync folder refuses.
+#[test]
+fn time_sync_writes_only_checked_servers() {
+    let f = fixture();
+    let me = nix::unistd::geteuid().as_raw();
+    {
+        let _agent = start(&f, vec![me]);
+        let mut c = Conn::open(&f.socket);
+        let r = c.send(&json!({"verb": "set_time_sync", "mode": "off"}));
+        assert_eq!(code(&r), "time_sync_unavailable", "{r}");
+    }
+    let dir = f.root.join("data/system/time-sync");
+    let _agent = start_with(
+        &f,
+        vec![me],
+        Some(hearth::agent::timesync::TimeSyncConfig {
+            dir: dir.clone(),
+            restart_service: false,
+        }),
+    );
+    let mut c = Conn::open(&f.socket);
+    let files = || {
+        let mut v: Vec<(String, String)> = std::fs::read_dir(&dir)
+            .map(|d| {
+                d.filter_map(|e| e.ok())
+                    .map(|e| {
+                        (
+                            e.file_name().to_string_lossy().into_owned(),
+                            std::fs::read_to_string(e.path()).unwrap_or_default(),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        v.sort();
+        v
+    };
+    // (request, expected code or "ok", expected mode after it)
+    let cases: &[(Value, &str, &str)] = &[
+        (json!({"verb": "set_time_sync", "mode": "off"}), "ok", "off"),
+        (
+            json!({"verb": "set_time_sync", "mode": "custom", "servers": ["ntp.lan\nFallbackNTP=evil.example"]}),
+            "bad_time_sync",
+            "off",
+        ),
+        (
+            json!({"verb": "set_time_sync", "mode": "custom", "servers": ["a b"]}),
+            "bad_time_sync",
+            "off",
+        ),
+        (
+            json!({"verb": "set_time_sync", "mode": "custom", "servers": []}),
+            "bad_time_sync",
+            "off",
+        ),
+        (
+            json!({"verb": "set_time_sync", "mode": "off", "servers": ["ntp.lan"]}),
+            "bad_time_sync",
+            "off",
+        ),
+        (
+            json!({"verb": "set_time_sync", "mode": "custom", "servers": ["ntp.lan"], "dir": "/etc"}),
+            "malformed_request",
+            "off",
+        ),
+        (
+            json!({"verb": "set_time_sync", "mode": "custom", "servers": ["ntp.lan", "192.168.1.1"]}),
+            "ok",
+            "custom",
+        ),
+        (
+            json!({"verb": "set_time_sync", "mode": "later"}),
+            "malformed_request",
+            "custom",
+        ),
+        (
+            json!({"verb": "set_time_sync", "mode": "default"}),
+            "ok",
+            "default",
+        ),
+    ];
+    for (req, want, mode) in cases {
+        let before = files();
+        let r = c.send(req);
+        if *want == "ok" {
+            assert_eq!(r["ok"], true, "{req} -> {r}");
+            assert_eq!(r["result"]["mode"], *mode, "{req} -> {r}");
+        } else {
+            assert_eq!(code(&r), *want, "{req} -> {r}");
+            assert_eq!(
+                files(),
+                before,
+                "{req}: a refused request changed the files"
+            );
+        }
+        assert_eq!(
+            hearth::agent::timesync::read_state(&dir).mode,
+            serde_json::from_value(json!(mode)).unwrap(),
+            "{req}"
+        );
+    }
+    // Custom wrote exactly the two servers and no fallback; default removed everything.
+    assert!(files().is_empty(), "{:?}", files());
+}
+
 /// A filesystem mounted outside the media folder is the system's: neither unmount nor
 /// eject may touch it.
 #[test]
@@ -362,6 +479,7 @@ fn other_users_are_refused_before_any_verb_runs() {
         r#"{"verb":"set_next_boot","slot":"b"}"#.to_owned(),
         r#"{"verb":"mark_good"}"#.to_owned(),
         r#"{"verb":"reboot"}"#.to_owned(),
+        r#"{"verb":"set_time_sync","mode":"off"}"#.to_owned(),
         r#"{"verb":"format","uuid":"x"}"#.to_owned(),
     ];
     for (n, request) in requests.iter().enumerate() {

@@ -24,6 +24,7 @@ use std::path::{Path, PathBuf};
 /// docs/architecture.md.
 const FLOORS: &[(&str, &[&str])] = &[
     ("shared types", &["model"]),
+    ("agent's time sync settings", &["agent::timesync"]),
     (
         "config, devices, database",
         &["config", "blockdev", "store"],

@@ -147,6 +147,14 @@ impl Client {
         })
         .await
     }
+
+    pub async fn set_time_sync(
+        &self,
+        mode: crate::agent::timesync::TimeSyncMode,
+        servers: Vec<String>,
+    ) -> Result<crate::agent::timesync::TimeSyncState, ClientError> {
+        self.call(&Request::SetTimeSync { mode, servers }).await
+    }
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@
 pub mod client;
 pub mod protocol;
 pub mod server;
+pub mod timesync;
 
 // The root side's files live under `server/`; their old paths stay.
 pub use server::{boot, update, verbs};

@@ -28,6 +28,7 @@ pub const VERBS: &[&str] = &[
     "mark_good",
     "mark_bad",
     "reboot",
+    "set_time_sync",
 ];
 
 /// Largest line inside a `write_slot` session (a `reuse` list of chunk ranges).
@@ -71,6 +72,12 @@ pub enum Request {
     /// The running slot on trial is unhealthy: give up on it now instead of retrying.
     MarkBad {},
     Reboot {},
+    /// Which NTP servers the device asks: Debian's pool, the owner's own, or none at all.
+    SetTimeSync {
+        mode: crate::agent::timesync::TimeSyncMode,
+        #[serde(default)]
+        servers: Vec<String>,
+    },
 }
 
 impl Request {
@@ -86,6 +93,7 @@ impl Request {
             Request::MarkGood {} => "mark_good",
             Request::MarkBad {} => "mark_bad",
             Request::Reboot {} => "reboot",
+            Request::SetTimeSync { .. } => "set_time_sync",
         }
     }
 }
@@ -380,6 +388,23 @@ mod tests {
             (r#"{"verb":"boot_status"}"#, "ok:boot_status"),
             (r#"{"verb":"reboot"}"#, "ok:reboot"),
             (r#"{"verb":"reboot","when":"now"}"#, "malformed_request"),
+            (
+                r#"{"verb":"set_time_sync","mode":"off"}"#,
+                "ok:set_time_sync",
+            ),
+            (
+                r#"{"verb":"set_time_sync","mode":"custom","servers":["ntp.lan"]}"#,
+                "ok:set_time_sync",
+            ),
+            (
+                r#"{"verb":"set_time_sync","mode":"sometimes"}"#,
+                "malformed_request",
+            ),
+            (r#"{"verb":"set_time_sync"}"#, "malformed_request"),
+            (
+                r#"{"verb":"set_time_sync","mode":"off","file":"/etc/passwd"}"#,
+                "malformed_request",
+            ),
             (r#"{"verb":7}"#, "malformed_request"),
             (r#"["list_disks"]"#, "malformed_request"),
             (r#"{"verb":"list_disks""#, "malformed_request"),

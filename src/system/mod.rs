@@ -3,6 +3,7 @@
 //! can see the last hour as a graph.
 
 pub mod notify;
+pub mod privacy;
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};

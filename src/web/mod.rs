@@ -19,6 +19,7 @@ pub mod error;
 mod health;
 mod library;
 mod network;
+mod privacy;
 mod setup;
 pub mod state;
 mod system;
@@ -211,6 +212,7 @@ pub fn api(state: AppState) -> OpenApiRouter {
         ));
     let owner = OpenApiRouter::new()
         .merge(system::router())
+        .merge(privacy::router())
         .merge(audit::router())
         .merge(disks::router())
         .merge(users::owner_router())

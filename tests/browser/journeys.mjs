@@ -364,7 +364,19 @@ await step("settings pages load and save", async () => {
 
   await go(owner, "#/settings/privacy", "Privacy");
   const priv = await owner.locator("main").textContent();
-  check("Privacy names what leaves: board and version to the update channel", /Only update checks/.test(priv) && /board type/.test(priv) && /running version/.test(priv) && /Never/.test(priv));
+  check("Privacy names what leaves: board and version to the update channel", /board type/.test(priv) && /running version/.test(priv) && /Never/.test(priv));
+  // The page shows the device's own list (the one the image tier's packet capture is checked
+  // against): every flow, with its place (leaves the house or stays home) and last contact.
+  const pv = (await call(owner, "GET", "/api/v1/privacy")).body;
+  const shown = [];
+  for (const f of pv.flows) {
+    const card = owner.locator("#flow-" + f.id);
+    if ((await card.count()) === 1 && (await card.textContent()).includes(f.name) && (await card.textContent()).includes("Last contact")) shown.push(f.id);
+  }
+  check("Privacy lists every flow of GET /api/v1/privacy", shown.length === pv.flows.length && pv.flows.some((f) => f.id === "update-check" && f.scope === "internet"), JSON.stringify({ shown, ids: pv.flows.map((f) => f.id) }));
+  const leaves = await owner.locator("section", { has: owner.locator("#leaves-title") }).textContent();
+  check("Privacy puts only the internet flows under what leaves the house", pv.flows.every((f) => (f.scope === "internet") === leaves.includes(f.name)), leaves.slice(0, 200));
+  check("Privacy has no time sync form where the computer keeps its own time (no agent)", pv.time_sync === null && (await owner.locator("#ts-default").count()) === 0);
   await shot(owner, "56-privacy");
   await axe(owner, "privacy");
 

@@ -40,6 +40,8 @@ pub struct Agent {
     lock: Arc<tokio::sync::Mutex<()>>,
     verbs_run: Arc<AtomicU64>,
     refused_peers: Arc<AtomicU64>,
+    /// Where time sync is configured; `None`: `set_time_sync` is refused.
+    time_sync: Option<Arc<crate::agent::timesync::TimeSyncConfig>>,
 }
 
 impl Agent {
@@ -49,7 +51,14 @@ impl Agent {
             lock: Arc::default(),
             verbs_run: Arc::default(),
             refused_peers: Arc::default(),
+            time_sync: None,
         }
+    }
+
+    /// Lets `set_time_sync` write timesyncd's settings there (the appliance).
+    pub fn with_time_sync(mut self, config: crate::agent::timesync::TimeSyncConfig) -> Agent {
+        self.time_sync = Some(Arc::new(config));
+        self
     }
 
     /// How many verbs have run (after all checks passed), for logs and tests.
@@ -167,6 +176,7 @@ impl Agent {
         let _guard = self.lock.lock().await;
         self.verbs_run.fetch_add(1, Ordering::SeqCst);
         let config = self.config.clone();
+        let time_sync = self.time_sync.clone();
         let verb = req.verb();
         let result =
             tokio::task::spawn_blocking(move || -> Result<serde_json::Value, AgentError> {
@@ -199,6 +209,12 @@ impl Agent {
                         serde_json::to_value(update::mark_bad(config.update.as_ref())?)
                     }
                     Request::Reboot {} => Ok(update::reboot(config.update.as_ref())?),
+                    Request::SetTimeSync { mode, servers } => {
+                        let Some(ts) = time_sync.as_deref() else {
+                            return Err(AgentError::TimeSyncUnavailable);
+                        };
+                        serde_json::to_value(crate::agent::timesync::set(ts, mode, &servers)?)
+                    }
                     // Handled as a session by `connection`; never reaches here.
                     Request::WriteSlot { .. } => {
                         return Err(AgentError::Update(update::UpdateError::Protocol(

@@ -63,6 +63,10 @@ pub enum AgentError {
     UnmountFailed { path: String, errno: String },
     #[error(transparent)]
     Update(#[from] super::update::UpdateError),
+    #[error("this agent does not manage time sync")]
+    TimeSyncUnavailable,
+    #[error(transparent)]
+    TimeSync(#[from] crate::agent::timesync::SetError),
     #[error("the agent could not finish the request: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -84,6 +88,10 @@ impl AgentError {
             AgentError::MountFailed(_) => "mount_failed",
             AgentError::UnmountFailed { .. } => "unmount_failed",
             AgentError::Update(e) => e.code(),
+            AgentError::TimeSyncUnavailable => "time_sync_unavailable",
+            AgentError::TimeSync(crate::agent::timesync::SetError::Invalid(_)) => "bad_time_sync",
+            AgentError::TimeSync(crate::agent::timesync::SetError::Service(_)) => "time_sync_failed",
+            AgentError::TimeSync(crate::agent::timesync::SetError::Io(_)) => "internal",
             AgentError::Io(_) => "internal",
         }
     }

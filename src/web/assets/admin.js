@@ -252,24 +252,63 @@ export async function dlnaPage() {
 
 // ---------- privacy ----------
 
+// The list comes from GET /api/v1/privacy: the same list the image tier's packet capture is
+// checked against, so this page cannot claim less than the device sends.
+function flowItem(f) {
+  return h("li", { class: "flow", id: "flow-" + f.id },
+    h("h3", {}, f.name, " ", h("span", { class: "tag" }, f.enabled ? "on" : "off")),
+    h("dl", { class: "facts" },
+      h("dt", {}, "To"), h("dd", {}, f.destination),
+      h("dt", {}, "How"), h("dd", {}, f.protocol),
+      h("dt", {}, "Carries"), h("dd", {}, f.carries),
+      h("dt", {}, "Last contact"), h("dd", {}, f.last_contact ? when(f.last_contact) : (f.scope === "internet" ? "never" : "not recorded")),
+      h("dt", {}, "To turn it off"), h("dd", {}, f.turn_off)));
+}
+
+function timeSyncForm(ts) {
+  const err = errorBox("ts-error");
+  const status = statusLine("ts-status");
+  const radio = (value, label, hint) => h("label", { class: "choice", for: "ts-" + value },
+    h("input", { type: "radio", id: "ts-" + value, name: "ts-mode", value, checked: ts.mode === value }),
+    h("span", {}, label, hint ? h("span", { class: "hint" }, hint) : null));
+  const servers = field("ts-servers", "Your time servers", { value: ts.mode === "custom" ? ts.servers.join(" ") : "", placeholder: "ntp.home.arpa 192.168.1.1" },
+    "Host names or addresses, separated by spaces (up to 4).");
+  const save = h("button", { type: "submit", class: "primary" }, "Save");
+  return h("form", { novalidate: true, onsubmit: async (e) => {
+    e.preventDefault();
+    const mode = document.querySelector("input[name=ts-mode]:checked").value;
+    const list = mode === "custom" ? servers.input.value.split(/[\s,]+/).filter(Boolean) : [];
+    busy(save, true);
+    const x = await api("PUT", "/api/v1/privacy/time-sync", { mode, servers: list });
+    busy(save, false);
+    if (!x.ok) { showError(err, x.error, mode === "custom" ? servers.input : null); return; }
+    showError(err, null);
+    status.textContent = mode === "off" ? "Saved. Time sync is off." : "Saved. Time sync asks " + x.data.time_sync.servers.join(", ") + ".";
+    privacyPage();
+  } },
+    h("fieldset", {}, h("legend", {}, "Time sync"),
+      radio("default", "Debian's public time servers", "The default: " + (ts.mode === "default" ? ts.servers.join(", ") : "*.debian.pool.ntp.org") + "."),
+      radio("custom", "My own time server", "For example your router, if it serves the time."),
+      radio("off", "Off", "Nothing is sent; the clock drifts and, without a clock battery, starts at the last saved time.")),
+    servers.node, err, h("div", { class: "actions" }, save), status);
+}
+
 export async function privacyPage() {
-  const u = await api("GET", "/api/v1/updates");
-  const upd = u.ok ? u.data : null;
-  const checks = upd ? (!upd.channel_configured ? "No update channel is configured: Hearth never contacts it." : upd.check_interval_hours === 0 ? "Automatic checks are off; Hearth contacts the channel only when you press Check now." : "Every " + upd.check_interval_hours + " hours, and when you press Check now.") : null;
-  settingsShell("privacy", pageHead("Privacy", "Exactly what leaves this device, and when. Everything else — your media, your household, what anyone watches — stays here."),
-    card("leaves-title", "What leaves the device", null,
-      h("p", {}, h("strong", {}, "Only update checks."), " Hearth asks the update channel whether a newer version exists, and downloads it when you install it."),
-      h("dl", { class: "facts" },
-        h("dt", {}, "What is sent"), h("dd", {}, "The board type" + (upd ? " (" + upd.board + ")" : "") + " and the running version" + (upd ? " (" + upd.current_version + ")" : "") + ". Nothing about you, your media or your household."),
-        h("dt", {}, "To where"), h("dd", {}, "The update channel configured for this device" + (upd ? " (" + upd.channel + " channel)" : "") + ", over HTTPS."),
-        h("dt", {}, "When"), h("dd", {}, checks || "When the update settings say (see Updates).")),
-      h("p", {}, "To turn it off: Settings → ", h("a", { href: "#/settings/updates" }, "Updates"), " → Check for updates → Never. You can still check by hand.")),
-    card("lan-title", "What stays on your home network", null,
-      h("ul", {},
-        h("li", {}, "DLNA announcements (SSDP) and the device's name on the network (mDNS, hearth.local) are sent only to the home network, never beyond your router."),
-        h("li", {}, "Remote access is off unless you turn it on under Network & Remote Access; then people you share with connect to this device directly."))),
+  const r = await api("GET", "/api/v1/privacy");
+  const head = pageHead("Privacy", "Exactly what this device sends, where, and when. Everything else — your media, your household, what anyone watches — stays here.");
+  if (!r.ok) { settingsShell("privacy", head, h("p", { class: "error", role: "alert" }, r.error.message)); return; }
+  const flows = r.data.flows;
+  const out = flows.filter((f) => f.scope === "internet");
+  const lan = flows.filter((f) => f.scope !== "internet");
+  const outOn = out.filter((f) => f.enabled);
+  settingsShell("privacy", head,
+    card("leaves-title", "What leaves the house", outOn.length ? "Only these, and only with the settings below: " + outOn.map((f) => f.name.toLowerCase()).join(" and ") + "." : "Nothing: every outbound feature is off.",
+      h("ul", { class: "flows" }, out.map(flowItem))),
+    r.data.time_sync ? card("ts-title", "Time sync", "The device asks a time server for the time so that certificates and schedules work. Point it at your own server, or turn it off.", timeSyncForm(r.data.time_sync)) : null,
+    card("lan-title", "What stays on your home network", "Sent only to devices in your home, never beyond your router.",
+      h("ul", { class: "flows" }, lan.map(flowItem))),
     card("never-title", "What never leaves", null,
-      h("p", {}, "No accounts at a company, no telemetry, no crash reports, no analytics, no advertising, no artwork or metadata look-ups on the internet. The web app loads nothing from anywhere but this device: no external fonts, scripts or trackers.")));
+      h("p", {}, "No accounts at a company, no telemetry, no crash reports, no analytics, no advertising, no artwork or metadata look-ups on the internet. Titles, file names, watch history and people's names are never sent. The web app loads nothing from anywhere but this device: no external fonts, scripts or trackers.")));
 }
 
 // ---------- system ----------

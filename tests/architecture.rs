@@ -36,7 +36,10 @@ const FLOORS: &[(&str, &[&str])] = &[
     ),
     ("agent client, system", &["agent::client", "system"]),
     ("disks and updates", &["disks", "ota"]),
-    ("library, root agent, backups", &["library", "agent::server", "backup"]),
+    (
+        "library, root agent, backups",
+        &["library", "agent::server", "backup"],
+    ),
     ("streaming", &["stream"]),
     ("front ends", &["dlna"]),
     ("web", &["web"]),

@@ -90,7 +90,9 @@ impl AgentError {
             AgentError::Update(e) => e.code(),
             AgentError::TimeSyncUnavailable => "time_sync_unavailable",
             AgentError::TimeSync(crate::agent::timesync::SetError::Invalid(_)) => "bad_time_sync",
-            AgentError::TimeSync(crate::agent::timesync::SetError::Service(_)) => "time_sync_failed",
+            AgentError::TimeSync(crate::agent::timesync::SetError::Service(_)) => {
+                "time_sync_failed"
+            }
             AgentError::TimeSync(crate::agent::timesync::SetError::Io(_)) => "internal",
             AgentError::Io(_) => "internal",
         }

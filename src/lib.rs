@@ -23,6 +23,7 @@ pub mod library;
 pub mod model;
 pub mod net;
 pub mod ota;
+pub mod playback;
 pub mod policy;
 pub mod store;
 pub mod stream;

@@ -1,0 +1,538 @@
+//! ffmpeg as the converter: the argument list for a plan (pure), and the child process that
+//! runs it. The child reads only the file the race-proof opener already opened (inherited as
+//! fd 3 and named `file:/proc/self/fd/3`), may use no protocol but `file`, runs niced in its
+//! own process group, dies with the server (`PR_SET_PDEATHSIG`), and is killed with its group
+//! when the session is dropped.
+
+use super::decide::{AudioPlan, Plan, SubtitlePlan, VideoPlan};
+use std::ffi::OsString;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+/// Seconds of film in one HLS segment.
+pub const SEGMENT_SECONDS: u32 = 4;
+/// The fd number the child reads the film from.
+const INPUT_FD: i32 = 3;
+
+/// Where a conversion starts and where it writes.
+#[derive(Debug, Clone)]
+pub struct Job {
+    /// The first segment to produce; the conversion starts at `first_segment × SEGMENT_SECONDS`.
+    pub first_segment: u32,
+    /// The session's directory; ffmpeg writes `init.mp4`, `seg00000.m4s`… and `ffmpeg.m3u8`.
+    pub dir: PathBuf,
+    /// Encoder threads (0 = ffmpeg's choice).
+    pub threads: u32,
+}
+
+/// The argument list (without the program name) for `plan` run as `job`.
+pub fn args(plan: &Plan, job: &Job) -> Vec<OsString> {
+    let mut a: Vec<OsString> = Vec::new();
+    let mut push = |items: &[&str]| a.extend(items.iter().map(OsString::from));
+    push(&["-nostdin", "-hide_banner", "-loglevel", "error", "-nostats"]);
+    push(&["-protocol_whitelist", "file"]);
+    let start = u64::from(job.first_segment) * u64::from(SEGMENT_SECONDS);
+    if start > 0 {
+        push(&["-ss", &start.to_string()]);
+    }
+    push(&["-i", &format!("file:/proc/self/fd/{INPUT_FD}")]);
+    push(&["-map_metadata", "-1", "-map_chapters", "-1", "-sn", "-dn"]);
+    match &plan.video {
+        None => push(&["-vn"]),
+        Some(VideoPlan::Copy { index }) => {
+            push(&["-map", &format!("0:{index}"), "-c:v", "copy"]);
+        }
+        Some(VideoPlan::H264 {
+            index,
+            height,
+            bitrate,
+            deinterlace,
+        }) => {
+            let mut chain = Vec::new();
+            if *deinterlace {
+                chain.push("yadif".to_owned());
+            }
+            let mut graph = String::new();
+            match &plan.subtitle {
+                SubtitlePlan::Burn { index: s } => {
+                    // Picture subtitles are overlaid; the chain scales the result.
+                    graph.push_str(&format!("[0:{index}][0:{s}]overlay"));
+                }
+                _ => graph.push_str(&format!("[0:{index}]null")),
+            }
+            chain.push(format!("scale=-2:{height}"));
+            chain.push("format=yuv420p".into());
+            graph.push(',');
+            graph.push_str(&chain.join(","));
+            graph.push_str("[v]");
+            let kbits = (bitrate / 1000).max(100);
+            push(&["-filter_complex", &graph, "-map", "[v]"]);
+            push(&[
+                "-c:v",
+                "libx264",
+                "-preset",
+                "veryfast",
+                "-profile:v",
+                "high",
+            ]);
+            push(&[
+                "-b:v",
+                &format!("{kbits}k"),
+                "-maxrate",
+                &format!("{}k", kbits * 12 / 10),
+            ]);
+            push(&["-bufsize", &format!("{}k", kbits * 2)]);
+            // A keyframe at every segment boundary, so every segment starts cleanly and a
+            // seek to a segment lands where the playlist says.
+            push(&[
+                "-force_key_frames",
+                &format!("expr:gte(t,n_forced*{SEGMENT_SECONDS})"),
+                "-sc_threshold",
+                "0",
+            ]);
+            if job.threads > 0 {
+                push(&["-threads", &job.threads.to_string()]);
+            }
+        }
+    }
+    match &plan.audio {
+        None => push(&["-an"]),
+        Some(AudioPlan::Copy { index }) => push(&["-map", &format!("0:{index}"), "-c:a", "copy"]),
+        Some(AudioPlan::Aac {
+            index,
+            channels,
+            bitrate,
+        }) => push(&[
+            "-map",
+            &format!("0:{index}"),
+            "-c:a",
+            "aac",
+            "-ac",
+            &channels.to_string(),
+            "-b:a",
+            &format!("{}k", bitrate / 1000),
+        ]),
+    }
+    // Timestamps continue from where this conversion starts, so segment N carries the times
+    // the playlist gives it whichever conversion made it.
+    if start > 0 {
+        push(&["-output_ts_offset", &start.to_string()]);
+    }
+    push(&["-f", "hls", "-hls_time", &SEGMENT_SECONDS.to_string()]);
+    push(&[
+        "-hls_segment_type",
+        "fmp4",
+        "-hls_fmp4_init_filename",
+        "init.mp4",
+    ]);
+    push(&[
+        "-hls_flags",
+        "independent_segments+temp_file",
+        "-hls_playlist_type",
+        "event",
+    ]);
+    push(&[
+        "-hls_list_size",
+        "0",
+        "-start_number",
+        &job.first_segment.to_string(),
+    ]);
+    a.push("-hls_segment_filename".into());
+    a.push(job.dir.join("seg%05d.m4s").into_os_string());
+    a.push(job.dir.join("ffmpeg.m3u8").into_os_string());
+    a
+}
+
+/// Starting ffmpeg failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SpawnError {
+    #[error("ffmpeg is not installed; converting needs it (Debian: apt install ffmpeg)")]
+    Missing,
+    #[error("ffmpeg could not be started: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// A running conversion. Dropping it kills ffmpeg and everything it started.
+#[derive(Debug)]
+pub struct Converter {
+    child: Child,
+}
+
+impl Converter {
+    /// Runs `program` (normally `ffmpeg`) with `args`, reading `input` as fd 3.
+    pub fn spawn(
+        program: &Path,
+        args: &[OsString],
+        input: OwnedFd,
+    ) -> Result<Converter, SpawnError> {
+        let mut cmd = Command::new(program);
+        cmd.args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .env_clear()
+            .env("PATH", "/usr/bin:/bin");
+        let fd = input.as_raw_fd();
+        // SAFETY: the closure runs in the child between fork and exec and calls only
+        // async-signal-safe functions (prctl, getppid, setpgid, setpriority, dup2, fcntl).
+        unsafe {
+            use std::os::unix::process::CommandExt;
+            cmd.pre_exec(move || child_setup(fd));
+        }
+        let child = cmd.spawn().map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => SpawnError::Missing,
+            _ => SpawnError::Io(e),
+        })?;
+        // The parent's copy of the fd is no longer needed once the child holds it.
+        drop(input);
+        Ok(Converter { child })
+    }
+
+    /// The child's process id (its process group has the same id).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The child's stderr, for the message a failed conversion leaves.
+    pub fn take_stderr(&mut self) -> Option<std::process::ChildStderr> {
+        self.child.stderr.take()
+    }
+
+    /// Whether ffmpeg has exited, and how.
+    pub fn try_wait(&mut self) -> std::io::Result<Option<std::process::ExitStatus>> {
+        self.child.try_wait()
+    }
+}
+
+impl Drop for Converter {
+    fn drop(&mut self) {
+        if let Ok(pid) = i32::try_from(self.child.id()) {
+            // The whole group: ffmpeg starts no children today, but a filter could.
+            let _ = nix::sys::signal::killpg(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// In the child before exec: die with the parent, own group, lower priority, fd 3 = the film.
+fn child_setup(fd: i32) -> std::io::Result<()> {
+    // SAFETY: plain syscalls on integers; no allocation.
+    unsafe {
+        if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        // The parent may have died before prctl took effect.
+        if libc::getppid() == 1 {
+            return Err(std::io::Error::from_raw_os_error(libc::ESRCH));
+        }
+        if libc::setpgid(0, 0) != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        libc::setpriority(libc::PRIO_PROCESS, 0, 10);
+        if fd == INPUT_FD {
+            // dup2 onto itself keeps CLOEXEC; clear it instead.
+            let flags = libc::fcntl(fd, libc::F_GETFD);
+            if flags < 0 || libc::fcntl(fd, libc::F_SETFD, flags & !libc::FD_CLOEXEC) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+        } else if libc::dup2(fd, INPUT_FD) < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::playback::decide::{Method, Plan};
+
+    fn plan(video: Option<VideoPlan>, audio: Option<AudioPlan>, subtitle: SubtitlePlan) -> Plan {
+        Plan {
+            method: Method::Transcode,
+            video,
+            audio,
+            subtitle,
+            reasons: vec![],
+            summary: String::new(),
+        }
+    }
+
+    fn joined(a: &[OsString]) -> String {
+        a.iter()
+            .map(|s| s.to_string_lossy().into_owned())
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+
+    #[test]
+    fn a_remux_copies_and_segments() {
+        let p = plan(
+            Some(VideoPlan::Copy { index: 0 }),
+            Some(AudioPlan::Aac {
+                index: 1,
+                channels: 2,
+                bitrate: 192_000,
+            }),
+            SubtitlePlan::None,
+        );
+        let job = Job {
+            first_segment: 0,
+            dir: "/cache/s1".into(),
+            threads: 0,
+        };
+        let a = joined(&args(&p, &job));
+        assert!(a.starts_with("-nostdin -hide_banner -loglevel error -nostats -protocol_whitelist file -i file:/proc/self/fd/3"), "{a}");
+        assert!(
+            a.contains("-map 0:0 -c:v copy -map 0:1 -c:a aac -ac 2 -b:a 192k"),
+            "{a}"
+        );
+        assert!(!a.contains("-ss"), "{a}");
+        assert!(
+            a.ends_with("-hls_segment_filename /cache/s1/seg%05d.m4s /cache/s1/ffmpeg.m3u8"),
+            "{a}"
+        );
+    }
+
+    #[test]
+    fn a_transcode_from_segment_ten_starts_at_forty_seconds() {
+        let p = plan(
+            Some(VideoPlan::H264 {
+                index: 0,
+                height: 720,
+                bitrate: 1_808_000,
+                deinterlace: true,
+            }),
+            Some(AudioPlan::Copy { index: 1 }),
+            SubtitlePlan::Burn { index: 3 },
+        );
+        let job = Job {
+            first_segment: 10,
+            dir: "/c".into(),
+            threads: 2,
+        };
+        let a = joined(&args(&p, &job));
+        assert!(a.contains("-ss 40 -i file:/proc/self/fd/3"), "{a}");
+        assert!(
+            a.contains(
+                "-filter_complex [0:0][0:3]overlay,yadif,scale=-2:720,format=yuv420p[v] -map [v]"
+            ),
+            "{a}"
+        );
+        assert!(
+            a.contains("-b:v 1808k -maxrate 2169k -bufsize 3616k"),
+            "{a}"
+        );
+        assert!(a.contains("-output_ts_offset 40"), "{a}");
+        assert!(a.contains("-start_number 10"), "{a}");
+        assert!(a.contains("-threads 2"), "{a}");
+    }
+
+    #[test]
+    fn no_argument_can_name_a_network_protocol() {
+        let p = plan(Some(VideoPlan::Copy { index: 0 }), None, SubtitlePlan::None);
+        let a = args(
+            &p,
+            &Job {
+                first_segment: 0,
+                dir: "/x".into(),
+                threads: 0,
+            },
+        );
+        let s = joined(&a);
+        assert!(s.contains("-protocol_whitelist file"));
+        for bad in ["http", "tcp", "udp", "rtmp", "concat", "subfile"] {
+            assert!(!s.contains(&format!("{bad}:")), "{s}");
+        }
+        assert!(s.contains("-an"));
+    }
+}
+
+#[cfg(test)]
+mod runs {
+    //! ffmpeg itself, on a clip made here. Skipped (loudly) only where ffmpeg is absent.
+    use super::*;
+    use crate::playback::decide::{Method, Plan};
+
+    fn ffmpeg() -> Option<PathBuf> {
+        let p = PathBuf::from("/usr/bin/ffmpeg");
+        if p.exists() {
+            Some(p)
+        } else {
+            eprintln!("SKIPPED: /usr/bin/ffmpeg is missing (scripts/install-deps installs it)");
+            None
+        }
+    }
+
+    fn make_clip(dir: &Path, seconds: u32) -> PathBuf {
+        let f = dir.join("clip.mkv");
+        let st = Command::new("/usr/bin/ffmpeg")
+            .args(["-nostdin", "-loglevel", "error", "-y", "-f", "lavfi", "-i"])
+            .arg(format!("testsrc2=duration={seconds}:size=320x180:rate=24"))
+            .args(["-f", "lavfi", "-i"])
+            .arg(format!("sine=frequency=440:duration={seconds}"))
+            .args([
+                "-c:v",
+                "libx264",
+                "-preset",
+                "ultrafast",
+                "-g",
+                "24",
+                "-c:a",
+                "ac3",
+                "-shortest",
+            ])
+            .arg(&f)
+            .status()
+            .unwrap();
+        assert!(st.success());
+        f
+    }
+
+    #[test]
+    fn a_remux_through_the_fd_makes_segments() {
+        let Some(bin) = ffmpeg() else { return };
+        let tmp = tempfile::tempdir().unwrap();
+        let clip = make_clip(tmp.path(), 10);
+        let out = tmp.path().join("session");
+        std::fs::create_dir(&out).unwrap();
+        let plan = Plan {
+            method: Method::DirectStream,
+            video: Some(VideoPlan::Copy { index: 0 }),
+            audio: Some(AudioPlan::Aac {
+                index: 1,
+                channels: 2,
+                bitrate: 128_000,
+            }),
+            subtitle: SubtitlePlan::None,
+            reasons: vec![],
+            summary: String::new(),
+        };
+        let job = Job {
+            first_segment: 1,
+            dir: out.clone(),
+            threads: 1,
+        };
+        let fd = OwnedFd::from(std::fs::File::open(&clip).unwrap());
+        // The film's path is gone before ffmpeg starts: only the fd can reach it.
+        std::fs::remove_file(&clip).unwrap();
+        let mut conv = Converter::spawn(&bin, &args(&plan, &job), fd).unwrap();
+        let status = loop {
+            if let Some(s) = conv.try_wait().unwrap() {
+                break s;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        };
+        let mut err = String::new();
+        if let Some(mut e) = conv.take_stderr() {
+            use std::io::Read;
+            e.read_to_string(&mut err).unwrap();
+        }
+        assert!(status.success(), "{err}");
+        assert!(out.join("init.mp4").exists());
+        // Starting at segment 1 (4 s) of a 10 s clip: segments 1 and 2 (4–8 s, 8–10 s).
+        assert!(
+            out.join("seg00001.m4s").exists(),
+            "{:?}",
+            std::fs::read_dir(&out).unwrap().collect::<Vec<_>>()
+        );
+        assert!(!out.join("seg00000.m4s").exists());
+        let list = std::fs::read_to_string(out.join("ffmpeg.m3u8")).unwrap();
+        assert!(list.contains("#EXT-X-MEDIA-SEQUENCE:1"), "{list}");
+        assert!(list.contains("#EXT-X-ENDLIST"), "{list}");
+    }
+
+    #[test]
+    fn dropping_the_converter_kills_ffmpeg() {
+        let Some(bin) = ffmpeg() else { return };
+        let tmp = tempfile::tempdir().unwrap();
+        let clip = make_clip(tmp.path(), 2);
+        // Read the clip forever (-stream_loop) while encoding slowly, so it would outlive us.
+        let mut a: Vec<OsString> = [
+            "-nostdin",
+            "-loglevel",
+            "error",
+            "-protocol_whitelist",
+            "file",
+            "-stream_loop",
+            "-1",
+            "-re",
+            "-i",
+            "file:/proc/self/fd/3",
+            "-f",
+            "null",
+            "-",
+        ]
+        .iter()
+        .map(OsString::from)
+        .collect();
+        a.shrink_to_fit();
+        let fd = OwnedFd::from(std::fs::File::open(&clip).unwrap());
+        let conv = Converter::spawn(&bin, &a, fd).unwrap();
+        let pid = conv.pid();
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        assert!(Path::new(&format!("/proc/{pid}")).exists());
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+        // Field 19 after the comm is the nice value.
+        let nice: i32 = stat
+            .rsplit(')')
+            .next()
+            .unwrap()
+            .split_whitespace()
+            .nth(16)
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert_eq!(nice, 10, "{stat}");
+        drop(conv);
+        assert!(
+            !Path::new(&format!("/proc/{pid}")).exists(),
+            "ffmpeg {pid} outlived its converter"
+        );
+    }
+
+    #[test]
+    fn a_network_input_is_refused_by_ffmpeg() {
+        let Some(bin) = ffmpeg() else { return };
+        let tmp = tempfile::tempdir().unwrap();
+        let clip = make_clip(tmp.path(), 1);
+        let a: Vec<OsString> = [
+            "-nostdin",
+            "-loglevel",
+            "error",
+            "-protocol_whitelist",
+            "file",
+            "-i",
+            "http://127.0.0.1:9/x.mkv",
+            "-f",
+            "null",
+            "-",
+        ]
+        .iter()
+        .map(OsString::from)
+        .collect();
+        let fd = OwnedFd::from(std::fs::File::open(&clip).unwrap());
+        let mut conv = Converter::spawn(&bin, &a, fd).unwrap();
+        let status = loop {
+            if let Some(s) = conv.try_wait().unwrap() {
+                break s;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        };
+        let mut err = String::new();
+        if let Some(mut e) = conv.take_stderr() {
+            use std::io::Read;
+            e.read_to_string(&mut err).unwrap();
+        }
+        assert!(!status.success());
+        assert!(
+            err.contains("not on whitelist") || err.contains("Protocol"),
+            "{err}"
+        );
+    }
+}

@@ -165,12 +165,13 @@ impl Converter {
         program: &Path,
         args: &[OsString],
         input: OwnedFd,
+        stderr: Stdio,
     ) -> Result<Converter, SpawnError> {
         let mut cmd = Command::new(program);
         cmd.args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::piped())
+            .stderr(stderr)
             .env_clear()
             .env("PATH", "/usr/bin:/bin");
         let fd = input.as_raw_fd();
@@ -421,7 +422,7 @@ mod runs {
         let fd = OwnedFd::from(std::fs::File::open(&clip).unwrap());
         // The film's path is gone before ffmpeg starts: only the fd can reach it.
         std::fs::remove_file(&clip).unwrap();
-        let mut conv = Converter::spawn(&bin, &args(&plan, &job), fd).unwrap();
+        let mut conv = Converter::spawn(&bin, &args(&plan, &job), fd, Stdio::piped()).unwrap();
         let status = loop {
             if let Some(s) = conv.try_wait().unwrap() {
                 break s;
@@ -473,7 +474,7 @@ mod runs {
         .collect();
         a.shrink_to_fit();
         let fd = OwnedFd::from(std::fs::File::open(&clip).unwrap());
-        let conv = Converter::spawn(&bin, &a, fd).unwrap();
+        let conv = Converter::spawn(&bin, &a, fd, Stdio::piped()).unwrap();
         let pid = conv.pid();
         std::thread::sleep(std::time::Duration::from_millis(300));
         assert!(Path::new(&format!("/proc/{pid}")).exists());
@@ -517,7 +518,7 @@ mod runs {
         .map(OsString::from)
         .collect();
         let fd = OwnedFd::from(std::fs::File::open(&clip).unwrap());
-        let mut conv = Converter::spawn(&bin, &a, fd).unwrap();
+        let mut conv = Converter::spawn(&bin, &a, fd, Stdio::piped()).unwrap();
         let status = loop {
             if let Some(s) = conv.try_wait().unwrap() {
                 break s;

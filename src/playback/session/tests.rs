@@ -1,0 +1,202 @@
+//! Sessions with real ffmpeg children on a clip made here.
+
+use super::*;
+use crate::playback::decide::{AudioPlan, SubtitlePlan, VideoPlan};
+use std::process::Command;
+
+fn ffmpeg() -> Option<PathBuf> {
+    let p = find_ffmpeg();
+    if p.is_none() {
+        eprintln!("SKIPPED: ffmpeg is missing (scripts/install-deps installs it)");
+    }
+    p
+}
+
+fn clip(dir: &Path, seconds: u32) -> OwnedFd {
+    let f = dir.join("clip.mkv");
+    let st = Command::new("/usr/bin/ffmpeg")
+        .args(["-nostdin", "-loglevel", "error", "-y", "-f", "lavfi", "-i"])
+        .arg(format!("testsrc2=duration={seconds}:size=160x90:rate=24"))
+        .args(["-f", "lavfi", "-i"])
+        .arg(format!("sine=frequency=440:duration={seconds}"))
+        .args([
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-g",
+            "24",
+            "-c:a",
+            "ac3",
+            "-shortest",
+        ])
+        .arg(&f)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    OwnedFd::from(std::fs::File::open(&f).unwrap())
+}
+
+fn remux() -> Plan {
+    Plan {
+        method: Method::DirectStream,
+        video: Some(VideoPlan::Copy { index: 0 }),
+        audio: Some(AudioPlan::Aac {
+            index: 1,
+            channels: 2,
+            bitrate: 128_000,
+        }),
+        subtitle: SubtitlePlan::None,
+        reasons: vec![],
+        summary: String::new(),
+    }
+}
+
+fn owner(user: u64, device: u64) -> Owner<()> {
+    Owner {
+        user_id: user,
+        device_id: device,
+        item_id: 7,
+        grant: (),
+    }
+}
+
+fn alive(pid: u32) -> bool {
+    // A zombie is dead for our purpose; the session reaps it on drop.
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|s| {
+            !s.rsplit(')')
+                .next()
+                .unwrap_or("")
+                .trim_start()
+                .starts_with('Z')
+        })
+        .unwrap_or(false)
+}
+
+fn pid_of(s: &Session<()>) -> Option<u32> {
+    lock(&s.run).conv.as_ref().map(Converter::pid)
+}
+
+#[test]
+fn segments_a_seek_and_the_end() {
+    let Some(bin) = ffmpeg() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let sessions = Sessions::new(
+        tmp.path().join("cache"),
+        Some(bin),
+        SessionLimits::default(),
+    )
+    .unwrap();
+    let s = sessions
+        .start(owner(1, 10), remux(), 60_000, clip(tmp.path(), 60))
+        .unwrap();
+    assert_eq!(s.segments, 15);
+    let list = s.playlist();
+    assert!(
+        list.contains("#EXT-X-MAP:URI=\"init.mp4\"")
+            && list.contains("14.m4s")
+            && list.ends_with("#EXT-X-ENDLIST\n"),
+        "{list}"
+    );
+    assert!(s.segment(0).unwrap().exists());
+    assert!(s.init_path().exists());
+    let first = pid_of(&s);
+    // Far ahead of the child: a seek restarts it there.
+    let p = s.segment(12).unwrap();
+    assert!(p.exists());
+    assert_eq!(lock(&s.run).first, 12);
+    let _ = first;
+    assert!(matches!(s.segment(15), Err(SessionError::NoSuchSegment)));
+    let dir = s.dir.clone();
+    let pid = pid_of(&s);
+    sessions.end(&s.id);
+    assert!(!dir.exists());
+    if let Some(pid) = pid {
+        assert!(!alive(pid), "ffmpeg {pid} outlived its session");
+    }
+    assert!(sessions.get(&s.id).is_none());
+}
+
+#[test]
+fn one_session_per_device_and_limits_per_user() {
+    let Some(bin) = ffmpeg() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let limits = SessionLimits {
+        transcodes: 1,
+        per_user: 2,
+        total: 3,
+        idle_secs: 0,
+    };
+    let sessions = Sessions::new(tmp.path().join("cache"), Some(bin), limits).unwrap();
+    let a = sessions
+        .start(owner(1, 10), remux(), 20_000, clip(tmp.path(), 20))
+        .unwrap();
+    let b = sessions
+        .start(owner(1, 10), remux(), 20_000, clip(tmp.path(), 20))
+        .unwrap();
+    assert!(
+        sessions.get(&a.id).is_none(),
+        "the device's new session ends its old one"
+    );
+    assert!(sessions.get(&b.id).is_some());
+    sessions
+        .start(owner(1, 11), remux(), 20_000, clip(tmp.path(), 20))
+        .unwrap();
+    let third = sessions.start(owner(1, 12), remux(), 20_000, clip(tmp.path(), 20));
+    assert!(matches!(third, Err(SessionError::Busy(_))), "per user");
+    let mut t = remux();
+    t.method = Method::Transcode;
+    t.video = Some(VideoPlan::H264 {
+        index: 0,
+        height: 90,
+        bitrate: 300_000,
+        deinterlace: false,
+    });
+    sessions
+        .start(owner(2, 20), t.clone(), 20_000, clip(tmp.path(), 20))
+        .unwrap();
+    let busy = sessions.start(owner(3, 30), t, 20_000, clip(tmp.path(), 20));
+    assert!(matches!(busy, Err(SessionError::Busy(_))), "total");
+    // Idle for more than 0 s: tending ends them all.
+    std::thread::sleep(Duration::from_millis(1100));
+    sessions.tend();
+    assert!(sessions.is_empty());
+}
+
+#[test]
+fn a_corrupt_file_fails_with_a_message_and_no_child() {
+    let Some(bin) = ffmpeg() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let f = tmp.path().join("bad.mkv");
+    std::fs::write(&f, b"\x1a\x45\xdf\xa3 this is not a film at all").unwrap();
+    let sessions = Sessions::new(
+        tmp.path().join("cache"),
+        Some(bin),
+        SessionLimits::default(),
+    )
+    .unwrap();
+    let s = sessions
+        .start(
+            owner(1, 1),
+            remux(),
+            8_000,
+            OwnedFd::from(std::fs::File::open(&f).unwrap()),
+        )
+        .unwrap();
+    match s.segment(0) {
+        Err(SessionError::Failed(msg)) => assert!(!msg.is_empty()),
+        other => panic!("{other:?}"),
+    }
+    assert!(pid_of(&s).is_none());
+}
+
+#[test]
+fn no_ffmpeg_says_so() {
+    let tmp = tempfile::tempdir().unwrap();
+    let sessions: Sessions<()> =
+        Sessions::new(tmp.path().join("c"), None, SessionLimits::default()).unwrap();
+    let f = OwnedFd::from(std::fs::File::open("/dev/null").unwrap());
+    let err = sessions.start(owner(1, 1), remux(), 1000, f).err().unwrap();
+    assert!(err.to_string().contains("apt install ffmpeg"), "{err}");
+}

@@ -167,10 +167,41 @@ impl Converter {
         input: OwnedFd,
         stderr: Stdio,
     ) -> Result<Converter, SpawnError> {
+        Self::start(program, args, input, Stdio::null(), stderr)
+    }
+
+    /// As [`Converter::spawn`], with the child's stdout piped to us.
+    pub fn spawn_piped(
+        program: &Path,
+        args: &[OsString],
+        input: OwnedFd,
+        stderr: Stdio,
+    ) -> Result<Converter, SpawnError> {
+        Self::start(program, args, input, Stdio::piped(), stderr)
+    }
+
+    fn stdout_nonblocking(&mut self) {
+        if let Some(out) = &self.child.stdout {
+            let fd = out.as_raw_fd();
+            if let Ok(flags) = nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_GETFL) {
+                let flags =
+                    nix::fcntl::OFlag::from_bits_truncate(flags) | nix::fcntl::OFlag::O_NONBLOCK;
+                let _ = nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_SETFL(flags));
+            }
+        }
+    }
+
+    fn start(
+        program: &Path,
+        args: &[OsString],
+        input: OwnedFd,
+        stdout: Stdio,
+        stderr: Stdio,
+    ) -> Result<Converter, SpawnError> {
         let mut cmd = Command::new(program);
         cmd.args(args)
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
+            .stdout(stdout)
             .stderr(stderr)
             .env_clear()
             .env("PATH", "/usr/bin:/bin");
@@ -217,6 +248,139 @@ impl Drop for Converter {
         }
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// A file with no name (memfd) for a child's messages.
+fn anonymous_file() -> std::io::Result<std::fs::File> {
+    use std::os::fd::FromRawFd;
+    // SAFETY: a plain syscall with a static C string; the fd returned is ours alone.
+    let fd = unsafe { libc::memfd_create(c"hearth-ffmpeg-log".as_ptr(), libc::MFD_CLOEXEC) };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: `fd` was just created and is owned by nothing else.
+    Ok(unsafe { std::fs::File::from_raw_fd(fd) })
+}
+
+type Task = Box<dyn FnOnce() + Send>;
+
+/// Runs `f` on the one long-lived thread that starts children, and returns its result
+/// (`None` if that thread is gone). `PR_SET_PDEATHSIG` fires when the *thread* that forked
+/// dies, and the runtime's blocking threads come and go; this one lives as long as the
+/// process. (A process-wide thread, not configuration: hence the static.)
+pub fn on_launcher<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Option<T> {
+    use std::sync::mpsc;
+    static LAUNCHER: std::sync::OnceLock<std::sync::Mutex<mpsc::Sender<Task>>> =
+        std::sync::OnceLock::new();
+    let tx = LAUNCHER.get_or_init(|| {
+        let (tx, rx) = mpsc::channel::<Task>();
+        let spawned = std::thread::Builder::new()
+            .name("hearth-ffmpeg-launcher".into())
+            .spawn(move || {
+                for task in rx {
+                    task();
+                }
+            });
+        if let Err(e) = spawned {
+            tracing::error!(error = %e, "the ffmpeg launcher thread could not start");
+        }
+        std::sync::Mutex::new(tx)
+    });
+    let (reply_tx, reply_rx) = mpsc::channel();
+    let task: Task = Box::new(move || {
+        let _ = reply_tx.send(f());
+    });
+    tx.lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .send(task)
+        .ok()?;
+    reply_rx.recv().ok()
+}
+
+/// A child that ran to its end: what it wrote and whether it succeeded.
+#[derive(Debug)]
+pub struct Output {
+    pub ok: bool,
+    pub stdout: Vec<u8>,
+    /// The last line it complained with.
+    pub message: String,
+}
+
+/// Runs `program` with `args` over `input` (fd 3) to its end, keeping at most `max_out` bytes
+/// of its output; killed (and an error) past `limit` time or output. For ffprobe and for
+/// extracting a subtitle track.
+pub fn run_to_end(
+    program: &Path,
+    args: Vec<OsString>,
+    input: OwnedFd,
+    max_out: usize,
+    limit: std::time::Duration,
+) -> Result<Output, SpawnError> {
+    use std::io::Read;
+    let log = anonymous_file()?;
+    let log_for_child = log.try_clone()?;
+    let program = program.to_owned();
+    let mut conv = on_launcher(move || {
+        let mut cmd_out = Converter::spawn_piped(&program, &args, input, log_for_child.into());
+        if let Ok(c) = cmd_out.as_mut() {
+            c.stdout_nonblocking();
+        }
+        cmd_out
+    })
+    .ok_or_else(|| SpawnError::Io(std::io::Error::other("the ffmpeg launcher has stopped")))??;
+    let mut stdout = conv.child.stdout.take();
+    let deadline = std::time::Instant::now() + limit;
+    let mut out = Vec::new();
+    let mut buf = [0u8; 16384];
+    loop {
+        let mut progressed = false;
+        if let Some(s) = stdout.as_mut() {
+            match s.read(&mut buf) {
+                Ok(0) => stdout = None,
+                Ok(n) => {
+                    out.extend_from_slice(&buf[..n]);
+                    progressed = true;
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                Err(_) => stdout = None,
+            }
+        }
+        if out.len() > max_out {
+            return Err(SpawnError::Io(std::io::Error::other(
+                "the output is too large",
+            )));
+        }
+        if stdout.is_none()
+            && let Some(status) = conv.child.try_wait()?
+        {
+            let mut log = log;
+            let mut text = String::new();
+            use std::io::Seek;
+            log.seek(std::io::SeekFrom::Start(0))?;
+            (&mut log).take(64 * 1024).read_to_string(&mut text).ok();
+            let message = text
+                .lines()
+                .rev()
+                .map(str::trim)
+                .find(|l| !l.is_empty())
+                .unwrap_or("")
+                .to_owned();
+            return Ok(Output {
+                ok: status.success(),
+                stdout: out,
+                message,
+            });
+        }
+        if std::time::Instant::now() > deadline {
+            return Err(SpawnError::Io(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "it took too long",
+            )));
+        }
+        if !progressed {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
     }
 }
 

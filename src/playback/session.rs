@@ -472,46 +472,18 @@ fn session_id() -> Result<String, SessionError> {
     Ok(hex::encode(b))
 }
 
-/// Children are started from one long-lived thread: `PR_SET_PDEATHSIG` fires when the
-/// *thread* that forked dies, and the runtime's blocking threads come and go.
 fn launch(
     program: &Path,
     args: Vec<std::ffi::OsString>,
     fd: OwnedFd,
     log: std::fs::File,
 ) -> Result<Converter, SessionError> {
-    use std::sync::mpsc;
-    type Request = (
-        PathBuf,
-        Vec<std::ffi::OsString>,
-        OwnedFd,
-        std::fs::File,
-        mpsc::Sender<Result<Converter, ffmpeg::SpawnError>>,
-    );
-    static LAUNCHER: std::sync::OnceLock<Mutex<mpsc::Sender<Request>>> = std::sync::OnceLock::new();
-    let tx = LAUNCHER.get_or_init(|| {
-        let (tx, rx) = mpsc::channel::<Request>();
-        let spawned = std::thread::Builder::new()
-            .name("hearth-ffmpeg-launcher".into())
-            .spawn(move || {
-                for (program, args, fd, log, reply) in rx {
-                    let _ = reply.send(Converter::spawn(&program, &args, fd, log.into()));
-                }
-            });
-        if let Err(e) = spawned {
-            tracing::error!(error = %e, "the ffmpeg launcher thread could not start");
-        }
-        Mutex::new(tx)
-    });
-    let (reply_tx, reply_rx) = mpsc::channel();
-    lock(tx)
-        .send((program.to_owned(), args, fd, log, reply_tx))
-        .map_err(|_| SessionError::Io(std::io::Error::other("the ffmpeg launcher has stopped")))?;
-    match reply_rx.recv() {
-        Ok(Ok(c)) => Ok(c),
-        Ok(Err(ffmpeg::SpawnError::Missing)) => Err(SessionError::NoFfmpeg),
-        Ok(Err(ffmpeg::SpawnError::Io(e))) => Err(SessionError::Io(e)),
-        Err(_) => Err(SessionError::Io(std::io::Error::other(
+    let program = program.to_owned();
+    match ffmpeg::on_launcher(move || Converter::spawn(&program, &args, fd, log.into())) {
+        Some(Ok(c)) => Ok(c),
+        Some(Err(ffmpeg::SpawnError::Missing)) => Err(SessionError::NoFfmpeg),
+        Some(Err(ffmpeg::SpawnError::Io(e))) => Err(SessionError::Io(e)),
+        None => Err(SessionError::Io(std::io::Error::other(
             "the ffmpeg launcher has stopped",
         ))),
     }

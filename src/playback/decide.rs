@@ -294,11 +294,11 @@ fn copyable_to_fmp4_video(codec: &str) -> bool {
     matches!(codec, "h264" | "hevc" | "av1" | "vp9")
 }
 
+/// Sound copied into HLS fMP4 as it is: only what every HLS player takes there. Browsers that
+/// play MP3 or FLAC files do not all take them inside fMP4 segments (Chromium's HLS refuses
+/// MP3), so those are converted to AAC.
 fn copyable_to_fmp4_audio(codec: &str) -> bool {
-    matches!(
-        codec,
-        "aac" | "mp3" | "ac3" | "eac3" | "opus" | "flac" | "alac"
-    )
+    matches!(codec, "aac" | "ac3" | "eac3")
 }
 
 /// The height a conversion aims at for a bitrate (Plex's and Jellyfin's ladders, roughly).

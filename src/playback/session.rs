@@ -59,6 +59,8 @@ pub enum SessionError {
     Busy(String),
     #[error("the file could not be converted: {0}")]
     Failed(String),
+    #[error("the file ends before this point; it may be damaged or incomplete")]
+    EndsEarly,
     #[error("converting is taking too long; the device may be busy")]
     Slow,
     #[error("converting needs ffmpeg, which is not installed (Debian: apt install ffmpeg)")]
@@ -85,6 +87,8 @@ struct Run {
     failed: Option<String>,
     /// The child finished every segment from `first` on.
     done: bool,
+    /// Segments below this were deleted behind the viewer.
+    deleted_below: u32,
 }
 
 pub struct Session<G> {
@@ -117,15 +121,21 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// Finds ffmpeg: `HEARTH_FFMPEG`, the image's own build, then Debian's.
-pub fn find_ffmpeg() -> Option<PathBuf> {
-    let mut candidates = Vec::new();
-    if let Some(p) = std::env::var_os("HEARTH_FFMPEG") {
-        candidates.push(PathBuf::from(p));
+/// Finds ffmpeg: the configured one (`[playback] ffmpeg`, `HEARTH_PLAYBACK__FFMPEG`), else
+/// the appliance's own build, else Debian's.
+pub fn find_ffmpeg_from(configured: Option<&Path>) -> Option<PathBuf> {
+    match configured {
+        Some(p) => p.is_file().then(|| p.to_owned()),
+        None => ["/usr/lib/hearth/ffmpeg", "/usr/bin/ffmpeg"]
+            .into_iter()
+            .map(PathBuf::from)
+            .find(|p| p.is_file()),
     }
-    candidates.push("/usr/lib/hearth/ffmpeg".into());
-    candidates.push("/usr/bin/ffmpeg".into());
-    candidates.into_iter().find(|p| p.is_file())
+}
+
+/// [`find_ffmpeg_from`] with nothing configured.
+pub fn find_ffmpeg() -> Option<PathBuf> {
+    find_ffmpeg_from(None)
 }
 
 impl<G: Clone + Send + Sync + 'static> Sessions<G> {
@@ -224,6 +234,7 @@ impl<G: Clone + Send + Sync + 'static> Sessions<G> {
                 paused: false,
                 failed: None,
                 done: false,
+                deleted_below: 0,
             }),
             last_used: AtomicU64::new(self.now()),
             last_asked: AtomicU32::new(0),
@@ -331,6 +342,7 @@ impl<G> Session<G> {
         run.done = false;
         run.paused = false;
         run.first = first;
+        run.deleted_below = 0;
         let fd = lock(&self.input).try_clone()?;
         let job = Job {
             first_segment: first,
@@ -385,8 +397,13 @@ impl<G> Session<G> {
                 if let Some(f) = &run.failed {
                     return Err(SessionError::Failed(f.clone()));
                 }
-                let made = self.made_until(run.first);
-                n < run.first || n > made + SEEK_GAP || (run.done && n >= made)
+                let low = run.first.max(run.deleted_below);
+                let made = self.made_until(low);
+                if n >= low && run.done && n >= made {
+                    // The child began before `n` and ended without reaching it.
+                    return Err(SessionError::EndsEarly);
+                }
+                n < low || (!run.done && n > made + SEEK_GAP)
             };
             if restart {
                 tracing::debug!(segment = n, "playback: restarting the conversion at a seek");
@@ -445,9 +462,13 @@ impl<G> Session<G> {
             self.signal(&run, nix::sys::signal::Signal::SIGCONT);
             run.paused = false;
         }
-        drop(run);
         if asked > BEHIND_KEEP {
-            for n in (asked - BEHIND_KEEP).saturating_sub(64)..asked - BEHIND_KEEP {
+            let below = asked - BEHIND_KEEP;
+            if below > run.deleted_below {
+                run.deleted_below = below;
+            }
+            drop(run);
+            for n in below.saturating_sub(64)..below {
                 let _ = std::fs::remove_file(self.segment_path(n));
             }
         }

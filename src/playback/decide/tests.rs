@@ -126,7 +126,7 @@ fn the_clip_matrix_in_chromium() {
             Transcode, Some(AudioPlan::Aac { index: 1, channels: 2, bitrate: AAC_STEREO_BITRATE }),
             "The file is MKV, which this player can't open; the picture is HEVC (H.265), which this player can't show; the sound is DTS, which this player can't play: converting the picture to H.264 at 720p."),
         ("AVI MPEG-4 ASP/MP3", film("avi", "mpeg4", 8, "mp3", 2), none, LIMITS,
-            Transcode, Some(AudioPlan::Copy { index: 1 }),
+            Transcode, Some(AudioPlan::Aac { index: 1, channels: 2, bitrate: AAC_STEREO_BITRATE }),
             "The file is AVI, which this player can't open; the picture is MPEG-4 Part 2 (XviD/DivX), which this player can't show: converting the picture to H.264 at 720p."),
         ("MKV with ASS subtitles chosen", with_subs(film("matroska,webm", "h264", 8, "aac", 2), "ass"), sub, LIMITS,
             DirectStream, Some(AudioPlan::Copy { index: 1 }),

@@ -200,3 +200,35 @@ fn no_ffmpeg_says_so() {
     let err = sessions.start(owner(1, 1), remux(), 1000, f).err().unwrap();
     assert!(err.to_string().contains("apt install ffmpeg"), "{err}");
 }
+
+#[test]
+fn a_file_cut_short_ends_with_a_message() {
+    let Some(bin) = ffmpeg() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let whole = tmp.path().join("clip.mkv");
+    drop(clip(tmp.path(), 20));
+    let bytes = std::fs::read(&whole).unwrap();
+    let cut = tmp.path().join("cut.mkv");
+    std::fs::write(&cut, &bytes[..bytes.len() / 3]).unwrap();
+    let sessions = Sessions::new(
+        tmp.path().join("cache"),
+        Some(bin),
+        SessionLimits::default(),
+    )
+    .unwrap();
+    // The header says 20 s; the data stops near 7 s.
+    let s = sessions
+        .start(
+            owner(1, 1),
+            remux(),
+            20_000,
+            OwnedFd::from(std::fs::File::open(&cut).unwrap()),
+        )
+        .unwrap();
+    assert!(s.segment(0).is_ok());
+    match s.segment(4) {
+        Err(SessionError::EndsEarly) => {}
+        other => panic!("{other:?}"),
+    }
+    assert!(pid_of(&s).is_none(), "the child ended");
+}

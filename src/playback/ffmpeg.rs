@@ -18,8 +18,11 @@ const INPUT_FD: i32 = 3;
 /// Where a conversion starts and where it writes.
 #[derive(Debug, Clone)]
 pub struct Job {
-    /// The first segment to produce; the conversion starts at `first_segment × SEGMENT_SECONDS`.
+    /// The first segment to produce.
     pub first_segment: u32,
+    /// Where that segment starts in the film, milliseconds: `first_segment × SEGMENT_SECONDS`
+    /// for a converted picture, the keyframe it starts on for a copied one.
+    pub start_ms: u64,
     /// The session's directory; ffmpeg writes `init.mp4`, `seg00000.m4s`… and `ffmpeg.m3u8`.
     pub dir: PathBuf,
     /// Encoder threads (0 = ffmpeg's choice).
@@ -32,9 +35,17 @@ pub fn args(plan: &Plan, job: &Job) -> Vec<OsString> {
     let mut push = |items: &[&str]| a.extend(items.iter().map(OsString::from));
     push(&["-nostdin", "-hide_banner", "-loglevel", "error", "-nostats"]);
     push(&["-protocol_whitelist", "file"]);
-    let start = u64::from(job.first_segment) * u64::from(SEGMENT_SECONDS);
-    if start > 0 {
-        push(&["-ss", &start.to_string()]);
+    let copy = matches!(plan.video, Some(VideoPlan::Copy { .. }));
+    let secs = |ms: u64| format!("{}.{:03}", ms / 1000, ms % 1000);
+    if job.start_ms > 0 {
+        // A copied picture starts on the keyframe at `start_ms`: seek a hair past it, and the
+        // input seek lands on it (the last keyframe at or before the position).
+        let at = if copy { job.start_ms + 1 } else { job.start_ms };
+        push(&["-ss", &secs(at)]);
+    }
+    if copy {
+        // The file's own timestamps, so every child's segment N carries the same times.
+        push(&["-copyts", "-start_at_zero"]);
     }
     push(&["-i", &format!("file:/proc/self/fd/{INPUT_FD}")]);
     push(&["-map_metadata", "-1", "-map_chapters", "-1", "-sn", "-dn"]);
@@ -116,10 +127,17 @@ pub fn args(plan: &Plan, job: &Job) -> Vec<OsString> {
     }
     // Timestamps continue from where this conversion starts, so segment N carries the times
     // the playlist gives it whichever conversion made it.
-    if start > 0 {
-        push(&["-output_ts_offset", &start.to_string()]);
+    if !copy && job.start_ms > 0 {
+        push(&["-output_ts_offset", &secs(job.start_ms)]);
     }
-    push(&["-f", "hls", "-hls_time", &SEGMENT_SECONDS.to_string()]);
+    // A copied picture is cut at every keyframe (the playlist lists them); a converted one
+    // every SEGMENT_SECONDS, where the encoder was told to put keyframes.
+    let hls_time = if copy {
+        "0.05".to_owned()
+    } else {
+        SEGMENT_SECONDS.to_string()
+    };
+    push(&["-f", "hls", "-hls_time", &hls_time]);
     push(&[
         "-hls_segment_type",
         "fmp4",
@@ -448,11 +466,12 @@ mod tests {
         );
         let job = Job {
             first_segment: 0,
+            start_ms: 0,
             dir: "/cache/s1".into(),
             threads: 0,
         };
         let a = joined(&args(&p, &job));
-        assert!(a.starts_with("-nostdin -hide_banner -loglevel error -nostats -protocol_whitelist file -i file:/proc/self/fd/3"), "{a}");
+        assert!(a.starts_with("-nostdin -hide_banner -loglevel error -nostats -protocol_whitelist file -copyts -start_at_zero -i file:/proc/self/fd/3"), "{a}");
         assert!(
             a.contains("-map 0:0 -c:v copy -map 0:1 -c:a aac -ac 2 -b:a 192k"),
             "{a}"
@@ -478,11 +497,12 @@ mod tests {
         );
         let job = Job {
             first_segment: 10,
+            start_ms: 40_000,
             dir: "/c".into(),
             threads: 2,
         };
         let a = joined(&args(&p, &job));
-        assert!(a.contains("-ss 40 -i file:/proc/self/fd/3"), "{a}");
+        assert!(a.contains("-ss 40.000 -i file:/proc/self/fd/3"), "{a}");
         assert!(
             a.contains(
                 "-filter_complex [0:0][0:3]overlay,yadif,scale=-2:720,format=yuv420p[v] -map [v]"
@@ -493,7 +513,7 @@ mod tests {
             a.contains("-b:v 1808k -maxrate 2169k -bufsize 3616k"),
             "{a}"
         );
-        assert!(a.contains("-output_ts_offset 40"), "{a}");
+        assert!(a.contains("-output_ts_offset 40.000"), "{a}");
         assert!(a.contains("-start_number 10"), "{a}");
         assert!(a.contains("-threads 2"), "{a}");
     }
@@ -505,6 +525,7 @@ mod tests {
             &p,
             &Job {
                 first_segment: 0,
+                start_ms: 0,
                 dir: "/x".into(),
                 threads: 0,
             },
@@ -580,6 +601,7 @@ mod runs {
         };
         let job = Job {
             first_segment: 1,
+            start_ms: 4_000,
             dir: out.clone(),
             threads: 1,
         };

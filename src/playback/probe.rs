@@ -57,6 +57,55 @@ pub fn probe(ffprobe: &Path, input: OwnedFd) -> Result<MediaFacts, FactsError> {
     facts::from_ffprobe_json(&out.stdout)
 }
 
+/// The most keyframes kept for one film (a 10-hour film with a keyframe a second).
+const MAX_KEYFRAMES: usize = 40_000;
+
+/// The times (milliseconds) of the video stream's keyframes, read from the packets without
+/// decoding. Segments of a copied picture must start on them.
+pub fn keyframes(ffprobe: &Path, input: OwnedFd, stream: u32) -> Result<Vec<u64>, FactsError> {
+    let select = format!("{stream}");
+    let args = os(&[
+        "-v",
+        "error",
+        "-protocol_whitelist",
+        "file",
+        "-select_streams",
+        &select,
+        "-show_entries",
+        "packet=pts_time,flags",
+        "-of",
+        "csv=p=0",
+        "-i",
+        "file:/proc/self/fd/3",
+    ]);
+    let out = ffmpeg::run_to_end(ffprobe, args, input, 64 << 20, Duration::from_secs(300))
+        .map_err(|e| FactsError::Unreadable(e.to_string()))?;
+    if !out.ok {
+        return Err(FactsError::Unreadable(out.message));
+    }
+    let mut times = Vec::new();
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let mut parts = line.split(',');
+        let (Some(t), Some(flags)) = (parts.next(), parts.next()) else {
+            continue;
+        };
+        if !flags.starts_with('K') {
+            continue;
+        }
+        let Ok(secs) = t.parse::<f64>() else { continue };
+        if !secs.is_finite() || secs < 0.0 {
+            continue;
+        }
+        times.push((secs * 1000.0).round() as u64);
+        if times.len() > MAX_KEYFRAMES {
+            return Err(FactsError::Unreadable("too many keyframes".into()));
+        }
+    }
+    times.sort_unstable();
+    times.dedup();
+    Ok(times)
+}
+
 /// A subtitle track could not be made WebVTT.
 #[derive(Debug, thiserror::Error)]
 pub enum SubtitleError {

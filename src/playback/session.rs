@@ -98,6 +98,9 @@ pub struct Session<G> {
     /// Segments in the whole film.
     pub segments: u32,
     pub duration_ms: u64,
+    /// Where each segment starts, milliseconds: the keyframes of a copied picture, or every
+    /// SEGMENT_SECONDS of a converted one.
+    starts: Vec<u64>,
     dir: PathBuf,
     input: Mutex<OwnedFd>,
     run: Mutex<Run>,
@@ -175,6 +178,7 @@ impl<G: Clone + Send + Sync + 'static> Sessions<G> {
         owner: Owner<G>,
         plan: Plan,
         duration_ms: u64,
+        keyframes: Option<Vec<u64>>,
         input: OwnedFd,
     ) -> Result<Arc<Session<G>>, SessionError> {
         let ffmpeg = self.ffmpeg.clone().ok_or(SessionError::NoFfmpeg)?;
@@ -219,13 +223,14 @@ impl<G: Clone + Send + Sync + 'static> Sessions<G> {
         let id = session_id()?;
         let dir = self.root.join(&id);
         std::fs::create_dir(&dir)?;
-        let segments = (duration_ms.div_ceil(u64::from(SEGMENT_SECONDS) * 1000)).max(1);
+        let starts = segment_starts(duration_ms, keyframes);
         let session = Arc::new(Session {
             id: id.clone(),
             owner,
             plan,
-            segments: u32::try_from(segments).unwrap_or(u32::MAX),
+            segments: u32::try_from(starts.len()).unwrap_or(u32::MAX),
             duration_ms,
+            starts,
             dir,
             input: Mutex::new(input),
             run: Mutex::new(Run {
@@ -316,15 +321,22 @@ impl<G> Session<G> {
     pub fn playlist(&self) -> String {
         let mut out = String::with_capacity(64 + self.segments as usize * 32);
         out.push_str("#EXTM3U\n#EXT-X-VERSION:7\n");
-        out.push_str(&format!("#EXT-X-TARGETDURATION:{SEGMENT_SECONDS}\n"));
+        let len_of = |n: usize| {
+            let start = self.starts[n];
+            let end = self.starts.get(n + 1).copied().unwrap_or(self.duration_ms);
+            end.saturating_sub(start).max(1)
+        };
+        let longest = (0..self.starts.len()).map(len_of).max().unwrap_or(1);
+        out.push_str(&format!(
+            "#EXT-X-TARGETDURATION:{}\n",
+            longest.div_ceil(1000)
+        ));
         out.push_str(
             "#EXT-X-PLAYLIST-TYPE:VOD\n#EXT-X-MEDIA-SEQUENCE:0\n#EXT-X-INDEPENDENT-SEGMENTS\n",
         );
         out.push_str("#EXT-X-MAP:URI=\"init.mp4\"\n");
-        let seg_ms = u64::from(SEGMENT_SECONDS) * 1000;
-        for n in 0..self.segments {
-            let start = u64::from(n) * seg_ms;
-            let len = self.duration_ms.saturating_sub(start).min(seg_ms).max(1);
+        for n in 0..self.starts.len() {
+            let len = len_of(n);
             out.push_str(&format!(
                 "#EXTINF:{}.{:03},\n{n}.m4s\n",
                 len / 1000,
@@ -346,6 +358,7 @@ impl<G> Session<G> {
         let fd = lock(&self.input).try_clone()?;
         let job = Job {
             first_segment: first,
+            start_ms: self.starts.get(first as usize).copied().unwrap_or(0),
             dir: self.dir.clone(),
             threads: self.threads,
         };
@@ -480,6 +493,30 @@ impl<G> Session<G> {
         run.conv = None;
         drop(run);
         let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Where each segment starts: on the keyframes for a copied picture (a keyframe closer than a
+/// second to the previous start is folded into that segment only if ffmpeg would do the same,
+/// which it does not: every keyframe starts a segment), else every SEGMENT_SECONDS.
+fn segment_starts(duration_ms: u64, keyframes: Option<Vec<u64>>) -> Vec<u64> {
+    match keyframes {
+        Some(mut k) if !k.is_empty() => {
+            k.retain(|t| *t < duration_ms.max(1));
+            // ffmpeg's first segment begins with the first packet: a first keyframe just after
+            // the start (timestamps rarely begin at exactly 0) is segment 0's start.
+            match k.first_mut() {
+                Some(first) if *first < 1000 => *first = 0,
+                _ => k.insert(0, 0),
+            }
+            k
+        }
+        _ => {
+            let step = u64::from(SEGMENT_SECONDS) * 1000;
+            (0..duration_ms.div_ceil(step).max(1))
+                .map(|n| n * step)
+                .collect()
+        }
     }
 }
 

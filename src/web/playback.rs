@@ -197,10 +197,23 @@ async fn play(
     };
     let reasons = plan.reasons.iter().map(decide::Reason::words).collect();
     let (method, summary) = (plan.method, plan.summary.clone());
+    // A copied picture is cut on its own keyframes: read them first (no decoding).
+    let keyframes = match (&plan.video, sessions.ffmpeg().map(probe::ffprobe_beside)) {
+        (Some(decide::VideoPlan::Copy { index }), Some(ffprobe)) => {
+            let (index, kf_fd) = (*index, fd.try_clone().map_err(ApiError::internal)?);
+            Some(
+                tokio::task::spawn_blocking(move || probe::keyframes(&ffprobe, kf_fd, index))
+                    .await?
+                    .map_err(|e| ApiError::invalid("unreadable_media", e.to_string()))?,
+            )
+        }
+        _ => None,
+    };
     let s2 = sessions.clone();
-    let session = tokio::task::spawn_blocking(move || s2.start(owner, plan, duration, fd))
-        .await?
-        .map_err(playback_error)?;
+    let session =
+        tokio::task::spawn_blocking(move || s2.start(owner, plan, duration, keyframes, fd))
+            .await?
+            .map_err(playback_error)?;
     tracing::info!(item = item.id, user = viewer.user.id, method = ?method, session = %session.id, "playback: converting");
     Ok(Json(PlayView {
         method,

@@ -37,6 +37,12 @@ fn clip(dir: &Path, seconds: u32) -> OwnedFd {
     OwnedFd::from(std::fs::File::open(&f).unwrap())
 }
 
+/// The clip's keyframes, as the web layer reads them before a copy session.
+fn keyframes(fd: &OwnedFd) -> Option<Vec<u64>> {
+    let probe = crate::playback::probe::ffprobe_beside(&find_ffmpeg()?);
+    Some(crate::playback::probe::keyframes(&probe, fd.try_clone().unwrap(), 0).unwrap())
+}
+
 fn remux() -> Plan {
     Plan {
         method: Method::DirectStream,
@@ -49,6 +55,19 @@ fn remux() -> Plan {
         subtitle: SubtitlePlan::None,
         reasons: vec![],
         summary: String::new(),
+    }
+}
+
+fn transcode() -> Plan {
+    Plan {
+        method: Method::Transcode,
+        video: Some(VideoPlan::H264 {
+            index: 0,
+            height: 90,
+            bitrate: 300_000,
+            deinterlace: false,
+        }),
+        ..remux()
     }
 }
 
@@ -88,14 +107,18 @@ fn segments_a_seek_and_the_end() {
         SessionLimits::default(),
     )
     .unwrap();
+    let fd = clip(tmp.path(), 60);
+    let kf = keyframes(&fd);
+    assert_eq!(kf.as_ref().map(Vec::len), Some(60), "a keyframe a second");
     let s = sessions
-        .start(owner(1, 10), remux(), 60_000, clip(tmp.path(), 60))
+        .start(owner(1, 10), remux(), 60_000, kf, fd)
         .unwrap();
-    assert_eq!(s.segments, 15);
+    assert_eq!(s.segments, 60);
     let list = s.playlist();
     assert!(
         list.contains("#EXT-X-MAP:URI=\"init.mp4\"")
-            && list.contains("14.m4s")
+            && list.contains("59.m4s")
+            && list.contains("#EXTINF:1.000,")
             && list.ends_with("#EXT-X-ENDLIST\n"),
         "{list}"
     );
@@ -103,11 +126,11 @@ fn segments_a_seek_and_the_end() {
     assert!(s.init_path().exists());
     let first = pid_of(&s);
     // Far ahead of the child: a seek restarts it there.
-    let p = s.segment(12).unwrap();
+    let p = s.segment(48).unwrap();
     assert!(p.exists());
-    assert_eq!(lock(&s.run).first, 12);
+    assert_eq!(lock(&s.run).first, 48);
     let _ = first;
-    assert!(matches!(s.segment(15), Err(SessionError::NoSuchSegment)));
+    assert!(matches!(s.segment(60), Err(SessionError::NoSuchSegment)));
     let dir = s.dir.clone();
     let pid = pid_of(&s);
     sessions.end(&s.id);
@@ -130,10 +153,10 @@ fn one_session_per_device_and_limits_per_user() {
     };
     let sessions = Sessions::new(tmp.path().join("cache"), Some(bin), limits).unwrap();
     let a = sessions
-        .start(owner(1, 10), remux(), 20_000, clip(tmp.path(), 20))
+        .start(owner(1, 10), remux(), 20_000, None, clip(tmp.path(), 20))
         .unwrap();
     let b = sessions
-        .start(owner(1, 10), remux(), 20_000, clip(tmp.path(), 20))
+        .start(owner(1, 10), remux(), 20_000, None, clip(tmp.path(), 20))
         .unwrap();
     assert!(
         sessions.get(&a.id).is_none(),
@@ -141,9 +164,9 @@ fn one_session_per_device_and_limits_per_user() {
     );
     assert!(sessions.get(&b.id).is_some());
     sessions
-        .start(owner(1, 11), remux(), 20_000, clip(tmp.path(), 20))
+        .start(owner(1, 11), remux(), 20_000, None, clip(tmp.path(), 20))
         .unwrap();
-    let third = sessions.start(owner(1, 12), remux(), 20_000, clip(tmp.path(), 20));
+    let third = sessions.start(owner(1, 12), remux(), 20_000, None, clip(tmp.path(), 20));
     assert!(matches!(third, Err(SessionError::Busy(_))), "per user");
     let mut t = remux();
     t.method = Method::Transcode;
@@ -154,9 +177,9 @@ fn one_session_per_device_and_limits_per_user() {
         deinterlace: false,
     });
     sessions
-        .start(owner(2, 20), t.clone(), 20_000, clip(tmp.path(), 20))
+        .start(owner(2, 20), t.clone(), 20_000, None, clip(tmp.path(), 20))
         .unwrap();
-    let busy = sessions.start(owner(3, 30), t, 20_000, clip(tmp.path(), 20));
+    let busy = sessions.start(owner(3, 30), t, 20_000, None, clip(tmp.path(), 20));
     assert!(matches!(busy, Err(SessionError::Busy(_))), "total");
     // Idle for more than 0 s: tending ends them all.
     std::thread::sleep(Duration::from_millis(1100));
@@ -181,6 +204,7 @@ fn a_corrupt_file_fails_with_a_message_and_no_child() {
             owner(1, 1),
             remux(),
             8_000,
+            None,
             OwnedFd::from(std::fs::File::open(&f).unwrap()),
         )
         .unwrap();
@@ -197,7 +221,10 @@ fn no_ffmpeg_says_so() {
     let sessions: Sessions<()> =
         Sessions::new(tmp.path().join("c"), None, SessionLimits::default()).unwrap();
     let f = OwnedFd::from(std::fs::File::open("/dev/null").unwrap());
-    let err = sessions.start(owner(1, 1), remux(), 1000, f).err().unwrap();
+    let err = sessions
+        .start(owner(1, 1), remux(), 1000, None, f)
+        .err()
+        .unwrap();
     assert!(err.to_string().contains("apt install ffmpeg"), "{err}");
 }
 
@@ -220,8 +247,9 @@ fn a_file_cut_short_ends_with_a_message() {
     let s = sessions
         .start(
             owner(1, 1),
-            remux(),
+            transcode(),
             20_000,
+            None,
             OwnedFd::from(std::fs::File::open(&cut).unwrap()),
         )
         .unwrap();

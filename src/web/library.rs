@@ -756,7 +756,7 @@ impl SignedParams {
             user_id: viewer.user.id,
             item_id,
             device_id: viewer.device_id.unwrap_or(0),
-            expires: crate::now_secs() + signed::URL_LIFETIME_SECS,
+            expires: crate::model::clock::now_secs() + signed::URL_LIFETIME_SECS,
         };
         SignedParams {
             u: grant.user_id,

@@ -23,6 +23,9 @@ pub struct Job {
     /// Where that segment starts in the film, milliseconds: `first_segment × SEGMENT_SECONDS`
     /// for a converted picture, the keyframe it starts on for a copied one.
     pub start_ms: u64,
+    /// Where the film's last segment starts, milliseconds (a converted picture gets no
+    /// keyframe forced after it, so a short tail stays in that segment).
+    pub last_start_ms: u64,
     /// The session's directory; ffmpeg writes `init.mp4`, `seg00000.m4s`… and `ffmpeg.m3u8`.
     pub dir: PathBuf,
     /// Encoder threads (0 = ffmpeg's choice).
@@ -95,10 +98,15 @@ pub fn args(plan: &Plan, job: &Job) -> Vec<OsString> {
             ]);
             push(&["-bufsize", &format!("{}k", kbits * 2)]);
             // A keyframe at every segment boundary, so every segment starts cleanly and a
-            // seek to a segment lands where the playlist says.
+            // seek to a segment lands where the playlist says; none after the last boundary
+            // (`t` counts from this conversion's start), where the playlist has no segment.
+            let last = job.last_start_ms.saturating_sub(job.start_ms) + 1000;
             push(&[
                 "-force_key_frames",
-                &format!("expr:gte(t,n_forced*{SEGMENT_SECONDS})"),
+                &format!(
+                    "expr:gte(t,n_forced*{SEGMENT_SECONDS})*lt(t,{})",
+                    secs(last)
+                ),
                 "-sc_threshold",
                 "0",
             ]);
@@ -467,6 +475,7 @@ mod tests {
         let job = Job {
             first_segment: 0,
             start_ms: 0,
+            last_start_ms: 60_000,
             dir: "/cache/s1".into(),
             threads: 0,
         };
@@ -498,6 +507,7 @@ mod tests {
         let job = Job {
             first_segment: 10,
             start_ms: 40_000,
+            last_start_ms: 120_000,
             dir: "/c".into(),
             threads: 2,
         };
@@ -526,6 +536,7 @@ mod tests {
             &Job {
                 first_segment: 0,
                 start_ms: 0,
+                last_start_ms: 0,
                 dir: "/x".into(),
                 threads: 0,
             },
@@ -602,6 +613,7 @@ mod runs {
         let job = Job {
             first_segment: 1,
             start_ms: 4_000,
+            last_start_ms: 8_000,
             dir: out.clone(),
             threads: 1,
         };

@@ -359,6 +359,7 @@ impl<G> Session<G> {
         let job = Job {
             first_segment: first,
             start_ms: self.starts.get(first as usize).copied().unwrap_or(0),
+            last_start_ms: self.starts.last().copied().unwrap_or(0),
             dir: self.dir.clone(),
             threads: self.threads,
         };
@@ -498,7 +499,8 @@ impl<G> Session<G> {
 
 /// Where each segment starts: on the keyframes for a copied picture (a keyframe closer than a
 /// second to the previous start is folded into that segment only if ffmpeg would do the same,
-/// which it does not: every keyframe starts a segment), else every SEGMENT_SECONDS.
+/// which it does not: every keyframe starts a segment), else every SEGMENT_SECONDS, a tail
+/// shorter than half a segment joining the last one.
 fn segment_starts(duration_ms: u64, keyframes: Option<Vec<u64>>) -> Vec<u64> {
     match keyframes {
         Some(mut k) if !k.is_empty() => {
@@ -513,9 +515,15 @@ fn segment_starts(duration_ms: u64, keyframes: Option<Vec<u64>>) -> Vec<u64> {
         }
         _ => {
             let step = u64::from(SEGMENT_SECONDS) * 1000;
-            (0..duration_ms.div_ceil(step).max(1))
+            let mut starts: Vec<u64> = (0..duration_ms.div_ceil(step).max(1))
                 .map(|n| n * step)
-                .collect()
+                .collect();
+            // A tail shorter than half a segment (often only the sound running past the
+            // picture: no picture frame there to cut on) stays in the segment before it.
+            if starts.len() > 1 && starts.last().is_some_and(|l| duration_ms - l < step / 2) {
+                starts.pop();
+            }
+            starts
         }
     }
 }

@@ -260,3 +260,14 @@ fn a_file_cut_short_ends_with_a_message() {
     }
     assert!(pid_of(&s).is_none(), "the child ended");
 }
+
+#[test]
+fn a_converted_picture_is_cut_every_four_seconds_and_a_short_tail_joins_the_last_segment() {
+    // 12.083 s: the sound runs 83 ms past the picture, where no frame can start a segment.
+    assert_eq!(segment_starts(12_083, None), vec![0, 4_000, 8_000]);
+    assert_eq!(segment_starts(13_999, None), vec![0, 4_000, 8_000]);
+    assert_eq!(segment_starts(14_000, None), vec![0, 4_000, 8_000, 12_000]);
+    assert_eq!(segment_starts(12_000, None), vec![0, 4_000, 8_000]);
+    assert_eq!(segment_starts(1_500, None), vec![0]);
+    assert_eq!(segment_starts(0, None), vec![0]);
+}

@@ -89,6 +89,7 @@ export async function playerPage(id, fromStart) {
     cur.session = p.data.session || null;
     cur.startAt = at;
     how.textContent = p.data.method === "direct_play" ? "" : p.data.summary;
+    video.dataset.method = p.data.method;
     note.hidden = true;
     [...video.querySelectorAll("track")].forEach((t) => t.remove());
     subtitleTracks().forEach((t) => video.append(h("track", { kind: "subtitles", src: t.url, srclang: t.language || "und", label: t.label })));
@@ -104,7 +105,11 @@ export async function playerPage(id, fromStart) {
   };
   video.addEventListener("error", () => {
     const code = video.error && video.error.code;
-    if (cur.session) cannot("Converting this file failed; the file may be damaged.");
+    if (cur.session) {
+      // The conversion stopped: ffmpeg could not read on (the segment request said why).
+      note.hidden = false;
+      note.textContent = "This film stops playing at " + clock(video.currentTime) + ": the file seems damaged or incomplete from there. Copying it again from its source usually fixes this.";
+    }
     else cannot(code === 4 ? "The format or codec is not supported here, and this device could not convert it." : "");
   });
 

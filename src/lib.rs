@@ -187,6 +187,13 @@ async fn serve_once(
     );
     let backup_scheduler = backups.spawn_scheduler();
     let (playback, tender) = open_playback(&config)?;
+    let pictures = Arc::new(
+        web::picture::Pictures::new(
+            config.data_dir.join("pictures"),
+            playback.ffmpeg().map(std::path::Path::to_owned),
+        )
+        .map_err(|e| ServeError::Other(format!("the picture cache: {e}")))?,
+    );
     let state = web::AppState {
         backups: backups.clone(),
         config: config.clone(),
@@ -203,6 +210,7 @@ async fn serve_once(
         watcher: library_watcher.clone(),
         dlna: dlna.clone(),
         playback: playback.clone(),
+        pictures,
     };
     let (state_store, state_identity) = (state.store.clone(), state.identity.clone());
     let app = web::app(state);

@@ -486,3 +486,184 @@ fn no_ffmpeg_outlives_a_killed_server() {
     );
     serve.stop();
 }
+
+/// A JPEG from ffmpeg with an EXIF block saying "rotate 90° clockwise to view" (orientation 6).
+fn rotated_photo(path: &Path) {
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    let plain = path.with_extension("plain.jpg");
+    let st = Command::new("ffmpeg")
+        .args(["-nostdin", "-loglevel", "error", "-y", "-f", "lavfi", "-i"])
+        .arg("testsrc2=size=400x300:rate=1:duration=1")
+        .args(["-frames:v", "1"])
+        .arg(&plain)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let jpeg = std::fs::read(&plain).unwrap();
+    std::fs::remove_file(&plain).unwrap();
+    // TIFF (little endian), one IFD entry: Orientation (0x0112), SHORT, 1, value 6.
+    let mut tiff = b"II*\0\x08\0\0\0".to_vec();
+    tiff.extend([1, 0]);
+    tiff.extend([0x12, 0x01, 3, 0, 1, 0, 0, 0, 6, 0, 0, 0]);
+    tiff.extend([0, 0, 0, 0]);
+    let mut app1 = b"Exif\0\0".to_vec();
+    app1.extend(&tiff);
+    let len = u16::try_from(app1.len() + 2).unwrap().to_be_bytes();
+    let mut out = vec![0xFF, 0xD8, 0xFF, 0xE1, len[0], len[1]];
+    out.extend(&app1);
+    out.extend(&jpeg[2..]);
+    std::fs::write(path, out).unwrap();
+}
+
+/// (width, height) of a JPEG, from its start-of-frame marker.
+fn jpeg_size(j: &[u8]) -> (u32, u32) {
+    let mut i = 2;
+    while i + 9 < j.len() {
+        let marker = j[i + 1];
+        let len = usize::from(j[i + 2]) << 8 | usize::from(j[i + 3]);
+        if (0xC0..=0xC2).contains(&marker) {
+            let h = u32::from(j[i + 5]) << 8 | u32::from(j[i + 6]);
+            let w = u32::from(j[i + 7]) << 8 | u32::from(j[i + 8]);
+            return (w, h);
+        }
+        i += 2 + len;
+    }
+    panic!("no start-of-frame marker");
+}
+
+struct Picture {
+    status: u16,
+    headers: Vec<(String, String)>,
+    bytes: Vec<u8>,
+}
+
+impl Picture {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// GET with the raw body (a JPEG), optionally revalidating an ETag.
+fn picture(url: &str, token: Option<&str>, etag: Option<&str>) -> Picture {
+    let mut req = common::agent().get(url);
+    if let Some(t) = token {
+        req = req.header("Authorization", &format!("Bearer {t}"));
+    }
+    if let Some(e) = etag {
+        req = req.header("If-None-Match", e);
+    }
+    let mut resp = req.call().unwrap();
+    let headers = resp
+        .headers()
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_owned()))
+        .collect();
+    Picture {
+        status: resp.status().as_u16(),
+        headers,
+        bytes: resp.body_mut().read_to_vec().unwrap_or_default(),
+    }
+}
+
+fn pictures_on_disk(data: &Path) -> usize {
+    std::fs::read_dir(data.join("pictures"))
+        .map(|d| d.filter_map(Result::ok).count())
+        .unwrap_or(0)
+}
+
+/// Every title gets a picture: a frame of a film without a poster, a photo turned upright;
+/// cached (ETag, 304); refused (no ffmpeg run, nothing cached) for a viewer who may not see
+/// the item; a burst of requests is answered 200 or 503 with Retry-After, never 500.
+#[test]
+fn pictures_for_every_title() {
+    if !have_ffmpeg() {
+        return;
+    }
+    let h = house();
+    let photos_dir = h._media.path().join("Photos");
+    rotated_photo(&photos_dir.join("Beach.jpg"));
+    let base = format!("http://{}", h.s.addr);
+    let r = send(
+        "POST",
+        &h.s.url("/api/v1/libraries"),
+        Some(&h.owner),
+        &json!({"name": "Photos", "kind": "photos", "folders": [photos_dir.to_str().unwrap()]}),
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
+    let photos = r.json()["id"].as_u64().unwrap();
+    wait_for_scan(&base, &h.owner, photos);
+    let photo = first_item(&base, &h.owner, photos);
+    let seen = get(&h.s.url(&format!("/api/v1/items/{photo}")), Some(&h.owner)).json();
+    assert_eq!(
+        seen["orientation"], 6,
+        "the scanner read the EXIF orientation: {seen}"
+    );
+
+    let pic = |token: Option<&str>, item: u64, w: u32| {
+        picture(
+            &h.s.url(&format!("/api/v1/items/{item}/picture?w={w}")),
+            token,
+            None,
+        )
+    };
+    // A film with no poster: a frame, 320 wide (the clip is 160 wide: never enlarged).
+    let r = pic(Some(&h.owner), h.film, 300);
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("content-type"), Some("image/jpeg"));
+    assert_eq!(jpeg_size(&r.bytes), (160, 90));
+    let etag = r.header("etag").unwrap().to_owned();
+    let again = picture(
+        &h.s.url(&format!("/api/v1/items/{}/picture?w=300", h.film)),
+        Some(&h.owner),
+        Some(&etag),
+    );
+    assert_eq!(again.status, 304);
+    // The photo, stored landscape with "rotate 90°" in its EXIF, comes out portrait.
+    let r = pic(Some(&h.owner), photo, 160);
+    assert_eq!(r.status, 200);
+    assert_eq!(jpeg_size(&r.bytes), (160, 214));
+
+    // Mia may not open "Private": 404, and no picture was made for her.
+    let child = login(&h.s);
+    switch(&h.s, &child, h.mia);
+    let before = pictures_on_disk(&h.s.data);
+    let r = pic(Some(&child), h.secret, 320);
+    assert_eq!(r.status, 404);
+    assert_eq!(
+        pictures_on_disk(&h.s.data),
+        before,
+        "a refused picture was made anyway"
+    );
+    assert_eq!(pic(None, h.film, 320).status, 401);
+    assert_eq!(pic(Some(&child), h.film, 320).status, 200);
+
+    // A burst: every size of every picture at once.
+    let answers: Vec<u16> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..48)
+            .map(|n| {
+                let item = [h.film, h.secret, photo][n % 3];
+                let w = [160, 320, 480, 720, 1080, 1920][n % 6];
+                let (owner, s) = (&h.owner, &h.s);
+                scope.spawn(move || {
+                    let r = get(
+                        &s.url(&format!("/api/v1/items/{item}/picture?w={w}")),
+                        Some(owner),
+                    );
+                    if r.status == 503 {
+                        assert!(r.header("retry-after").is_some(), "503 without Retry-After");
+                    }
+                    r.status
+                })
+            })
+            .collect();
+        handles.into_iter().map(|t| t.join().unwrap()).collect()
+    });
+    assert!(
+        answers.iter().all(|s| *s == 200 || *s == 503),
+        "{answers:?}"
+    );
+    assert_eq!(get(&h.s.url("/api/v1/health"), None).status, 200);
+}

@@ -425,6 +425,9 @@ fn child_setup(fd: i32) -> std::io::Result<()> {
             return Err(std::io::Error::last_os_error());
         }
         libc::setpriority(libc::PRIO_PROCESS, 0, 10);
+        // Segments land in the private data directory: private files (0600), whatever the
+        // server's umask.
+        libc::umask(0o077);
         if fd == INPUT_FD {
             // dup2 onto itself keeps CLOEXEC; clear it instead.
             let flags = libc::fcntl(fd, libc::F_GETFD);

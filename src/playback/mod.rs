@@ -6,6 +6,7 @@ pub mod caps;
 pub mod decide;
 pub mod facts;
 pub mod ffmpeg;
+pub mod picture;
 pub mod probe;
 pub mod session;
 

@@ -153,7 +153,7 @@ impl<G: Clone + Send + Sync + 'static> Sessions<G> {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(e),
         }
-        std::fs::create_dir_all(&root)?;
+        private_dir(&root, true)?;
         Ok(Sessions {
             map: Mutex::new(HashMap::new()),
             root,
@@ -222,7 +222,7 @@ impl<G: Clone + Send + Sync + 'static> Sessions<G> {
         }
         let id = session_id()?;
         let dir = self.root.join(&id);
-        std::fs::create_dir(&dir)?;
+        private_dir(&dir, false)?;
         let starts = segment_starts(duration_ms, keyframes);
         let session = Arc::new(Session {
             id: id.clone(),
@@ -526,6 +526,15 @@ fn segment_starts(duration_ms: u64, keyframes: Option<Vec<u64>>) -> Vec<u64> {
             starts
         }
     }
+}
+
+/// Makes a directory only the server's user can open (0700), whatever the umask.
+pub(crate) fn private_dir(path: &Path, parents: bool) -> std::io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(parents)
+        .mode(0o700)
+        .create(path)
 }
 
 /// 256 random bits, hex: the session's name in its URLs.

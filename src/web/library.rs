@@ -246,6 +246,9 @@ pub struct ItemView {
     size: u64,
     added_at: u64,
     has_artwork: bool,
+    /// `GET /api/v1/items/{id}/picture` has something to show: the artwork, a frame of the
+    /// video or the photo itself.
+    has_picture: bool,
     subtitles: Vec<SubtitleView>,
     stream_url: String,
     /// This user's progress and watched flag (item pages only).
@@ -273,6 +276,9 @@ fn item_view(key: &[u8], viewer: &Caller, i: ItemRecord) -> ItemView {
             url: format!("/api/v1/stream/{}/subtitles/{n}?{query}", i.id),
         })
         .collect();
+    let has_picture = i.artwork.is_some()
+        || i.content_type.starts_with("video/")
+        || i.content_type.starts_with("image/");
     ItemView {
         id: i.id,
         library_id: i.library_id,
@@ -301,6 +307,7 @@ fn item_view(key: &[u8], viewer: &Caller, i: ItemRecord) -> ItemView {
         size: i.size,
         added_at: i.added_at,
         has_artwork: i.artwork.is_some(),
+        has_picture,
         subtitles,
         stream_url,
         watch: None,

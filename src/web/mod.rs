@@ -19,6 +19,7 @@ pub mod error;
 mod health;
 mod library;
 mod network;
+pub mod picture;
 pub mod playback;
 mod privacy;
 mod setup;
@@ -209,6 +210,7 @@ pub fn api(state: AppState) -> OpenApiRouter {
     let admitted = OpenApiRouter::new()
         .merge(library::admitted_router())
         .merge(playback::admitted_router())
+        .merge(picture::router())
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             auth::admitted,

@@ -141,6 +141,12 @@ await step("browse the films grid", async () => {
   const titles = await owner.locator(".vgrid .title").allTextContents();
   check("poster grid lists the films", titles.includes("Crimson Alley") && titles.includes("Sunny Meadow"), titles.join(", "));
   check("missing artwork gets a placeholder", (await owner.locator(".vgrid .placeholder").count()) > 0);
+  // Films without a poster show a frame of the film instead of a letter.
+  await owner.waitForFunction(() => [...document.querySelectorAll(".vgrid img")].every((i) => i.complete), null, { timeout: 60000 }).catch(() => null);
+  const shown = await owner.evaluate(() => [...document.querySelectorAll(".vgrid img")].filter((i) => i.complete && i.naturalWidth > 0).length);
+  const listed = (await call(owner, "GET", "/api/v1/libraries/" + libIds.Films + "/items?limit=200")).body.items;
+  const posters = listed.filter((i) => i.has_artwork).length;
+  check("films without a poster show a frame", shown > posters, shown + " pictures, " + posters + " posters, " + listed.length + " films");
   await shot(owner, "32-library-grid");
   await axe(owner, "library grid");
   // Alphabet jump, then arrows move through the grid.

@@ -1,7 +1,7 @@
 // Browsing: home rows, library views (virtualised grid or list, sort, filter, alphabet
 // jump), shows → seasons → episodes, artists → albums → tracks, the photo timeline with a
 // lightbox, the item page and search as you type.
-import { h, api, render, errorBox, showError, errorPage, session, listOf, poster, ratingText, duration, bytes, kindName, prefs, onLeave, main, progressBar } from "./core.js";
+import { h, api, render, errorBox, showError, errorPage, session, listOf, poster, ratingText, duration, bytes, kindName, prefs, onLeave, main, progressBar, artUrl } from "./core.js";
 import { VirtualGrid } from "./grid.js";
 import { playQueue } from "./player.js";
 
@@ -250,7 +250,7 @@ async function timelinePage(lib) {
     all.length ? null : h("p", { class: "muted" }, "No photos yet."),
     r.data.map((m) => h("section", { class: "band", "aria-label": monthName(m.month) }, h("h2", {}, monthName(m.month)),
       h("ul", { class: "photos" }, m.items.map((p) => { const i = n++; return h("li", {}, h("button", { type: "button", class: "photo", onclick: () => lightbox(all, i), "aria-label": "Open " + p.title },
-        h("img", { src: p.stream_url, alt: p.title, loading: "lazy", decoding: "async" }))); }))))));
+        h("img", { src: artUrl(p.id, 320), srcset: artUrl(p.id, 320) + " 1x, " + artUrl(p.id, 720) + " 2x", alt: p.title, loading: "lazy", decoding: "async" }))); }))))));
 }
 
 function monthName(m) {
@@ -264,7 +264,7 @@ function lightbox(photos, start) {
   const back = document.activeElement;
   const img = h("img", { alt: "" });
   const caption = h("p", { class: "caption", "aria-live": "polite" });
-  const show = () => { const p = photos[i]; img.src = p.stream_url; img.alt = p.title; caption.textContent = p.title + (p.taken_at ? " · " + p.taken_at : "") + " (" + (i + 1) + " of " + photos.length + ")"; };
+  const show = () => { const p = photos[i]; img.src = artUrl(p.id, 1920); img.alt = p.title; caption.textContent = p.title + (p.taken_at ? " · " + p.taken_at : "") + " (" + (i + 1) + " of " + photos.length + ")"; };
   const close = () => { dlg.close(); dlg.remove(); if (back) back.focus(); };
   const go = (d) => { i = (i + d + photos.length) % photos.length; show(); };
   const dlg = h("dialog", { class: "lightbox", "aria-label": "Photo viewer", onkeydown: (e) => {

@@ -667,3 +667,107 @@ fn pictures_for_every_title() {
     );
     assert_eq!(get(&h.s.url("/api/v1/health"), None).status, 200);
 }
+
+/// The owner's limit for viewers outside the home: only the owner reads or sets it, only the
+/// offered values are taken, and a bad one changes nothing. A dry run (the item page's "what
+/// will happen") starts nothing.
+#[test]
+fn playback_settings_and_dry_runs() {
+    if !have_ffmpeg() {
+        return;
+    }
+    let h = house();
+    let base = format!("http://{}", h.s.addr);
+    let child = login(&h.s);
+    switch(&h.s, &child, h.mia);
+    let url = h.s.url("/api/v1/settings/playback");
+    // (who, method, body, expected status)
+    let table: Vec<(&str, Option<&str>, &str, Value, u16)> = vec![
+        ("owner", Some(&h.owner), "GET", json!(null), 200),
+        ("child", Some(&child), "GET", json!(null), 403),
+        ("nobody", None, "GET", json!(null), 401),
+        (
+            "owner",
+            Some(&h.owner),
+            "PUT",
+            json!({"remote_bitrate": 2_000_000}),
+            200,
+        ),
+        (
+            "child",
+            Some(&child),
+            "PUT",
+            json!({"remote_bitrate": 0}),
+            403,
+        ),
+        ("nobody", None, "PUT", json!({"remote_bitrate": 0}), 401),
+        (
+            "owner",
+            Some(&h.owner),
+            "PUT",
+            json!({"remote_bitrate": 3}),
+            422,
+        ),
+        (
+            "owner",
+            Some(&h.owner),
+            "PUT",
+            json!({"remote_bitrate": "fast"}),
+            422,
+        ),
+        (
+            "owner",
+            Some(&h.owner),
+            "PUT",
+            json!({"remote_bitrate": 0, "x": 1}),
+            422,
+        ),
+    ];
+    for (who, token, method, body, want) in table {
+        let r = if method == "GET" {
+            get(&url, token)
+        } else {
+            send(method, &url, token, &body)
+        };
+        assert_eq!(r.status, want, "{who} {method} {body}: {}", r.body);
+        // Whatever was refused, the limit is still the one the owner set.
+        let now = get(&url, Some(&h.owner)).json();
+        if method == "PUT" && want == 200 {
+            assert_eq!(now["remote_bitrate"], body["remote_bitrate"]);
+        } else if now["remote_bitrate"] != json!(4_000_000) {
+            assert_eq!(
+                now["remote_bitrate"], 2_000_000,
+                "{who} {method} {body} changed it"
+            );
+        }
+    }
+
+    let before = sessions_on_disk(&h.s.data);
+    let r = send(
+        "POST",
+        &format!("{base}/api/v1/items/{}/play", h.film),
+        Some(&h.owner),
+        &json!({"dry_run": true}),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let v = r.json();
+    assert_eq!(v["method"], "transcode", "{v}");
+    assert!(v["session"].is_null(), "{v}");
+    assert!(
+        v["summary"].as_str().unwrap().contains("HEVC"),
+        "the answer says why: {v}"
+    );
+    assert_eq!(
+        sessions_on_disk(&h.s.data),
+        before,
+        "a dry run started a conversion"
+    );
+    // A child asking about a title she may not see: 404 as for playing it.
+    let r = send(
+        "POST",
+        &format!("{base}/api/v1/items/{}/play", h.secret),
+        Some(&child),
+        &json!({"dry_run": true}),
+    );
+    assert_eq!(r.status, 404, "{}", r.body);
+}

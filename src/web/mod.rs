@@ -226,6 +226,7 @@ pub fn api(state: AppState) -> OpenApiRouter {
         .merge(library::owner_router())
         .merge(dlna::owner_router())
         .merge(backup::owner_router())
+        .merge(playback::owner_router())
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             auth::owner_only,

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::auth::Caller;
+use super::auth::{Caller, Owner as OwnerOnly};
 use super::library::{SignedParams, check_link, open_item_path, visible_item};
 use super::{ApiError, AppState};
 use crate::net::{ClientInfo, NetClass};
@@ -38,6 +38,9 @@ pub struct PlayInput {
     subtitle: Option<u32>,
     /// The quality the viewer picked, bits per second; none = Original.
     max_bitrate: Option<u64>,
+    /// Only say what would happen (the item page): no session starts, no ffmpeg runs.
+    #[serde(default)]
+    dry_run: bool,
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -153,7 +156,10 @@ async fn play(
     let cfg = &state.config.playback;
     let limits = Limits {
         chosen_bitrate: input.max_bitrate.filter(|b| *b > 0),
-        remote_bitrate: (remote && cfg.remote_bitrate > 0).then_some(cfg.remote_bitrate),
+        remote_bitrate: {
+            let limit = remote_limit(&state).await?;
+            (remote && limit > 0).then_some(limit)
+        },
         max_transcode_height: cfg.max_transcode_height,
     };
     let choice = Choice {
@@ -170,12 +176,16 @@ async fn play(
     })?;
     let tracks = tracks(&facts, &item, &link, caps.webvtt);
     let duration_ms = facts.duration_ms.or(item.duration_ms);
-    if plan.method == Method::DirectPlay {
+    if plan.method == Method::DirectPlay || input.dry_run {
         return Ok(Json(PlayView {
             method: plan.method,
+            reasons: plan.reasons.iter().map(decide::Reason::words).collect(),
             summary: plan.summary,
-            reasons: vec![],
-            url: direct_url,
+            url: if plan.method == Method::DirectPlay {
+                direct_url
+            } else {
+                String::new()
+            },
             content_type: item.content_type.clone(),
             session: None,
             duration_ms,
@@ -370,6 +380,97 @@ async fn stop(
     admitted(&state, client, &sid).await?;
     state.playback.end(&sid);
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// The setting key of the owner's limit for viewers outside the home (bits per second).
+const REMOTE_BITRATE_KEY: &str = "playback.remote_bitrate";
+/// The limits the owner may choose, bits per second (0: no limit).
+const REMOTE_CHOICES: [u64; 7] = [
+    0, 20_000_000, 8_000_000, 4_000_000, 2_000_000, 1_000_000, 500_000,
+];
+
+/// The owner's limit for viewers outside the home: the setting, else the config's default.
+async fn remote_limit(state: &AppState) -> Result<u64, ApiError> {
+    let store = state.store.clone();
+    let set: Option<u64> =
+        tokio::task::spawn_blocking(move || store.read(|rx| rx.setting(REMOTE_BITRATE_KEY)))
+            .await??;
+    Ok(set.unwrap_or(state.config.playback.remote_bitrate))
+}
+
+/// Playback on this device, for the owner's settings page.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct PlaybackSettings {
+    /// The most a viewer outside the home receives, bits per second; 0: no limit.
+    remote_bitrate: u64,
+    /// The limits that may be chosen.
+    remote_choices: Vec<u64>,
+    /// The ffmpeg converting here, or none (films that need converting do not play).
+    ffmpeg: Option<String>,
+    /// The tallest picture this device converts to.
+    max_transcode_height: u32,
+    /// Video conversions at once.
+    transcodes: usize,
+    /// Conversions running now.
+    running: usize,
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PlaybackSettingsInput {
+    /// One of `remote_choices`.
+    remote_bitrate: u64,
+}
+
+async fn playback_settings(state: &AppState) -> Result<PlaybackSettings, ApiError> {
+    Ok(PlaybackSettings {
+        remote_bitrate: remote_limit(state).await?,
+        remote_choices: REMOTE_CHOICES.to_vec(),
+        ffmpeg: state.playback.ffmpeg().map(|p| p.display().to_string()),
+        max_transcode_height: state.config.playback.max_transcode_height,
+        transcodes: state.config.playback.transcodes,
+        running: state.playback.len(),
+    })
+}
+
+/// How films reach viewers here: the limit for viewers outside the home, and the converter.
+#[utoipa::path(get, path = "/api/v1/settings/playback", tag = "library",
+    responses((status = 200, body = PlaybackSettings), (status = 401, body = super::error::ErrorBody),
+        (status = 403, body = super::error::ErrorBody)))]
+async fn get_playback_settings(
+    _owner: OwnerOnly,
+    State(state): State<AppState>,
+) -> Result<Json<PlaybackSettings>, ApiError> {
+    Ok(Json(playback_settings(&state).await?))
+}
+
+/// Sets the limit for viewers outside the home.
+#[utoipa::path(put, path = "/api/v1/settings/playback", tag = "library", request_body = PlaybackSettingsInput,
+    responses((status = 200, body = PlaybackSettings), (status = 401, body = super::error::ErrorBody),
+        (status = 403, body = super::error::ErrorBody), (status = 422, body = super::error::ErrorBody)))]
+async fn put_playback_settings(
+    _owner: OwnerOnly,
+    State(state): State<AppState>,
+    body: Result<Json<PlaybackSettingsInput>, axum::extract::rejection::JsonRejection>,
+) -> Result<Json<PlaybackSettings>, ApiError> {
+    let Json(input) = body.map_err(super::error::from_rejection)?;
+    if !REMOTE_CHOICES.contains(&input.remote_bitrate) {
+        return Err(ApiError::invalid(
+            "bad_bitrate",
+            "Choose one of the offered limits (no limit, 20, 8, 4, 2, 1 or 0.5 Mbit/s).",
+        ));
+    }
+    let store = state.store.clone();
+    tokio::task::spawn_blocking(move || {
+        store.write(|tx| tx.set_setting(REMOTE_BITRATE_KEY, &input.remote_bitrate))
+    })
+    .await??;
+    Ok(Json(playback_settings(&state).await?))
+}
+
+/// The owner's playback settings.
+pub fn owner_router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(get_playback_settings, put_playback_settings))
 }
 
 /// Deciding how to play: for anyone admitted to browse.

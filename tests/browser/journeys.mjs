@@ -372,6 +372,18 @@ await step("settings pages load and save", async () => {
   await shot(owner, "55-dlna");
   await axe(owner, "dlna");
 
+  await go(owner, "#/settings/playback", "Playback");
+  {
+    await owner.getByLabel("Limit for viewers outside your home").selectOption("2000000");
+    await owner.getByRole("button", { name: "Save", exact: true }).click();
+    await owner.locator("#playback-status").filter({ hasText: "2 Mbit/s" }).waitFor();
+    const pb = (await call(owner, "GET", "/api/v1/settings/playback")).body;
+    check("Playback saves the limit for viewers outside the home", pb.remote_bitrate === 2000000, JSON.stringify(pb));
+    check("Playback names the converter", /ffmpeg/.test(await owner.locator("main").textContent()));
+  }
+  await shot(owner, "56-playback");
+  await axe(owner, "playback settings");
+
   await go(owner, "#/settings/privacy", "Privacy");
   const priv = await owner.locator("main").textContent();
   check("Privacy names what leaves: board and version to the update channel", /board type/.test(priv) && /running version/.test(priv) && /Never/.test(priv));

@@ -123,6 +123,16 @@ await step("ASS subtitles inside an MKV", async () => {
   check("the ASS track is shown as WebVTT", r.cues.length === 1 && r.cues[0] > 0, JSON.stringify(r.cues));
   await page.screenshot({ path: OUT + "/90-subtitles-ass.png" });
 });
+await step("the item page says what playing will do", async () => {
+  const it = byTitle["MKV H.264 AC3 5.1"];
+  await page.goto(BASE + "/#/item/" + it.id);
+  await page.locator("#item-how").filter({ hasText: /AC3/ }).waitFor({ timeout: 30000 });
+  check("the item page says the sound will be converted", /converting the sound only/.test(await page.locator("#item-how").textContent()));
+  await page.goto(BASE + "/#/item/" + byTitle["MP4 H.264 AAC"].id);
+  await page.locator("#item-how").filter({ hasText: /as it is/ }).waitFor({ timeout: 30000 });
+  check("the item page says a film plays as it is", true);
+  await page.screenshot({ path: OUT + "/92-item-how.png" });
+});
 await step("a converted film shows why", async () => {
   await playClip("MKV H.264 AC3 5.1");
   const how = await page.locator("#player-how").textContent();

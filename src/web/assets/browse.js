@@ -3,7 +3,7 @@
 // lightbox, the item page and search as you type.
 import { h, api, render, errorBox, showError, errorPage, session, listOf, poster, ratingText, duration, bytes, kindName, prefs, onLeave, main, progressBar, artUrl } from "./core.js";
 import { VirtualGrid } from "./grid.js";
-import { playQueue } from "./player.js";
+import { playQueue, browserCaps } from "./player.js";
 
 const PAGE = 500;
 
@@ -312,6 +312,13 @@ export async function itemPage(id) {
   const subtitle = [it.show ? it.show + (it.season !== null && it.season !== undefined ? " · Season " + it.season + ", episode " + (it.episode || "?") : "") : null,
     it.year, ratingText(it.rating), (it.genres || []).join(", ")].filter(Boolean).join(" · ");
   const playLabel = pos > 0 ? "Resume from " + clockText(pos) : "Play";
+  // What playing it here will do (plays as it is, or what gets converted and why).
+  const how = h("p", { class: "hint", id: "item-how" });
+  if (!audio && !photo) {
+    api("POST", "/api/v1/items/" + it.id + "/play", { caps: browserCaps(), dry_run: true }).then((x) => {
+      if (x.ok) how.textContent = x.data.method === "direct_play" ? "Plays in this browser as it is." : x.data.summary;
+    });
+  }
   const actions = photo ? [] : [
     audio ? h("button", { type: "button", class: "primary", onclick: () => playQueue([it], 0) }, "Play")
       : h("a", { class: "button primary", href: "#/play/" + it.id }, playLabel),
@@ -325,7 +332,7 @@ export async function itemPage(id) {
         h("h1", { id: "title" }, it.title),
         subtitle ? h("p", { class: "muted" }, subtitle) : null,
         pos > 0 && it.duration_ms ? h("div", { class: "resume" }, progressBar(pos, it.duration_ms, "Watched " + clockText(pos) + " of " + clockText(it.duration_ms))) : null,
-        h("div", { class: "actions" }, ...actions, photo ? null : markBtn), status,
+        h("div", { class: "actions" }, ...actions, photo ? null : markBtn), status, how,
         it.plot ? h("p", { class: "plot" }, it.plot) : null,
         h("dl", { class: "facts" }, facts.map(([k, val]) => [h("dt", {}, k), h("dd", {}, val)]))))));
 }

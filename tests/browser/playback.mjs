@@ -64,15 +64,15 @@ async function playClip(title, opts = {}) {
   // Leave any player first, so nothing below reads the previous film's element.
   await page.goto(BASE + "/#/");
   await page.locator("video.player").waitFor({ state: "detached" });
-  await page.goto(BASE + "/#/play/" + it.id);
-  await page.waitForFunction(() => { const v = document.querySelector("video.player"); return v && v.currentSrc; }, null, { timeout: 60000 });
+  await page.goto(BASE + "/#/play/" + it.id + "?from=start");
+  await page.waitForFunction(() => { const v = document.querySelector("video.player"); return v && v.currentSrc; }, null, { timeout: 60000, polling: 250 });
   if (opts.subtitle) {
     await page.locator("#subs option", { hasText: opts.subtitle }).first().waitFor({ state: "attached" });
     const value = await page.locator("#subs option", { hasText: opts.subtitle }).first().getAttribute("value");
     await page.locator("#subs").selectOption(value);
   }
   await page.evaluate(() => { const v = document.querySelector("video.player"); v.muted = true; return v.play().catch(() => null); });
-  await page.waitForFunction(() => { const v = document.querySelector("video.player"); return v.currentTime >= 3 || v.error || !document.querySelector(".player-page .notice").hidden; }, null, { timeout: 60000 });
+  await page.waitForFunction(() => { const v = document.querySelector("video.player"); return v.currentTime >= 3 || v.error || !document.querySelector(".player-page .notice").hidden; }, null, { timeout: 60000, polling: 250 });
   const r = await page.evaluate(() => {
     const v = document.querySelector("video.player");
     return { t: v.currentTime, w: v.videoWidth, audio: v.webkitAudioDecodedByteCount, err: v.error && v.error.code,
@@ -85,7 +85,7 @@ async function playClip(title, opts = {}) {
   if (!r.err && !r.note) {
     const target = (r.duration || 12) / 2;
     await page.evaluate((t) => { const v = document.querySelector("video.player"); v.currentTime = t; return v.play().catch(() => null); }, target);
-    await page.waitForFunction((t) => document.querySelector("video.player").currentTime >= t + 1, target, { timeout: 60000 }).catch(() => null);
+    await page.waitForFunction((t) => document.querySelector("video.player").currentTime >= t + 1, target, { timeout: 60000, polling: 250 }).catch(() => null);
     mid = await page.evaluate(() => document.querySelector("video.player").currentTime);
     r.seekOk = mid >= target + 1;
   }
@@ -117,7 +117,7 @@ for (const [title, want] of clips) {
 }
 await step("ASS subtitles inside an MKV", async () => {
   const r = await playClip("MKV with ASS subtitles", { subtitle: "(ass)" });
-  await page.waitForFunction(() => [...document.querySelector("video.player").textTracks].some((t) => t.mode === "showing" && t.cues && t.cues.length > 0), null, { timeout: 15000 }).catch(() => null);
+  await page.waitForFunction(() => [...document.querySelector("video.player").textTracks].some((t) => t.mode === "showing" && t.cues && t.cues.length > 0), null, { timeout: 15000, polling: 250 }).catch(() => null);
   r.cues = await page.evaluate(() => [...document.querySelector("video.player").textTracks].filter((t) => t.mode === "showing").map((t) => t.cues ? t.cues.length : 0));
   table.push(["MKV with ASS subtitles", r.method, r.t.toFixed(1) + " s", r.w + " px", r.audio + " B", r.seekOk ? "seek ok" : "seek FAILED", r.how]);
   check("the ASS track is shown as WebVTT", r.cues.length === 1 && r.cues[0] > 0, JSON.stringify(r.cues));
@@ -144,8 +144,8 @@ await step("a damaged file says so and leaves no ffmpeg", async () => {
   if (!it) throw new Error("the scanner did not list the damaged file");
   await page.goto(BASE + "/#/");
   await page.locator("video.player").waitFor({ state: "detached" });
-  await page.goto(BASE + "/#/play/" + it.id);
-  await page.waitForFunction(() => { const v = document.querySelector("video.player"); return v && v.currentSrc; }, null, { timeout: 60000 });
+  await page.goto(BASE + "/#/play/" + it.id + "?from=start");
+  await page.waitForFunction(() => { const v = document.querySelector("video.player"); return v && v.currentSrc; }, null, { timeout: 60000, polling: 250 });
   // Past where the data stops.
   await page.evaluate(() => { const v = document.querySelector("video.player"); v.muted = true; v.currentTime = 10; return v.play().catch(() => null); });
   await page.locator(".player-page .notice").filter({ hasText: /damaged/i }).waitFor({ timeout: 60000 });
@@ -160,8 +160,8 @@ await step("a damaged file says so and leaves no ffmpeg", async () => {
 });
 await step("leaving the player ends its conversion", async () => {
   const it = byTitle["Long AVI"];
-  await page.goto(BASE + "/#/play/" + it.id);
-  await page.waitForFunction(() => document.querySelector("video.player") && document.querySelector("video.player").currentTime > 1, null, { timeout: 60000 });
+  await page.goto(BASE + "/#/play/" + it.id + "?from=start");
+  await page.waitForFunction(() => document.querySelector("video.player") && document.querySelector("video.player").currentTime > 1, null, { timeout: 60000, polling: 250 });
   check("ffmpeg runs while playing", ffmpegChildren().length >= 1, ffmpegChildren().join(","));
   // The viewer leaves the way people do: the Back button.
   await page.getByRole("link", { name: "Back" }).click();

@@ -356,14 +356,7 @@ pub fn decide(
     let subtitle = pick_subtitle(facts, choice.subtitle)?;
     let container = container_of(facts);
 
-    let limit = [
-        limits.chosen_bitrate,
-        limits.remote_bitrate,
-        caps.max_bitrate,
-    ]
-    .into_iter()
-    .flatten()
-    .min();
+    let limit = effective_limit(&limits, caps);
     let file_bitrate = facts.bitrate.or_else(|| {
         let v = facts.video.as_ref()?.bitrate?;
         Some(v + audio.and_then(|a| a.bitrate).unwrap_or(0))
@@ -387,22 +380,7 @@ pub fn decide(
         }
         _ => false,
     };
-    let subtitle_plan = match subtitle {
-        None => SubtitlePlan::None,
-        Some(s) if s.is_text() && caps.webvtt => SubtitlePlan::WebVtt { index: s.index },
-        Some(s) if s.is_text() => {
-            reasons.push(Reason::SubtitlesNotShown {
-                codec: s.codec.clone(),
-            });
-            SubtitlePlan::Burn { index: s.index }
-        }
-        Some(s) => {
-            reasons.push(Reason::ImageSubtitles {
-                codec: s.codec.clone(),
-            });
-            SubtitlePlan::Burn { index: s.index }
-        }
-    };
+    let subtitle_plan = plan_subtitle(subtitle, caps, &mut reasons);
     let burn = matches!(subtitle_plan, SubtitlePlan::Burn { .. });
 
     // A file without a picture (music) converts its sound only.
@@ -470,11 +448,68 @@ pub fn decide(
         // Unreachable by construction (no video means video_copy), kept total.
         return Err(DecideError::NoConversionPath(capitalise(&why)));
     };
-    let audio_bits = if audio.is_some() {
-        AAC_STEREO_BITRATE
-    } else {
-        0
-    };
+    Ok(Plan {
+        audio: audio_plan(audio_copy),
+        ..transcode(
+            v,
+            audio.is_some(),
+            limit,
+            &limits,
+            subtitle_plan,
+            reasons,
+            &why,
+        )
+    })
+}
+
+/// The lowest of the viewer's choice, the owner's limit for viewers outside and the player's.
+fn effective_limit(limits: &Limits, caps: &ClientCaps) -> Option<u64> {
+    [
+        limits.chosen_bitrate,
+        limits.remote_bitrate,
+        caps.max_bitrate,
+    ]
+    .into_iter()
+    .flatten()
+    .min()
+}
+
+/// How a chosen subtitle is shown: by the player (WebVTT) or drawn into the picture.
+fn plan_subtitle(
+    subtitle: Option<&SubtitleStream>,
+    caps: &ClientCaps,
+    reasons: &mut Vec<Reason>,
+) -> SubtitlePlan {
+    match subtitle {
+        None => SubtitlePlan::None,
+        Some(s) if s.is_text() && caps.webvtt => SubtitlePlan::WebVtt { index: s.index },
+        Some(s) if s.is_text() => {
+            reasons.push(Reason::SubtitlesNotShown {
+                codec: s.codec.clone(),
+            });
+            SubtitlePlan::Burn { index: s.index }
+        }
+        Some(s) => {
+            reasons.push(Reason::ImageSubtitles {
+                codec: s.codec.clone(),
+            });
+            SubtitlePlan::Burn { index: s.index }
+        }
+    }
+}
+
+/// The picture converted to H.264: as tall as the bitrate allows, never taller than the file
+/// or the device's ceiling. The sound plan is the caller's.
+fn transcode(
+    v: &VideoStream,
+    has_audio: bool,
+    limit: Option<u64>,
+    limits: &Limits,
+    subtitle: SubtitlePlan,
+    reasons: Vec<Reason>,
+    why: &str,
+) -> Plan {
+    let audio_bits = if has_audio { AAC_STEREO_BITRATE } else { 0 };
     let video_bitrate = match limit {
         Some(l) => l.saturating_sub(audio_bits).max(300_000),
         // No limit: enough for the picture at the height it gets.
@@ -485,7 +520,7 @@ pub fn decide(
         height = height.min(v.height);
     }
     let height = height & !1;
-    Ok(Plan {
+    Plan {
         method: Method::Transcode,
         video: Some(VideoPlan::H264 {
             index: v.index,
@@ -493,14 +528,14 @@ pub fn decide(
             bitrate: video_bitrate,
             deinterlace: v.interlaced,
         }),
-        audio: audio_plan(audio_copy),
-        subtitle: subtitle_plan,
+        audio: None,
+        subtitle,
         reasons,
         summary: format!(
             "{}: converting the picture to H.264 at {height}p.",
-            capitalise(&why)
+            capitalise(why)
         ),
-    })
+    }
 }
 
 fn capitalise(s: &str) -> String {

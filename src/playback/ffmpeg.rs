@@ -63,56 +63,14 @@ pub fn args(plan: &Plan, job: &Job) -> Vec<OsString> {
             bitrate,
             deinterlace,
         }) => {
-            let mut chain = Vec::new();
-            if *deinterlace {
-                chain.push("yadif".to_owned());
-            }
-            let mut graph = String::new();
-            match &plan.subtitle {
-                SubtitlePlan::Burn { index: s } => {
-                    // Picture subtitles are overlaid; the chain scales the result.
-                    graph.push_str(&format!("[0:{index}][0:{s}]overlay"));
-                }
-                _ => graph.push_str(&format!("[0:{index}]null")),
-            }
-            chain.push(format!("scale=-2:{height}"));
-            chain.push("format=yuv420p".into());
-            graph.push(',');
-            graph.push_str(&chain.join(","));
-            graph.push_str("[v]");
-            let kbits = (bitrate / 1000).max(100);
-            push(&["-filter_complex", &graph, "-map", "[v]"]);
-            push(&[
-                "-c:v",
-                "libx264",
-                "-preset",
-                "veryfast",
-                "-profile:v",
-                "high",
-            ]);
-            push(&[
-                "-b:v",
-                &format!("{kbits}k"),
-                "-maxrate",
-                &format!("{}k", kbits * 12 / 10),
-            ]);
-            push(&["-bufsize", &format!("{}k", kbits * 2)]);
-            // A keyframe at every segment boundary, so every segment starts cleanly and a
-            // seek to a segment lands where the playlist says; none after the last boundary
-            // (`t` counts from this conversion's start), where the playlist has no segment.
-            let last = job.last_start_ms.saturating_sub(job.start_ms) + 1000;
-            push(&[
-                "-force_key_frames",
-                &format!(
-                    "expr:gte(t,n_forced*{SEGMENT_SECONDS})*lt(t,{})",
-                    secs(last)
-                ),
-                "-sc_threshold",
-                "0",
-            ]);
-            if job.threads > 0 {
-                push(&["-threads", &job.threads.to_string()]);
-            }
+            let enc = H264 {
+                index: *index,
+                height: *height,
+                bitrate: *bitrate,
+                deinterlace: *deinterlace,
+            };
+            let enc = h264_args(&enc, &plan.subtitle, job);
+            push(&enc.iter().map(String::as_str).collect::<Vec<_>>());
         }
     }
     match &plan.audio {
@@ -138,6 +96,83 @@ pub fn args(plan: &Plan, job: &Job) -> Vec<OsString> {
     if !copy && job.start_ms > 0 {
         push(&["-output_ts_offset", &secs(job.start_ms)]);
     }
+    a.extend(hls_args(job, copy));
+    a.push(job.dir.join("seg%05d.m4s").into_os_string());
+    a.push(job.dir.join("ffmpeg.m3u8").into_os_string());
+    a
+}
+
+/// A picture to convert to H.264.
+struct H264 {
+    index: u32,
+    height: u32,
+    bitrate: u64,
+    deinterlace: bool,
+}
+
+/// The filter graph and encoder settings of a converted picture.
+fn h264_args(v: &H264, subtitle: &SubtitlePlan, job: &Job) -> Vec<String> {
+    let mut a: Vec<String> = Vec::new();
+    let mut push = |items: &[&str]| a.extend(items.iter().map(|s| (*s).to_owned()));
+    let secs = |ms: u64| format!("{}.{:03}", ms / 1000, ms % 1000);
+    let mut chain = Vec::new();
+    if v.deinterlace {
+        chain.push("yadif".to_owned());
+    }
+    let index = v.index;
+    let mut graph = String::new();
+    match subtitle {
+        SubtitlePlan::Burn { index: s } => {
+            // Picture subtitles are overlaid; the chain scales the result.
+            graph.push_str(&format!("[0:{index}][0:{s}]overlay"));
+        }
+        _ => graph.push_str(&format!("[0:{index}]null")),
+    }
+    chain.push(format!("scale=-2:{}", v.height));
+    chain.push("format=yuv420p".into());
+    graph.push(',');
+    graph.push_str(&chain.join(","));
+    graph.push_str("[v]");
+    let kbits = (v.bitrate / 1000).max(100);
+    push(&["-filter_complex", &graph, "-map", "[v]"]);
+    push(&[
+        "-c:v",
+        "libx264",
+        "-preset",
+        "veryfast",
+        "-profile:v",
+        "high",
+    ]);
+    push(&[
+        "-b:v",
+        &format!("{kbits}k"),
+        "-maxrate",
+        &format!("{}k", kbits * 12 / 10),
+    ]);
+    push(&["-bufsize", &format!("{}k", kbits * 2)]);
+    // A keyframe at every segment boundary, so every segment starts cleanly and a seek to a
+    // segment lands where the playlist says; none after the last boundary (`t` counts from
+    // this conversion's start), where the playlist has no segment.
+    let last = job.last_start_ms.saturating_sub(job.start_ms) + 1000;
+    push(&[
+        "-force_key_frames",
+        &format!(
+            "expr:gte(t,n_forced*{SEGMENT_SECONDS})*lt(t,{})",
+            secs(last)
+        ),
+        "-sc_threshold",
+        "0",
+    ]);
+    if job.threads > 0 {
+        push(&["-threads", &job.threads.to_string()]);
+    }
+    a
+}
+
+/// The HLS muxer: fMP4 segments named by their number in the whole film.
+fn hls_args(job: &Job, copy: bool) -> Vec<OsString> {
+    let mut a: Vec<OsString> = Vec::new();
+    let mut push = |items: &[&str]| a.extend(items.iter().map(OsString::from));
     // A copied picture is cut at every keyframe (the playlist lists them); a converted one
     // every SEGMENT_SECONDS, where the encoder was told to put keyframes.
     let hls_time = if copy {
@@ -165,8 +200,6 @@ pub fn args(plan: &Plan, job: &Job) -> Vec<OsString> {
         &job.first_segment.to_string(),
     ]);
     a.push("-hls_segment_filename".into());
-    a.push(job.dir.join("seg%05d.m4s").into_os_string());
-    a.push(job.dir.join("ffmpeg.m3u8").into_os_string());
     a
 }
 

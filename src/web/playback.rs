@@ -117,11 +117,11 @@ async fn play(
     State(state): State<AppState>,
     viewer: Caller,
     Path(id): Path<u64>,
-    Json(input): Json<PlayInput>,
+    Json(mut input): Json<PlayInput>,
 ) -> Result<Json<PlayView>, ApiError> {
     // Policy first: a hidden item is 404 before any file is opened or child started.
     let item = visible_item(&state, &viewer.actor, &viewer.ctx, id)?;
-    let caps = input.caps.unwrap_or_else(ClientCaps::baseline);
+    let caps = input.caps.take().unwrap_or_else(ClientCaps::baseline);
     caps.validate()
         .map_err(|e| ApiError::invalid("bad_capabilities", e.to_string()))?;
     let key = signed::key(&state.store)?;
@@ -152,28 +152,7 @@ async fn play(
             }));
         }
     };
-    let remote = viewer.client.class == NetClass::Remote;
-    let cfg = &state.config.playback;
-    let limits = Limits {
-        chosen_bitrate: input.max_bitrate.filter(|b| *b > 0),
-        remote_bitrate: {
-            let limit = remote_limit(&state).await?;
-            (remote && limit > 0).then_some(limit)
-        },
-        max_transcode_height: cfg.max_transcode_height,
-    };
-    let choice = Choice {
-        audio: input.audio,
-        subtitle: input.subtitle,
-    };
-    let plan = decide::decide(&facts, &caps, limits, choice).map_err(|e| match e {
-        DecideError::NoSuchTrack(_) => ApiError::invalid("no_such_track", e.to_string()),
-        DecideError::NoConversionPath(_) => ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "cannot_play",
-            e.to_string(),
-        ),
-    })?;
+    let plan = plan_for(&state, &viewer, &facts, &caps, &input).await?;
     let tracks = tracks(&facts, &item, &link, caps.webvtt);
     let duration_ms = facts.duration_ms.or(item.duration_ms);
     if plan.method == Method::DirectPlay || input.dry_run {
@@ -207,23 +186,7 @@ async fn play(
     };
     let reasons = plan.reasons.iter().map(decide::Reason::words).collect();
     let (method, summary) = (plan.method, plan.summary.clone());
-    // A copied picture is cut on its own keyframes: read them first (no decoding).
-    let keyframes = match (&plan.video, sessions.ffmpeg().map(probe::ffprobe_beside)) {
-        (Some(decide::VideoPlan::Copy { index }), Some(ffprobe)) => {
-            let (index, kf_fd) = (*index, fd.try_clone().map_err(ApiError::internal)?);
-            Some(
-                tokio::task::spawn_blocking(move || probe::keyframes(&ffprobe, kf_fd, index))
-                    .await?
-                    .map_err(|e| ApiError::invalid("unreadable_media", e.to_string()))?,
-            )
-        }
-        _ => None,
-    };
-    let s2 = sessions.clone();
-    let session =
-        tokio::task::spawn_blocking(move || s2.start(owner, plan, duration, keyframes, fd))
-            .await?
-            .map_err(playback_error)?;
+    let session = start_session(&sessions, owner, plan, duration, fd).await?;
     tracing::info!(item = item.id, user = viewer.user.id, method = ?method, session = %session.id, "playback: converting");
     Ok(Json(PlayView {
         method,
@@ -236,6 +199,65 @@ async fn play(
         audio: tracks.0,
         subtitles: tracks.1,
     }))
+}
+
+/// The decision for this viewer: their choices, the owner's limit when they are outside the
+/// home, the device's ceiling.
+async fn plan_for(
+    state: &AppState,
+    viewer: &Caller,
+    facts: &MediaFacts,
+    caps: &ClientCaps,
+    input: &PlayInput,
+) -> Result<decide::Plan, ApiError> {
+    let remote = viewer.client.class == NetClass::Remote;
+    let cfg = &state.config.playback;
+    let limits = Limits {
+        chosen_bitrate: input.max_bitrate.filter(|b| *b > 0),
+        remote_bitrate: {
+            let limit = remote_limit(state).await?;
+            (remote && limit > 0).then_some(limit)
+        },
+        max_transcode_height: cfg.max_transcode_height,
+    };
+    let choice = Choice {
+        audio: input.audio,
+        subtitle: input.subtitle,
+    };
+    decide::decide(facts, caps, limits, choice).map_err(|e| match e {
+        DecideError::NoSuchTrack(_) => ApiError::invalid("no_such_track", e.to_string()),
+        DecideError::NoConversionPath(_) => ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "cannot_play",
+            e.to_string(),
+        ),
+    })
+}
+
+/// Starts a conversion session: a copied picture is cut on its own keyframes, read first
+/// (no decoding).
+async fn start_session(
+    sessions: &Arc<PlaybackSessions>,
+    owner: Owner<SignedParams>,
+    plan: decide::Plan,
+    duration: u64,
+    fd: OwnedFd,
+) -> Result<Arc<crate::playback::session::Session<SignedParams>>, ApiError> {
+    let keyframes = match (&plan.video, sessions.ffmpeg().map(probe::ffprobe_beside)) {
+        (Some(decide::VideoPlan::Copy { index }), Some(ffprobe)) => {
+            let (index, kf_fd) = (*index, fd.try_clone().map_err(ApiError::internal)?);
+            Some(
+                tokio::task::spawn_blocking(move || probe::keyframes(&ffprobe, kf_fd, index))
+                    .await?
+                    .map_err(|e| ApiError::invalid("unreadable_media", e.to_string()))?,
+            )
+        }
+        _ => None,
+    };
+    let s2 = sessions.clone();
+    tokio::task::spawn_blocking(move || s2.start(owner, plan, duration, keyframes, fd))
+        .await?
+        .map_err(playback_error)
 }
 
 fn tracks(

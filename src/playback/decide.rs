@@ -426,21 +426,15 @@ pub fn decide(
     });
 
     if video_copy {
-        let what = match (facts.video.is_some(), audio_copy || audio.is_none()) {
-            (_, true) => "repackaging the file, picture and sound unchanged",
-            (true, false) => "converting the sound only",
-            (false, false) => "converting the sound",
-        };
         return Ok(Plan {
-            method: Method::DirectStream,
-            video: facts
-                .video
-                .as_ref()
-                .map(|v| VideoPlan::Copy { index: v.index }),
             audio: audio_plan(audio_copy),
-            subtitle: subtitle_plan,
-            reasons,
-            summary: format!("{}: {what}.", capitalise(&why)),
+            ..direct_stream(
+                facts,
+                audio_copy || audio.is_none(),
+                subtitle_plan,
+                reasons,
+                &why,
+            )
         });
     }
 
@@ -495,6 +489,32 @@ fn plan_subtitle(
             });
             SubtitlePlan::Burn { index: s.index }
         }
+    }
+}
+
+/// The picture copied into fMP4; the sound copied or converted (the caller's plan).
+fn direct_stream(
+    facts: &MediaFacts,
+    sound_unchanged: bool,
+    subtitle: SubtitlePlan,
+    reasons: Vec<Reason>,
+    why: &str,
+) -> Plan {
+    let what = match (facts.video.is_some(), sound_unchanged) {
+        (_, true) => "repackaging the file, picture and sound unchanged",
+        (true, false) => "converting the sound only",
+        (false, false) => "converting the sound",
+    };
+    Plan {
+        method: Method::DirectStream,
+        video: facts
+            .video
+            .as_ref()
+            .map(|v| VideoPlan::Copy { index: v.index }),
+        audio: None,
+        subtitle,
+        reasons,
+        summary: format!("{}: {what}.", capitalise(why)),
     }
 }
 

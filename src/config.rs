@@ -87,6 +87,34 @@ pub struct Config {
     pub users: UsersConfig,
     pub updates: UpdatesConfig,
     pub discovery: DiscoveryConfig,
+    pub playback: PlaybackConfig,
+}
+
+/// Converting films a player cannot take as they are.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PlaybackConfig {
+    /// The ffmpeg to run (ffprobe is looked for beside it). Unset:
+    /// `/usr/lib/hearth/ffmpeg` (the appliance's own build), then `/usr/bin/ffmpeg`.
+    pub ffmpeg: Option<PathBuf>,
+    /// The most a viewer outside the home receives, bits per second; above it films are
+    /// converted down. 0: no limit.
+    pub remote_bitrate: u64,
+    /// The tallest picture this device converts to (a Raspberry Pi 4: 720).
+    pub max_transcode_height: u32,
+    /// Video conversions at once.
+    pub transcodes: usize,
+}
+
+impl Default for PlaybackConfig {
+    fn default() -> Self {
+        PlaybackConfig {
+            ffmpeg: None,
+            remote_bitrate: 4_000_000,
+            max_transcode_height: 1080,
+            transcodes: 2,
+        }
+    }
 }
 
 /// Multicast announcements on the home network. Both are off by default, so `cargo run --
@@ -165,6 +193,7 @@ impl Default for Config {
             users: UsersConfig::default(),
             updates: UpdatesConfig::default(),
             discovery: DiscoveryConfig::default(),
+            playback: PlaybackConfig::default(),
         }
     }
 }

@@ -23,6 +23,7 @@ pub mod library;
 pub mod model;
 pub mod net;
 pub mod ota;
+pub mod playback;
 pub mod policy;
 pub mod store;
 pub mod stream;
@@ -185,6 +186,14 @@ async fn serve_once(
         toml::to_string(&*config).unwrap_or_default(),
     );
     let backup_scheduler = backups.spawn_scheduler();
+    let (playback, tender) = open_playback(&config)?;
+    let pictures = Arc::new(
+        web::picture::Pictures::new(
+            config.data_dir.join("pictures"),
+            playback.ffmpeg().map(std::path::Path::to_owned),
+        )
+        .map_err(|e| ServeError::Other(format!("the picture cache: {e}")))?,
+    );
     let state = web::AppState {
         backups: backups.clone(),
         config: config.clone(),
@@ -200,6 +209,8 @@ async fn serve_once(
         updates,
         watcher: library_watcher.clone(),
         dlna: dlna.clone(),
+        playback: playback.clone(),
+        pictures,
     };
     let (state_store, state_identity) = (state.store.clone(), state.identity.clone());
     let app = web::app(state);
@@ -248,6 +259,8 @@ async fn serve_once(
         tasks,
         disk_follower,
         library_watcher,
+        playback,
+        tender,
         aborts: [
             Some(sampler),
             Some(disk_task),
@@ -271,6 +284,9 @@ struct Background {
     tasks: tokio::task::JoinSet<()>,
     disk_follower: tokio::task::JoinHandle<()>,
     library_watcher: Option<Arc<library::watch::LibraryWatcher>>,
+    /// Conversions, ended (their ffmpeg children killed) before `serve` returns.
+    playback: Arc<web::playback::PlaybackSessions>,
+    tender: tokio::task::JoinHandle<()>,
     /// Samplers, pollers and checkers that just stop.
     aborts: [Option<tokio::task::JoinHandle<()>>; 4],
 }
@@ -286,6 +302,10 @@ impl Background {
         while self.tasks.join_next().await.is_some() {}
         self.disk_follower.abort();
         let _ = self.disk_follower.await;
+        self.tender.abort();
+        let _ = self.tender.await;
+        let playback = self.playback;
+        let _ = tokio::task::spawn_blocking(move || playback.end_all()).await;
         // The watch thread holds a database handle: end it before `serve` returns, so the
         // next opener (a restart, `hearth reset-claim`) finds the database free.
         if let Some(w) = self.library_watcher {
@@ -334,6 +354,45 @@ async fn watch_libraries(
     .map(Arc::new)
     .inspect_err(|e| tracing::warn!(error = %e, "cannot watch library folders; rescan by hand"))
     .ok())
+}
+
+/// The conversion sessions (ffmpeg found once at start) and the task that tends them every
+/// second: ends idle sessions, paces encoders, removes their files.
+fn open_playback(
+    config: &Config,
+) -> Result<
+    (
+        Arc<web::playback::PlaybackSessions>,
+        tokio::task::JoinHandle<()>,
+    ),
+    ServeError,
+> {
+    let found = playback::session::find_ffmpeg_from(config.playback.ffmpeg.as_deref());
+    match &found {
+        Some(p) => tracing::info!(ffmpeg = %p.display(), "playback: converting with this ffmpeg"),
+        None => tracing::warn!(
+            "playback: ffmpeg not found; films a browser cannot play as they are will not play (Debian: apt install ffmpeg)"
+        ),
+    }
+    let limits = playback::session::SessionLimits {
+        transcodes: config.playback.transcodes,
+        ..Default::default()
+    };
+    let root = config.data_dir.join("transcode");
+    let sessions = Arc::new(
+        web::playback::PlaybackSessions::new(root, found, limits)
+            .map_err(|e| ServeError::Other(format!("the conversion cache: {e}")))?,
+    );
+    let tended = sessions.clone();
+    let tender = tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        loop {
+            tick.tick().await;
+            let s = tended.clone();
+            let _ = tokio::task::spawn_blocking(move || s.tend()).await;
+        }
+    });
+    Ok((sessions, tender))
 }
 
 /// Connection limits of the accept loops, from the config.

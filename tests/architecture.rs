@@ -40,7 +40,7 @@ const FLOORS: &[(&str, &[&str])] = &[
         "library, root agent, backups",
         &["library", "agent::server", "backup"],
     ),
-    ("streaming", &["stream"]),
+    ("streaming, playback", &["stream", "playback"]),
     ("front ends", &["dlna"]),
     ("web", &["web"]),
     ("wiring", &["agent", "lib"]),

@@ -246,6 +246,9 @@ pub struct ItemView {
     size: u64,
     added_at: u64,
     has_artwork: bool,
+    /// `GET /api/v1/items/{id}/picture` has something to show: the artwork, a frame of the
+    /// video or the photo itself.
+    has_picture: bool,
     subtitles: Vec<SubtitleView>,
     stream_url: String,
     /// This user's progress and watched flag (item pages only).
@@ -273,6 +276,9 @@ fn item_view(key: &[u8], viewer: &Caller, i: ItemRecord) -> ItemView {
             url: format!("/api/v1/stream/{}/subtitles/{n}?{query}", i.id),
         })
         .collect();
+    let has_picture = i.artwork.is_some()
+        || i.content_type.starts_with("video/")
+        || i.content_type.starts_with("image/");
     ItemView {
         id: i.id,
         library_id: i.library_id,
@@ -301,6 +307,7 @@ fn item_view(key: &[u8], viewer: &Caller, i: ItemRecord) -> ItemView {
         size: i.size,
         added_at: i.added_at,
         has_artwork: i.artwork.is_some(),
+        has_picture,
         subtitles,
         stream_url,
         watch: None,
@@ -736,17 +743,43 @@ pub(super) fn open_error(e: OpenError, kind: LinkKind) -> ApiError {
     }
 }
 
-#[derive(Deserialize, utoipa::IntoParams)]
+#[derive(Debug, Clone, PartialEq, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct SignedParams {
     /// User id the link was made for.
-    u: u64,
+    pub(super) u: u64,
     /// Device id the link was made for.
-    d: u64,
+    pub(super) d: u64,
     /// Expiry, Unix seconds.
-    exp: u64,
+    pub(super) exp: u64,
     /// HMAC-SHA256, hex.
-    sig: String,
+    pub(super) sig: String,
+}
+
+impl SignedParams {
+    /// The link a viewer gets for an item now (what `stream_url` carries).
+    pub(super) fn for_viewer(key: &[u8], viewer: &Caller, item_id: u64) -> SignedParams {
+        let grant = MediaGrant {
+            user_id: viewer.user.id,
+            item_id,
+            device_id: viewer.device_id.unwrap_or(0),
+            expires: crate::model::clock::now_secs() + signed::URL_LIFETIME_SECS,
+        };
+        SignedParams {
+            u: grant.user_id,
+            d: grant.device_id,
+            exp: grant.expires,
+            sig: signed::sign(key, LinkKind::Api, &grant),
+        }
+    }
+
+    /// The query string of the link.
+    pub(super) fn query(&self) -> String {
+        format!(
+            "u={}&d={}&exp={}&sig={}",
+            self.u, self.d, self.exp, self.sig
+        )
+    }
 }
 
 /// Opens a part of an item for the holder of its signed link, through the one door
@@ -779,6 +812,50 @@ async fn open_linked(
     })
     .await?
     .map_err(|e| open_error(e, LinkKind::Api))
+}
+
+/// Checks a signed media link through the door ([`crate::stream::access::authorize`]) and
+/// returns the item it opens, for front ends that open the bytes themselves (conversions).
+pub(super) async fn check_link(
+    state: &AppState,
+    client: ClientInfo,
+    item_id: u64,
+    p: &SignedParams,
+) -> Result<crate::store::library::ItemRecord, ApiError> {
+    let (st, sig) = (state.clone(), p.sig.clone());
+    let (user_id, device_id, expires) = (p.u, p.d, p.exp);
+    tokio::task::spawn_blocking(move || {
+        let door = Door {
+            store: &st.store,
+            identity: &st.identity,
+            rules: &st.rules,
+            utc_offset_minutes: st.config.utc_offset_minutes,
+        };
+        let link = Link {
+            kind: LinkKind::Api,
+            user_id,
+            device_id,
+            expires,
+            sig: &sig,
+        };
+        let now = crate::model::clock::now_secs();
+        door::authorize(door, client, &Holder::LinkHolder, item_id, &link, now)
+    })
+    .await?
+    .map_err(|e| open_error(e, LinkKind::Api))
+}
+
+/// Opens `rel` beneath a library folder with the race-proof opener, for an item the caller
+/// already found visible.
+pub(super) async fn open_item_path(
+    state: &AppState,
+    folder_id: u64,
+    rel: String,
+) -> Result<std::fs::File, ApiError> {
+    let store = state.store.clone();
+    tokio::task::spawn_blocking(move || door::open_item_path(&store, folder_id, &rel))
+        .await?
+        .map_err(|e| open_error(e, LinkKind::Api))
 }
 
 /// The bytes of an item, for holders of its signed link: ranges, `HEAD`, `ETag`.

@@ -19,6 +19,8 @@ pub mod error;
 mod health;
 mod library;
 mod network;
+pub mod picture;
+pub mod playback;
 mod privacy;
 mod setup;
 pub mod state;
@@ -193,7 +195,8 @@ pub fn api(state: AppState) -> OpenApiRouter {
         .merge(account::public_router())
         .merge(users::public_router())
         .merge(network::public_router())
-        .merge(library::media_router());
+        .merge(library::media_router())
+        .merge(playback::media_router());
     let signed_in = OpenApiRouter::new()
         .merge(account::signed_in_router())
         .merge(devices::router())
@@ -206,6 +209,8 @@ pub fn api(state: AppState) -> OpenApiRouter {
     // Browsing: signed-in devices, and networks the owner allows without sign-in.
     let admitted = OpenApiRouter::new()
         .merge(library::admitted_router())
+        .merge(playback::admitted_router())
+        .merge(picture::router())
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             auth::admitted,
@@ -221,6 +226,7 @@ pub fn api(state: AppState) -> OpenApiRouter {
         .merge(library::owner_router())
         .merge(dlna::owner_router())
         .merge(backup::owner_router())
+        .merge(playback::owner_router())
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             auth::owner_only,

@@ -36,4 +36,8 @@ pub struct AppState {
     pub dlna: crate::dlna::Dlna,
     /// Backups: downloads, the schedule, restores.
     pub backups: crate::backup::Backups,
+    /// Conversions running for players that cannot take a file as it is.
+    pub playback: Arc<super::playback::PlaybackSessions>,
+    /// Posters, frames and photo thumbnails, made and cached.
+    pub pictures: Arc<super::picture::Pictures>,
 }

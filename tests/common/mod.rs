@@ -9,6 +9,7 @@ use std::thread::JoinHandle;
 use hearth::{Config, Listeners};
 
 mod media;
+pub mod serve_process;
 
 pub struct TestServer {
     pub addr: SocketAddr,

@@ -386,3 +386,35 @@ function graph(title, unit, points, max, now) {
     h("div", { class: "axis", "aria-hidden": "true" }, h("span", {}, "60 min ago"), h("span", {}, "30"), h("span", {}, "now")));
 }
 
+
+// ---------- playback ----------
+
+// How films reach viewers: the limit for viewers outside the home, and the converter.
+export async function playbackPage() {
+  const r = await api("GET", "/api/v1/settings/playback");
+  const err = errorBox("playback-error");
+  if (!r.ok) { settingsShell("playback", pageHead("Playback"), err); showError(err, r.error); return; }
+  const p = r.data;
+  const status = statusLine("playback-status");
+  const label = (b) => b === 0 ? "No limit (Original)" : b / 1000000 + " Mbit/s";
+  const select = h("select", { id: "remote-bitrate" }, p.remote_choices.map((b) => h("option", { value: String(b), selected: b === p.remote_bitrate }, label(b))));
+  const save = h("button", { type: "submit", class: "primary" }, "Save");
+  const form = h("form", { novalidate: true, onsubmit: async (e) => {
+    e.preventDefault();
+    busy(save, true);
+    const x = await api("PUT", "/api/v1/settings/playback", { remote_bitrate: Number(select.value) });
+    busy(save, false);
+    if (!x.ok) { showError(err, x.error); return; }
+    showError(err, null);
+    status.textContent = x.data.remote_bitrate ? "Saved. Viewers outside your home get at most " + label(x.data.remote_bitrate) + "; films above it are converted down." : "Saved. Viewers outside your home get films as they are.";
+  } },
+    h("div", { class: "field" }, h("label", { for: "remote-bitrate" }, "Limit for viewers outside your home"), select,
+      h("p", { class: "hint" }, "A film above this is converted down for them, so it plays on a slow connection and your upload is not used up. At home, films always play at full quality.")),
+    err, h("div", { class: "actions" }, save), status);
+  settingsShell("playback", pageHead("Playback", "Films a player cannot take as they are — another container, sound or picture format — are converted while they play."),
+    h("dl", { class: "facts card" },
+      h("dt", {}, "Converter"), h("dd", {}, p.ffmpeg ? "ffmpeg (" + p.ffmpeg + ")" : "not installed: films that need converting will not play (Debian: apt install ffmpeg)"),
+      h("dt", {}, "Converted pictures"), h("dd", {}, "up to " + p.max_transcode_height + "p, " + p.transcodes + " at once"),
+      h("dt", {}, "Converting now"), h("dd", {}, String(p.running))),
+    card("playback-title", "Viewers outside your home", null, form));
+}

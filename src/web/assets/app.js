@@ -7,7 +7,7 @@ import { homePage, libraryPage, itemPage, searchPage } from "./browse.js";
 import { playerPage } from "./player.js";
 import { usersPage, devicesPage, networkPage, securityPage, themeToggle } from "./settings.js";
 import { backupsPage, kitPage } from "./backup.js";
-import { librariesPage, updatesPage, dlnaPage, privacyPage, systemPage } from "./admin.js";
+import { librariesPage, updatesPage, dlnaPage, privacyPage, systemPage, playbackPage } from "./admin.js";
 
 const nav = document.getElementById("nav");
 
@@ -74,6 +74,7 @@ async function route() {
     case "#/settings/libraries": return owner ? librariesPage() : homePage();
     case "#/settings/updates": return owner ? updatesPage() : homePage();
     case "#/settings/dlna": return owner ? dlnaPage() : homePage();
+    case "#/settings/playback": return owner ? playbackPage() : homePage();
     case "#/settings/system": return owner ? systemPage() : homePage();
     case "#/settings/backups": return owner ? backupsPage() : homePage();
     case "#/settings/backups/kit": return owner ? kitPage() : homePage();

@@ -1,9 +1,9 @@
 // Browsing: home rows, library views (virtualised grid or list, sort, filter, alphabet
 // jump), shows → seasons → episodes, artists → albums → tracks, the photo timeline with a
 // lightbox, the item page and search as you type.
-import { h, api, render, errorBox, showError, errorPage, session, listOf, poster, ratingText, duration, bytes, kindName, prefs, onLeave, main, progressBar } from "./core.js";
+import { h, api, render, errorBox, showError, errorPage, session, listOf, poster, ratingText, duration, bytes, kindName, prefs, onLeave, main, progressBar, artUrl } from "./core.js";
 import { VirtualGrid } from "./grid.js";
-import { playQueue } from "./player.js";
+import { playQueue, browserCaps } from "./player.js";
 
 const PAGE = 500;
 
@@ -250,7 +250,7 @@ async function timelinePage(lib) {
     all.length ? null : h("p", { class: "muted" }, "No photos yet."),
     r.data.map((m) => h("section", { class: "band", "aria-label": monthName(m.month) }, h("h2", {}, monthName(m.month)),
       h("ul", { class: "photos" }, m.items.map((p) => { const i = n++; return h("li", {}, h("button", { type: "button", class: "photo", onclick: () => lightbox(all, i), "aria-label": "Open " + p.title },
-        h("img", { src: p.stream_url, alt: p.title, loading: "lazy", decoding: "async" }))); }))))));
+        h("img", { src: artUrl(p.id, 320), srcset: artUrl(p.id, 320) + " 1x, " + artUrl(p.id, 720) + " 2x", alt: p.title, loading: "lazy", decoding: "async" }))); }))))));
 }
 
 function monthName(m) {
@@ -264,7 +264,7 @@ function lightbox(photos, start) {
   const back = document.activeElement;
   const img = h("img", { alt: "" });
   const caption = h("p", { class: "caption", "aria-live": "polite" });
-  const show = () => { const p = photos[i]; img.src = p.stream_url; img.alt = p.title; caption.textContent = p.title + (p.taken_at ? " · " + p.taken_at : "") + " (" + (i + 1) + " of " + photos.length + ")"; };
+  const show = () => { const p = photos[i]; img.src = artUrl(p.id, 1920); img.alt = p.title; caption.textContent = p.title + (p.taken_at ? " · " + p.taken_at : "") + " (" + (i + 1) + " of " + photos.length + ")"; };
   const close = () => { dlg.close(); dlg.remove(); if (back) back.focus(); };
   const go = (d) => { i = (i + d + photos.length) % photos.length; show(); };
   const dlg = h("dialog", { class: "lightbox", "aria-label": "Photo viewer", onkeydown: (e) => {
@@ -312,6 +312,13 @@ export async function itemPage(id) {
   const subtitle = [it.show ? it.show + (it.season !== null && it.season !== undefined ? " · Season " + it.season + ", episode " + (it.episode || "?") : "") : null,
     it.year, ratingText(it.rating), (it.genres || []).join(", ")].filter(Boolean).join(" · ");
   const playLabel = pos > 0 ? "Resume from " + clockText(pos) : "Play";
+  // What playing it here will do (plays as it is, or what gets converted and why).
+  const how = h("p", { class: "hint", id: "item-how" });
+  if (!audio && !photo) {
+    api("POST", "/api/v1/items/" + it.id + "/play", { caps: browserCaps(), dry_run: true }).then((x) => {
+      if (x.ok) how.textContent = x.data.method === "direct_play" ? "Plays in this browser as it is." : x.data.summary;
+    });
+  }
   const actions = photo ? [] : [
     audio ? h("button", { type: "button", class: "primary", onclick: () => playQueue([it], 0) }, "Play")
       : h("a", { class: "button primary", href: "#/play/" + it.id }, playLabel),
@@ -325,7 +332,7 @@ export async function itemPage(id) {
         h("h1", { id: "title" }, it.title),
         subtitle ? h("p", { class: "muted" }, subtitle) : null,
         pos > 0 && it.duration_ms ? h("div", { class: "resume" }, progressBar(pos, it.duration_ms, "Watched " + clockText(pos) + " of " + clockText(it.duration_ms))) : null,
-        h("div", { class: "actions" }, ...actions, photo ? null : markBtn), status,
+        h("div", { class: "actions" }, ...actions, photo ? null : markBtn), status, how,
         it.plot ? h("p", { class: "plot" }, it.plot) : null,
         h("dl", { class: "facts" }, facts.map(([k, val]) => [h("dt", {}, k), h("dd", {}, val)]))))));
 }

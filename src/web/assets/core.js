@@ -198,15 +198,17 @@ export function roleName(role) {
   return { owner: "Owner", managed: "Managed profile", guest: "Guest", friend: "Friend" }[role] || role;
 }
 
-export function artUrl(id) { return "/api/v1/items/" + id + "/artwork"; }
+// A title's picture (its poster, a frame of the film, or the photo) `w` pixels wide.
+export function artUrl(id, w) { return "/api/v1/items/" + id + "/picture?w=" + (w || 320); }
 
 // Poster artwork, or a lettered placeholder when there is none (or it fails to load).
 export function poster(item, cls) {
   const letter = h("span", { class: "placeholder", "aria-hidden": "true" }, (item.title || item.name || "?").slice(0, 1).toUpperCase());
   const box = h("span", { class: "art " + (cls || "") }, letter);
-  const id = item.has_artwork ? item.id : item.artwork_item;
+  const id = item.has_picture || item.has_artwork ? item.id : item.artwork_item;
   if (id) {
-    const img = h("img", { src: artUrl(id), alt: "", loading: "lazy", decoding: "async" });
+    const w = cls === "big" ? 480 : 320;
+    const img = h("img", { src: artUrl(id, w), srcset: artUrl(id, w) + " 1x, " + artUrl(id, w * 2) + " 2x", alt: "", loading: "lazy", decoding: "async" });
     img.addEventListener("error", () => img.remove());
     box.append(img);
   }

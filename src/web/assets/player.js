@@ -17,36 +17,113 @@ const SHORTCUTS = [
   ["M", "mute"], ["C", "subtitles on / off"], ["F", "full screen"], ["Esc", "back to the title"],
 ];
 
+// What this browser plays, told to the server so it can choose direct play, direct stream
+// (repackaged, sound converted) or a conversion. Asked of the browser, never assumed.
+export function browserCaps() {
+  const v = document.createElement("video");
+  const mse = window.MediaSource && MediaSource.isTypeSupported ? (t) => MediaSource.isTypeSupported(t) : () => false;
+  const can = (t) => v.canPlayType(t) !== "" || mse(t);
+  const containers = [];
+  if (v.canPlayType("video/mp4")) containers.push("mp4");
+  if (v.canPlayType("video/webm")) containers.push("webm");
+  if (v.canPlayType('video/x-matroska; codecs="avc1.640028"')) containers.push("matroska");
+  if (v.canPlayType("audio/mpeg")) containers.push("mp3");
+  if (v.canPlayType("audio/ogg")) containers.push("ogg");
+  if (v.canPlayType("audio/flac")) containers.push("flac");
+  if (v.canPlayType("audio/wav")) containers.push("wav");
+  const video = [];
+  const addVideo = (codec, eight, ten) => {
+    if (!can('video/mp4; codecs="' + eight + '"') && !can('video/webm; codecs="' + eight + '"')) return;
+    video.push({ codec, profiles: [], max_bit_depth: ten && (can('video/mp4; codecs="' + ten + '"') || can('video/webm; codecs="' + ten + '"')) ? 10 : 8 });
+  };
+  addVideo("h264", "avc1.640033", "avc1.6e0033");
+  addVideo("hevc", "hvc1.1.6.L120.90", "hvc1.2.4.L120.90");
+  addVideo("vp9", "vp09.00.10.08", "vp09.02.10.10");
+  addVideo("av1", "av01.0.05M.08", "av01.0.05M.10");
+  addVideo("vp8", "vp8", null);
+  const audio = [];
+  const addAudio = (codec, types, channels) => { if (types.some(can)) audio.push({ codec, max_channels: channels }); };
+  addAudio("aac", ['audio/mp4; codecs="mp4a.40.2"'], 6);
+  addAudio("mp3", ["audio/mpeg", 'audio/mp4; codecs="mp4a.6B"'], 2);
+  addAudio("opus", ['audio/webm; codecs="opus"', 'audio/mp4; codecs="opus"'], 8);
+  addAudio("vorbis", ['audio/webm; codecs="vorbis"'], 8);
+  addAudio("flac", ['audio/mp4; codecs="flac"', "audio/flac"], 8);
+  addAudio("ac3", ['audio/mp4; codecs="ac-3"'], 6);
+  addAudio("eac3", ['audio/mp4; codecs="ec-3"'], 8);
+  const hls = v.canPlayType("application/vnd.apple.mpegurl") !== "";
+  return { containers, video, audio, hls_fmp4: hls, webvtt: true };
+}
+
+const QUALITIES = [[0, "Original"], [8e6, "8 Mbit/s"], [4e6, "4 Mbit/s"], [2e6, "2 Mbit/s"], [1e6, "1 Mbit/s"]];
+
 export async function playerPage(id, fromStart) {
   const r = await api("GET", "/api/v1/items/" + id);
   if (!r.ok) { errorPage("Not available", r.error); return; }
   const it = r.data;
   const audio = /^audio\//.test(it.content_type);
   if (audio) { playQueue([it], 0); location.replace("#/item/" + it.id); return; }
-  const video = h("video", { controls: true, preload: "metadata", autoplay: true, playsinline: true, class: "player", src: it.stream_url, "aria-label": it.title });
-  (it.subtitles || []).forEach((sub, i) => {
-    video.append(h("track", { kind: "subtitles", src: sub.url, srclang: sub.language || "und", label: sub.language ? langName(sub.language) : "Subtitles " + (i + 1) }));
-  });
+  const video = h("video", { controls: true, preload: "metadata", autoplay: true, playsinline: true, class: "player", "aria-label": it.title });
   const note = h("p", { class: "notice", role: "alert", hidden: true });
   const status = h("p", { class: "hint", role: "status", id: "player-status" });
+  const how = h("p", { class: "hint", id: "player-how" });
+  const caps = browserCaps();
   const cannot = (why) => {
     note.hidden = false;
     note.textContent = "This browser cannot play this file (" + it.content_type + (it.video && it.video.video_codec ? ", " + it.video.video_codec : "") + "). " +
-      (why ? why + " " : "") + "Hearth plays files as they are, without converting them; try another browser or a player app on the same network.";
+      (why ? why + " " : "");
   };
-  // Warn early when the browser says outright it does not know the type.
-  if (!video.canPlayType(it.content_type) && !/matroska/.test(it.content_type)) cannot();
-  video.addEventListener("error", () => cannot(video.error && video.error.code === 4 ? "The format or codec is not supported here." : ""));
+  // What plays now: the answer of the last /play request.
+  const cur = { view: null, session: null, audio: null, subtitle: null, bitrate: 0, startAt: 0, burn: null };
+  const stopSession = () => {
+    if (!cur.session) return;
+    fetch("/api/v1/play/" + cur.session, { method: "DELETE", credentials: "same-origin", keepalive: true }).catch(() => null);
+    cur.session = null;
+  };
+  // Asks the server how to play with the current choices, then loads the answer at `at` s.
+  const load = async (at) => {
+    const body = { caps, audio: cur.audio, subtitle: cur.burn, max_bitrate: cur.bitrate || null };
+    const p = await api("POST", "/api/v1/items/" + it.id + "/play", body);
+    if (!p.ok) { cannot(p.error || "The server could not prepare it."); return; }
+    stopSession();
+    cur.view = p.data;
+    cur.session = p.data.session || null;
+    cur.startAt = at;
+    how.textContent = p.data.method === "direct_play" ? "" : p.data.summary;
+    video.dataset.method = p.data.method;
+    note.hidden = true;
+    [...video.querySelectorAll("track")].forEach((t) => t.remove());
+    subtitleTracks().forEach((t) => video.append(h("track", { kind: "subtitles", src: t.url, srclang: t.language || "und", label: t.label })));
+    video.src = p.data.url;
+    buildMenus();
+  };
+  // Text subtitles the player shows itself: sidecar files, then tracks inside the file.
+  const subtitleTracks = () => {
+    const side = (it.subtitles || []).map((s, i) => ({ url: s.url, language: s.language, label: s.language ? langName(s.language) : "Subtitles " + (i + 1) }));
+    const inside = ((cur.view && cur.view.subtitles) || []).filter((s) => s.url)
+      .map((s, i) => ({ url: s.url, language: s.language, label: (s.language ? langName(s.language) : "Track " + (i + 1)) + " (" + s.codec + ")" }));
+    return side.concat(inside);
+  };
+  video.addEventListener("error", () => {
+    const code = video.error && video.error.code;
+    if (cur.session) {
+      // The conversion stopped: ffmpeg could not read on (the segment request said why).
+      note.hidden = false;
+      note.textContent = "This film stops playing at " + clock(video.currentTime) + ": the file seems damaged or incomplete from there. Copying it again from its source usually fixes this.";
+    }
+    else cannot(code === 4 ? "The format or codec is not supported here, and this device could not convert it." : "");
+  });
 
   const resumeAt = fromStart || !(it.watch && !it.watch.watched) ? 0 : it.watch.position_ms / 1000;
   video.addEventListener("loadedmetadata", () => {
-    if (resumeAt > 0 && resumeAt < video.duration) {
-      video.currentTime = resumeAt;
-      status.textContent = "Resumed at " + clock(resumeAt) + ".";
+    const at = cur.startAt;
+    if (at > 0 && (!(video.duration > 0) || at < video.duration)) {
+      video.currentTime = at;
+      if (at === resumeAt) status.textContent = "Resumed at " + clock(at) + ".";
     }
-    // Subtitles start off; C or the menu turns the first on. A choice made
-    // before the metadata arrived is kept, not switched off again.
-    setSubs(Number(subSelect.value));
+    cur.startAt = 0;
+    // Subtitles start off; C or the menu turns the first on. A choice made before the
+    // metadata arrived is kept, not switched off again.
+    setSubs(subSelect.value);
   });
   let lastSaved = -1;
   let lastAt = 0;
@@ -61,14 +138,45 @@ export async function playerPage(id, fromStart) {
   video.addEventListener("pause", () => save(false));
   video.addEventListener("seeked", () => save(false));
   video.addEventListener("ended", () => api("POST", "/api/v1/items/" + it.id + "/watched", { watched: true }));
-  const unload = () => save(true);
+  const unload = () => { save(true); stopSession(); };
   window.addEventListener("pagehide", unload);
-  onLeave(() => { save(true); window.removeEventListener("pagehide", unload); document.removeEventListener("keydown", keys); video.pause(); video.removeAttribute("src"); video.load(); }, video);
+  onLeave(() => { save(true); stopSession(); window.removeEventListener("pagehide", unload); document.removeEventListener("keydown", keys); video.pause(); video.removeAttribute("src"); video.load(); }, video);
 
-  const subSelect = h("select", { id: "subs", "aria-label": "Subtitles" }, h("option", { value: "-1" }, "Subtitles off"),
-    (it.subtitles || []).map((s, i) => h("option", { value: String(i) }, s.language ? langName(s.language) : "Subtitles " + (i + 1))));
-  const setSubs = (n) => { [...video.textTracks].forEach((t, i) => { t.mode = i === n ? "showing" : "disabled"; }); subSelect.value = String(n); };
-  subSelect.addEventListener("change", () => setSubs(Number(subSelect.value)));
+  // Menus: subtitles (shown by the player, or drawn into the picture), sound, quality.
+  const subSelect = h("select", { id: "subs", "aria-label": "Subtitles" });
+  const audioSelect = h("select", { id: "audio-track", "aria-label": "Sound" });
+  const qualitySelect = h("select", { id: "quality", "aria-label": "Quality" },
+    QUALITIES.map(([b, label]) => h("option", { value: String(b) }, label)));
+  const menus = h("span", { class: "menus" });
+  const setSubs = (value) => {
+    const v = String(value);
+    if (v.startsWith("b")) return; // a drawn-in track is a different stream, not a text track
+    const n = Number(v);
+    [...video.textTracks].forEach((t, i) => { t.mode = i === n ? "showing" : "disabled"; });
+    subSelect.value = v;
+  };
+  const buildMenus = () => {
+    const keep = subSelect.value || (cur.burn != null ? "b" + cur.burn : "-1");
+    subSelect.replaceChildren(h("option", { value: "-1" }, "Subtitles off"),
+      ...subtitleTracks().map((t, i) => h("option", { value: String(i) }, t.label)),
+      ...((cur.view && cur.view.subtitles) || []).filter((s) => !s.url)
+        .map((s) => h("option", { value: "b" + s.index }, (s.language ? langName(s.language) : "Track " + s.index) + " (drawn into the picture)")));
+    subSelect.value = [...subSelect.options].some((o) => o.value === keep) ? keep : "-1";
+    const tracks = (cur.view && cur.view.audio) || [];
+    audioSelect.replaceChildren(...tracks.map((a, i) => h("option", { value: String(a.index) },
+      (a.language ? langName(a.language) : "Sound " + (i + 1)) + " · " + a.codec.toUpperCase() + (a.channels > 2 ? " " + (a.channels === 6 ? "5.1" : a.channels + " ch") : ""))));
+    if (cur.audio != null) audioSelect.value = String(cur.audio);
+    menus.replaceChildren(subSelect.options.length > 1 ? subSelect : "", tracks.length > 1 ? audioSelect : "", qualitySelect);
+  };
+  subSelect.addEventListener("change", () => {
+    const v = subSelect.value;
+    if (v.startsWith("b")) { cur.burn = Number(v.slice(1)); load(video.currentTime); return; }
+    if (cur.burn != null) { cur.burn = null; setSubs(v); load(video.currentTime).then(() => setSubs(v)); return; }
+    setSubs(v);
+  });
+  audioSelect.addEventListener("change", () => { cur.audio = Number(audioSelect.value); load(video.currentTime); });
+  qualitySelect.addEventListener("change", () => { cur.bitrate = Number(qualitySelect.value); load(video.currentTime); });
+
   const stage = h("div", { class: "stage" }, video);
   const fullscreen = () => { if (document.fullscreenElement) document.exitFullscreen(); else stage.requestFullscreen().catch(() => null); };
 
@@ -92,13 +200,15 @@ export async function playerPage(id, fromStart) {
 
   render(h("section", { class: "wide player-page", "aria-labelledby": "title" },
     h("h1", { id: "title" }, it.title + (it.year ? " (" + it.year + ")" : "")),
-    stage, note,
+    stage, note, how,
     h("div", { class: "toolbar" },
       h("a", { class: "button", href: "#/item/" + it.id }, "Back"),
       h("button", { type: "button", onclick: fullscreen }, "Full screen"),
-      (it.subtitles || []).length ? subSelect : null, status),
+      menus, status),
     h("details", { class: "shortcuts" }, h("summary", {}, "Keyboard shortcuts"),
       h("dl", { class: "facts" }, SHORTCUTS.map(([k, v]) => [h("dt", {}, h("kbd", {}, k)), h("dd", {}, v)])))));
+  buildMenus();
+  await load(resumeAt);
   // Focus the video so shortcuts and the remote work at once.
   video.focus();
 }

@@ -5,7 +5,7 @@ import { h, api, render, field, errorBox, showError, busy, radio, checkbox, stat
 
 export const SECTIONS = [
   ["users", "Users & Sharing", true], ["devices", "Devices", false], ["network", "Network & Remote Access", true],
-  ["security", "Security", false], ["libraries", "Disks & Libraries", true], ["updates", "Updates", true],
+  ["security", "Security", false], ["libraries", "Disks & Libraries", true], ["playback", "Playback", true], ["updates", "Updates", true],
   ["dlna", "DLNA", true], ["backups", "Backups", true], ["privacy", "Privacy", false], ["system", "System", true],
 ];
 

@@ -87,6 +87,17 @@ pub struct Config {
     pub users: UsersConfig,
     pub updates: UpdatesConfig,
     pub discovery: DiscoveryConfig,
+    pub backup: BackupConfig,
+}
+
+/// Backups.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BackupConfig {
+    /// Folders the setup wizard of an unclaimed device looks in for backups to restore,
+    /// besides the disks the agent sees (a laptop has no agent: list the folder a backup
+    /// disk is mounted at, e.g. `["/media/me/usb-stick"]`). Searched three levels deep.
+    pub restore_folders: Vec<PathBuf>,
 }
 
 /// Multicast announcements on the home network. Both are off by default, so `cargo run --
@@ -165,6 +176,7 @@ impl Default for Config {
             users: UsersConfig::default(),
             updates: UpdatesConfig::default(),
             discovery: DiscoveryConfig::default(),
+            backup: BackupConfig::default(),
         }
     }
 }

@@ -1232,3 +1232,135 @@ fn a_restore_killed_midway_leaves_the_old_or_the_restored_device() {
     }
     println!("restore kills: {old} left the device unclaimed, {restored} restored it");
 }
+
+fn wait_scan_long(s: &TestServer, token: &str, lib: u64) {
+    let deadline = Instant::now() + Duration::from_secs(3 * 3600);
+    loop {
+        let v = get(
+            &s.url(&format!("/api/v1/libraries/{lib}/scan")),
+            Some(token),
+        )
+        .json();
+        if v["progress"]["running"] == false {
+            return;
+        }
+        assert!(Instant::now() < deadline, "scan never finished: {v}");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+/// Figures for the note (issue #25): backup size and time of the 22k-item synthetic library,
+/// restore time by upload and from a disk folder. Prints numbers; asserts nothing about time.
+///   ../shared/tools/make-synthetic-library /var/tmp/hearth-synth
+///   HEARTH_SYNTH_LIB=/var/tmp/hearth-synth cargo test --test backup figures -- --ignored --nocapture
+#[test]
+#[ignore = "needs the synthetic library (../shared/tools/make-synthetic-library)"]
+fn figures_for_the_synthetic_library() {
+    let root = PathBuf::from(
+        std::env::var("HEARTH_SYNTH_LIB").unwrap_or_else(|_| "/var/tmp/hearth-synth".into()),
+    );
+    assert!(
+        root.join(".peers-library").exists(),
+        "no synthetic library at {}",
+        root.display()
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let usb = tmp.path().join("usb");
+    std::fs::create_dir_all(&usb).unwrap();
+    let s = TestServer::start_with(&data, |_| {});
+    let owner = common::claim(&s);
+    let t0 = Instant::now();
+    for (name, kind, sub) in [("Movies", "movies", "Movies"), ("TV", "shows", "TV")] {
+        let r = send(
+            "POST",
+            &s.url("/api/v1/libraries"),
+            Some(&owner),
+            &json!({"name": name, "kind": kind, "folders": [root.join(sub).to_str().unwrap()]}),
+        );
+        assert_eq!(r.status, 201, "{}", r.body);
+        wait_scan_long(&s, &owner, r.json()["id"].as_u64().unwrap());
+    }
+    let items: u64 = libraries(&s, &owner)
+        .iter()
+        .map(|l| l["items"].as_u64().unwrap_or(0))
+        .sum();
+    println!("scanned {items} items in {:?}", t0.elapsed());
+    let db = std::fs::metadata(data.join("hearth.redb")).unwrap().len();
+
+    let t0 = Instant::now();
+    let (status, file) = download(&s, &owner, PASS);
+    let download_time = t0.elapsed();
+    assert_eq!(status, 200);
+    let r = send(
+        "PUT",
+        &s.url("/api/v1/backup/schedule"),
+        Some(&owner),
+        &json!({"folder": usb.to_str().unwrap(), "every": "off", "keep": 3, "passphrase": PASS}),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let t0 = Instant::now();
+    let r = send(
+        "POST",
+        &s.url("/api/v1/backup/run"),
+        Some(&owner),
+        &json!({}),
+    );
+    let run_time = t0.elapsed();
+    assert_eq!(r.status, 200, "{}", r.body);
+    let run_size = r.json()["last_size"].as_u64().unwrap();
+    s.stop().unwrap();
+
+    std::fs::remove_dir_all(&data).unwrap();
+    let s = TestServer::start_with(&data, |_| {});
+    let code = hearth::identity::setup_code::read(&data).unwrap().unwrap();
+    let t0 = Instant::now();
+    let (status, body) = setup_restore(&s, &file, PASS, &code);
+    assert_eq!(status, 202, "{}", String::from_utf8_lossy(&body));
+    let staged = t0.elapsed();
+    wait_claimed(&s, true);
+    let upload_restore = t0.elapsed();
+    s.stop().unwrap();
+
+    std::fs::remove_dir_all(&data).unwrap();
+    let folders = vec![usb.clone()];
+    let s = TestServer::start_with(&data, move |c| c.backup.restore_folders = folders);
+    let code = hearth::identity::setup_code::read(&data).unwrap().unwrap();
+    let t0 = Instant::now();
+    let (status, found) = setup_json(
+        &s,
+        "/api/v1/setup/backups",
+        &code,
+        &json!({"passphrase": PASS}),
+    );
+    let find_time = t0.elapsed();
+    assert_eq!(status, 200, "{found}");
+    let id = found["backups"][0]["id"].as_str().unwrap().to_owned();
+    let t0 = Instant::now();
+    let (status, answer) = setup_json(
+        &s,
+        "/api/v1/setup/backups/restore",
+        &code,
+        &json!({"id": id, "passphrase": PASS}),
+    );
+    assert_eq!(status, 202, "{answer}");
+    let disk_staged = t0.elapsed();
+    wait_claimed(&s, true);
+    let disk_restore = t0.elapsed();
+    assert_eq!(
+        libraries(&s, &owner)
+            .iter()
+            .map(|l| l["items"].as_u64().unwrap_or(0))
+            .sum::<u64>(),
+        items
+    );
+    s.stop().unwrap();
+    println!(
+        "{items} items, database {db} bytes\n\
+         download: {} bytes in {download_time:?} (Argon2id included)\n\
+         scheduled run: {run_size} bytes in {run_time:?} (key kept, no Argon2id)\n\
+         restore by upload: staged (upload, verify, migrate) {staged:?}, claimed again {upload_restore:?}\n\
+         wizard search of the folder {find_time:?}; restore from it: staged {disk_staged:?}, claimed again {disk_restore:?}",
+        file.len()
+    );
+}

@@ -109,8 +109,13 @@ fn wait_for_scan(s: &TestServer, token: &str, lib: u64) {
 fn wait_claimed(s: &TestServer, want: bool) {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let r = get(&s.url("/api/v1/setup"), None);
-        if r.status == 200 && r.json()["claimed"] == want {
+        // A restore restarts the server: a request it cuts off is asked again.
+        let r = common::agent().get(&s.url("/api/v1/setup")).call();
+        if let Ok(mut r) = r
+            && r.status() == 200
+            && serde_json::from_str::<Value>(&r.body_mut().read_to_string().unwrap_or_default())
+                .is_ok_and(|v| v["claimed"] == want)
+        {
             return;
         }
         assert!(Instant::now() < deadline, "never became claimed={want}");

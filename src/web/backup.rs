@@ -25,6 +25,9 @@ use crate::net::ClientInfo;
 
 pub const SETUP_RESTORE_PATH: &str = "/api/v1/setup/restore";
 pub const OWNER_RESTORE_PATH: &str = "/api/v1/backup/restore";
+/// The wizard's search of the disks (mounts, Argon2id) and its restore (the whole file).
+pub const SETUP_FIND_PATH: &str = "/api/v1/setup/backups";
+pub const SETUP_RESTORE_FOUND_PATH: &str = "/api/v1/setup/backups/restore";
 const PASSPHRASE_HEADER: &str = "hearth-passphrase";
 const SETUP_CODE_HEADER: &str = "hearth-setup-code";
 const UPLOAD_IDLE: std::time::Duration = std::time::Duration::from_secs(60);

@@ -291,8 +291,16 @@ fn scan(root: &Root) -> Vec<Candidate> {
 
 fn candidates(roots: &[Root]) -> Vec<Candidate> {
     let mut all: Vec<Candidate> = roots.iter().flat_map(scan).collect();
-    // Newest first; the scheduled names sort by time too.
-    all.sort_by(|a, b| b.modified.cmp(&a.modified).then(b.rel.cmp(&a.rel)));
+    // Newest first: by the file's time, then (a FAT disk keeps it to two seconds) by the time
+    // in a scheduled backup's name and its `-N`.
+    let key = |c: &Candidate| {
+        let name = Path::new(&c.rel)
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default();
+        (c.modified, super::schedule::order_key(name), c.rel.clone())
+    };
+    all.sort_by_key(|c| std::cmp::Reverse(key(c)));
     all
 }
 

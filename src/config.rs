@@ -88,6 +88,7 @@ pub struct Config {
     pub updates: UpdatesConfig,
     pub discovery: DiscoveryConfig,
     pub playback: PlaybackConfig,
+    pub backup: BackupConfig,
 }
 
 /// Converting films a player cannot take as they are.
@@ -115,6 +116,16 @@ impl Default for PlaybackConfig {
             transcodes: 2,
         }
     }
+}
+
+/// Backups.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BackupConfig {
+    /// Folders the setup wizard of an unclaimed device looks in for backups to restore,
+    /// besides the disks the agent sees (a laptop has no agent: list the folder a backup
+    /// disk is mounted at, e.g. `["/media/me/usb-stick"]`). Searched three levels deep.
+    pub restore_folders: Vec<PathBuf>,
 }
 
 /// Multicast announcements on the home network. Both are off by default, so `cargo run --
@@ -194,6 +205,7 @@ impl Default for Config {
             updates: UpdatesConfig::default(),
             discovery: DiscoveryConfig::default(),
             playback: PlaybackConfig::default(),
+            backup: BackupConfig::default(),
         }
     }
 }

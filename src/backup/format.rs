@@ -372,6 +372,28 @@ pub enum Unlock<'a> {
     Key(&'a MasterKey),
 }
 
+fn read_header(input: &mut impl Read) -> Result<Header, BackupError> {
+    let mut b = [0u8; HEADER_LEN];
+    let got = read_full(input, &mut b)?;
+    if got < HEADER_LEN {
+        if got >= 8 && b[..8] != MAGIC {
+            return Err(BackupError::NotABackup(what_is_it(&b[..got])));
+        }
+        if got < 8 && !MAGIC.starts_with(&b[..got]) {
+            return Err(BackupError::NotABackup(what_is_it(&b[..got])));
+        }
+        return Err(BackupError::Truncated);
+    }
+    Header::parse(b)
+}
+
+/// The key settings and salt a file's header names (the header checked, no key needed): a
+/// caller opening many files made with one passphrase derives each key once.
+pub fn key_params(mut input: impl Read) -> Result<(Kdf, [u8; 16]), BackupError> {
+    let h = read_header(&mut input)?;
+    Ok((h.kdf, h.salt))
+}
+
 /// Decrypts and checks the container as it is read. Reading past the end reports a cut or
 /// damaged file as an error (wrapping a [`BackupError`]), never as a quiet end.
 pub struct Opener<R: Read> {
@@ -389,18 +411,7 @@ pub struct Opener<R: Read> {
 
 impl<R: Read> Opener<R> {
     pub fn new(mut input: R, unlock: Unlock<'_>) -> Result<Opener<R>, BackupError> {
-        let mut b = [0u8; HEADER_LEN];
-        let got = read_full(&mut input, &mut b)?;
-        if got < HEADER_LEN {
-            if got >= 8 && b[..8] != MAGIC {
-                return Err(BackupError::NotABackup(what_is_it(&b[..got])));
-            }
-            if got < 8 && !MAGIC.starts_with(&b[..got]) {
-                return Err(BackupError::NotABackup(what_is_it(&b[..got])));
-            }
-            return Err(BackupError::Truncated);
-        }
-        let header = Header::parse(b)?;
+        let header = read_header(&mut input)?;
         let master = match unlock {
             Unlock::Key(k) if k.salt == header.salt && k.kdf == header.kdf => k.clone(),
             Unlock::Key(_) => return Err(BackupError::WrongPassphrase),

@@ -10,6 +10,7 @@
 //!
 //! Domain code: nothing here knows HTTP. Owner-only operations take the [`OwnerProof`].
 
+pub mod find;
 pub mod format;
 pub mod restore;
 pub mod schedule;
@@ -372,6 +373,28 @@ pub fn write_backup(
     Ok((manifest, written))
 }
 
+/// Opens a backup just far enough to read and check its manifest (what the setup wizard shows
+/// before a restore). The rest of the file is not read: [`read_backup`] checks all of it.
+pub fn read_manifest(input: impl Read, unlock: Unlock<'_>) -> Result<Manifest, BackupError> {
+    let mut opener = format::Opener::new(input, unlock)?;
+    let mut z = flate2::read::DeflateDecoder::new(&mut opener);
+    let mut len = [0u8; 4];
+    z.read_exact(&mut len).map_err(BackupError::from_io)?;
+    let len = u32::from_be_bytes(len);
+    if len > MAX_MANIFEST {
+        return Err(BackupError::Hostile(format!(
+            "its manifest claims {len} bytes"
+        )));
+    }
+    let mut json = vec![0u8; len as usize];
+    z.read_exact(&mut json).map_err(BackupError::from_io)?;
+    let manifest: Manifest = serde_json::from_slice(&json)
+        .map_err(|e| BackupError::Hostile(format!("its manifest cannot be read ({e})")))?;
+    manifest.check()?;
+    manifest.check_schema()?;
+    Ok(manifest)
+}
+
 /// Reads a whole backup, checking everything; with `dest`, writes its files there (a new,
 /// private folder the caller removes on error). Returns the manifest.
 pub fn read_backup(
@@ -559,6 +582,20 @@ impl Backups {
         file: &Path,
         passphrase: &str,
     ) -> Result<Manifest, BackupError> {
+        let manifest = self.stage(by, from, file, passphrase)?;
+        self.request_restart();
+        Ok(manifest)
+    }
+
+    /// [`Backups::restore`] without the restart: the caller finishes what it must (unmounts a
+    /// disk it mounted to read the file), then calls [`Backups::request_restart`].
+    pub fn stage(
+        &self,
+        by: RestoreBy<'_>,
+        from: crate::net::NetClass,
+        file: &Path,
+        passphrase: &str,
+    ) -> Result<Manifest, BackupError> {
         // A restore replaces every account: like claiming, never from outside the house.
         if from == crate::net::NetClass::Remote {
             return Err(BackupError::NeedsLan);
@@ -582,8 +619,12 @@ impl Backups {
             version = %manifest.hearth_version,
             "a backup was verified and staged; restarting to restore it"
         );
-        self.inner.restart.notify_one();
         Ok(manifest)
+    }
+
+    /// Asks the server to restart and swap in the staged restore.
+    pub fn request_restart(&self) {
+        self.inner.restart.notify_one();
     }
 
     /// Completes when a staged restore waits for the server to restart.

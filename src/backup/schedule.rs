@@ -187,15 +187,22 @@ pub fn list(folder: &Path) -> Vec<BackupFile> {
         }
     }
     // By time, then by the `-N` a second backup in the same second gets.
-    out.sort_by_key(|f| {
-        let mid = &f.name[FILE_PREFIX.len()..f.name.len() - FILE_SUFFIX.len()];
-        let (stamp, n) = mid.split_at(mid.len().min(15));
-        (
-            stamp.to_owned(),
-            n.trim_start_matches('-').parse::<u32>().unwrap_or(0),
-        )
-    });
+    out.sort_by_key(|f| order_key(&f.name));
     out
+}
+
+/// Sorts scheduled backups by when they were made: the time in the name, then the `-N` a
+/// second backup in the same second gets. Names that are not ours sort first, by name.
+pub fn order_key(name: &str) -> (String, u32) {
+    if !is_ours(name) {
+        return (String::new(), 0);
+    }
+    let mid = &name[FILE_PREFIX.len()..name.len() - FILE_SUFFIX.len()];
+    let (stamp, n) = mid.split_at(mid.len().min(15));
+    (
+        stamp.to_owned(),
+        n.trim_start_matches('-').parse::<u32>().unwrap_or(0),
+    )
 }
 
 fn check_folder(folder: &str, data_dir: &Path) -> Result<PathBuf, BackupError> {

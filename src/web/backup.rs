@@ -25,6 +25,9 @@ use crate::net::ClientInfo;
 
 pub const SETUP_RESTORE_PATH: &str = "/api/v1/setup/restore";
 pub const OWNER_RESTORE_PATH: &str = "/api/v1/backup/restore";
+/// The wizard's search of the disks (mounts, Argon2id) and its restore (the whole file).
+pub const SETUP_FIND_PATH: &str = "/api/v1/setup/backups";
+pub const SETUP_RESTORE_FOUND_PATH: &str = "/api/v1/setup/backups/restore";
 const PASSPHRASE_HEADER: &str = "hearth-passphrase";
 const SETUP_CODE_HEADER: &str = "hearth-setup-code";
 const UPLOAD_IDLE: std::time::Duration = std::time::Duration::from_secs(60);
@@ -198,18 +201,113 @@ async fn setup_restore(
     headers: HeaderMap,
     body: Body,
 ) -> Result<(StatusCode, Json<RestoreView>), ApiError> {
-    let code = headers
-        .get(SETUP_CODE_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_owned();
     // The same guard as claiming: home network, unclaimed, the setup code, throttled.
-    state.identity.check_code(&code, client)?;
+    state.identity.check_code(&setup_code(&headers), client)?;
     let pass = passphrase(&headers)?;
     let manifest = restore_upload(&state, body, pass, move |b, p, pass| {
         b.restore(RestoreBy::SetupWizard, client.class, p, pass)
     })
     .await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(RestoreView {
+            manifest,
+            restarting: true,
+        }),
+    ))
+}
+
+fn setup_code(headers: &HeaderMap) -> String {
+    headers
+        .get(SETUP_CODE_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned()
+}
+
+fn sources(state: &AppState) -> crate::backup::find::Sources<'_> {
+    crate::backup::find::Sources {
+        agent: state.agent.as_ref(),
+        folders: &state.config.backup.restore_folders,
+        data_dir: &state.config.data_dir,
+    }
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FindInput {
+    /// The backups' passphrase: each one found is opened with it to show what it holds.
+    passphrase: String,
+}
+
+/// Looks for backups on the disks plugged into an unclaimed device (a disk that is not
+/// mounted is mounted read-only for the search and unmounted after) and in the folders the
+/// config names, and shows what each one's manifest says. Only from the home network or the
+/// device itself, and only with the setup code, as for claiming.
+#[utoipa::path(post, path = "/api/v1/setup/backups", tag = "setup", request_body = FindInput,
+    params(("Hearth-Setup-Code" = String, Header)),
+    responses((status = 200, body = crate::backup::find::Search),
+        (status = 403, body = super::error::ErrorBody), (status = 409, body = super::error::ErrorBody),
+        (status = 422, body = super::error::ErrorBody), (status = 429, body = super::error::ErrorBody)))]
+async fn setup_find(
+    State(state): State<AppState>,
+    axum::Extension(client): axum::Extension<ClientInfo>,
+    headers: HeaderMap,
+    body: Result<Json<FindInput>, axum::extract::rejection::JsonRejection>,
+) -> Result<Json<crate::backup::find::Search>, ApiError> {
+    state.identity.check_code(&setup_code(&headers), client)?;
+    let Json(input) = body.map_err(from_rejection)?;
+    if input.passphrase.is_empty() {
+        return Err(ApiError::invalid(
+            "passphrase_missing",
+            "Enter the backup's passphrase: it opens each backup found to show what it holds.",
+        ));
+    }
+    let found = crate::backup::find::search(&sources(&state), input.passphrase)
+        .await
+        .map_err(backup_error)?;
+    Ok(Json(found))
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RestoreFoundInput {
+    /// The `id` of a backup `POST /api/v1/setup/backups` found.
+    id: String,
+    passphrase: String,
+}
+
+/// Restores a backup found on a disk (or a configured folder) onto an unclaimed device: it is
+/// found again by its id, checked completely and staged, its disk unmounted if the search
+/// mounted it, and the server restarts as the restored device.
+#[utoipa::path(post, path = "/api/v1/setup/backups/restore", tag = "setup", request_body = RestoreFoundInput,
+    params(("Hearth-Setup-Code" = String, Header)),
+    responses((status = 202, body = RestoreView), (status = 403, body = super::error::ErrorBody),
+        (status = 409, body = super::error::ErrorBody), (status = 413, body = super::error::ErrorBody),
+        (status = 422, body = super::error::ErrorBody), (status = 429, body = super::error::ErrorBody)))]
+async fn setup_restore_found(
+    State(state): State<AppState>,
+    axum::Extension(client): axum::Extension<ClientInfo>,
+    headers: HeaderMap,
+    body: Result<Json<RestoreFoundInput>, axum::extract::rejection::JsonRejection>,
+) -> Result<(StatusCode, Json<RestoreView>), ApiError> {
+    state.identity.check_code(&setup_code(&headers), client)?;
+    let Json(input) = body.map_err(from_rejection)?;
+    if input.passphrase.is_empty() {
+        return Err(ApiError::invalid(
+            "passphrase_missing",
+            "Enter the backup's passphrase.",
+        ));
+    }
+    let backups = state.backups.clone();
+    let pass = input.passphrase;
+    let manifest = crate::backup::find::with_backup(&sources(&state), &input.id, move |path| {
+        backups.stage(RestoreBy::SetupWizard, client.class, path, &pass)
+    })
+    .await
+    .map_err(backup_error)?;
+    // Staged, and the disk the search mounted is unmounted again: now the restart.
+    state.backups.request_restart();
     Ok((
         StatusCode::ACCEPTED,
         Json(RestoreView {
@@ -423,7 +521,10 @@ async fn download(
 }
 
 pub fn setup_router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(setup_restore))
+    OpenApiRouter::new()
+        .routes(routes!(setup_restore))
+        .routes(routes!(setup_find))
+        .routes(routes!(setup_restore_found))
 }
 
 pub fn owner_router() -> OpenApiRouter<AppState> {

@@ -247,6 +247,8 @@ async fn request_timeout(State(limit): State<Duration>, req: Request, next: Next
     if path == updates::UPLOAD_PATH
         || path == backup::SETUP_RESTORE_PATH
         || path == backup::OWNER_RESTORE_PATH
+        || path == backup::SETUP_FIND_PATH
+        || path == backup::SETUP_RESTORE_FOUND_PATH
     {
         return next.run(req).await;
     }

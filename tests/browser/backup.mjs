@@ -2,6 +2,8 @@
 // Settings → Backups (and the week warning goes away), and opens the emergency kit; the file
 // is saved as BACKUP_FILE. PHASE=restore: on a fresh, unclaimed server, the setup wizard's
 // "Restore from a backup" brings the household back, and the owner signs in.
+// PHASE=restore-disk: the same, but the wizard looks for the backup on the device's disks
+// (the server's `backup.restore_folders` holds it), shows what it holds, and restores it.
 //
 // Env: HEARTH_URL, PHASE, BACKUP_FILE, OUT; download: OWNER, OWNER_PASSWORD; restore:
 // SETUP_CODE, OWNER, OWNER_PASSWORD.
@@ -100,6 +102,36 @@ async function restore(page) {
   await page.screenshot({ path: `${OUT}/backup-05-users.png`, fullPage: true });
 }
 
+async function restoreFromDisk(page) {
+  await page.goto(BASE);
+  await page.getByRole("heading", { name: "Welcome to your Hearth" }).waitFor();
+  await page.getByRole("button", { name: "Restore from a backup" }).click();
+  await page.getByRole("heading", { name: "Restore from a backup" }).waitFor();
+  await page.getByLabel("Setup code", { exact: true }).fill(process.env.SETUP_CODE);
+  // A wrong passphrase: the backup is found, and named as not opened by it.
+  await page.getByLabel("The backup's passphrase").fill("not the right passphrase");
+  await page.getByRole("button", { name: "Look for backups on disks" }).click();
+  await page.locator("#find-status").filter({ hasText: /found/ }).waitFor({ timeout: 60000 });
+  const wrong = await page.locator("#found-backups").textContent();
+  check("with a wrong passphrase the backup on the disk is found but not opened", /passphrase is wrong/.test(wrong) && (await page.locator("#found-0").isDisabled()), wrong);
+  await page.getByRole("button", { name: "Restore" }).click();
+  check("nothing is restored without a backup that opens", /choose one, or choose a backup file/.test(await page.locator("#restore-error").textContent()));
+  await page.getByLabel("The backup's passphrase").fill(PASSPHRASE);
+  await page.getByRole("button", { name: "Look for backups on disks" }).click();
+  await page.locator("#found-0:not([disabled])").waitFor({ timeout: 60000 });
+  const shown = await page.locator("#found-backups").textContent();
+  check("the backup on the disk shows its device, Hearth version and board", /\u201cDen\u201d, made .* by Hearth \d+\.\d+\.\d+.* on \S+/.test(shown) && /hearth-backups\/hearth-backup-20261206-041500\.hbk/.test(shown), shown);
+  check("the backup found is chosen", await page.locator("#found-0").isChecked());
+  await page.screenshot({ path: `${OUT}/backup-06-found-on-disk.png`, fullPage: true });
+  await page.getByRole("button", { name: "Restore" }).click();
+  await page.getByRole("heading", { name: "Restored" }).waitFor({ timeout: 120000 });
+  check("the wizard restores the backup found on the disk", /Den/.test(await page.locator("#restored").textContent()));
+  await page.getByRole("link", { name: "Sign in" }).click();
+  await page.getByLabel("Username", { exact: true }).waitFor();
+  await signIn(page);
+  check("the owner signs in to the Hearth restored from the disk", true);
+}
+
 try {
   const ctx = await browser.newContext({ viewport: { width: 1280, height: 800 }, acceptDownloads: true });
   const page = await ctx.newPage();
@@ -107,7 +139,8 @@ try {
   page.on("pageerror", (e) => consoleErrors.push(String(e)));
   if (PHASE === "download") await download(page);
   else if (PHASE === "restore") await restore(page);
-  else throw new Error("set PHASE to download or restore");
+  else if (PHASE === "restore-disk") await restoreFromDisk(page);
+  else throw new Error("set PHASE to download, restore or restore-disk");
   check("no console errors", consoleErrors.length === 0, consoleErrors.join(" | "));
 } catch (e) {
   failed++;

@@ -179,24 +179,87 @@ export async function kitPage() {
       h("div", { class: "actions" }, h("button", { type: "button", class: "primary", onclick: () => window.print() }, "Print"), h("a", { href: "#/settings/backups" }, "Back")))));
 }
 
-// The wizard of an unclaimed device: restore instead of starting fresh.
+// A JSON POST with the setup code in its header; answered like api()'s.
+async function setupPost(path, setupCode, body) {
+  let resp;
+  try {
+    resp = await fetch(path, { method: "POST", credentials: "same-origin", headers: { "Content-Type": "application/json", "Hearth-Setup-Code": setupCode }, body: JSON.stringify(body) });
+  } catch (e) {
+    return { ok: false, error: { code: "offline", message: "Hearth cannot be reached. Check that the device is on and connected." } };
+  }
+  let data = null;
+  try { data = await resp.json(); } catch (e) { data = null; }
+  return { ok: resp.ok, status: resp.status, data, error: resp.ok ? null : (data && data.error) || { message: "The server answered " + resp.status + "." } };
+}
+
+// One backup the device found: what its manifest says, or why it cannot be restored.
+function foundChoice(b, i) {
+  const f = b.facts;
+  const where = b.place + ": " + b.path;
+  const input = h("input", { type: "radio", name: "found-backup", value: b.id, id: "found-" + i, disabled: !f, "aria-describedby": "found-" + i + "-where" });
+  const title = f
+    ? "\u201c" + (f.server_name || "Hearth") + "\u201d, made " + when(f.created_at) + " by Hearth " + f.hearth_version + " on " + f.board + " (" + bytes(b.size) + ")"
+    : b.path + " (" + bytes(b.size) + ")";
+  return h("label", { class: "choice" + (f ? "" : " muted"), for: "found-" + i }, input,
+    h("span", {}, title,
+      h("span", { class: "hint", id: "found-" + i + "-where" }, where),
+      b.problem ? h("span", { class: "hint error" }, b.problem.message) : null));
+}
+
+// The wizard of an unclaimed device: restore instead of starting fresh, from a backup on a
+// disk plugged into the device, or from a file on this computer.
 export function wizardRestore(back) {
   const code = field("restore-code", "Setup code", { class: "code", autocomplete: "one-time-code", autocapitalize: "characters", spellcheck: "false", placeholder: "XXXX-XXXX-XXXX", maxlength: "20" },
     "Printed on the device's console when it starts.");
-  const file = h("input", { type: "file", id: "restore-file", accept: ".hbk,application/octet-stream" });
   const pass = field("restore-pass", "The backup's passphrase", { type: "password", autocomplete: "off", maxlength: "1024" }, "The emergency kit has it.");
+  const found = h("div", { id: "found-backups", role: "radiogroup", "aria-label": "Backups found on the disks" });
+  const findStatus = h("p", { class: "muted", role: "status", id: "find-status" });
+  const file = h("input", { type: "file", id: "restore-file", accept: ".hbk,application/octet-stream", onchange: () => {
+    for (const r of found.querySelectorAll("input[name=found-backup]")) r.checked = false;
+  } });
   const err = errorBox("restore-error");
   const status = h("p", { class: "muted", role: "status", id: "restore-status" });
   const go = h("button", { class: "primary", type: "submit" }, "Restore");
   const backBtn = h("button", { type: "button", onclick: back }, "Back");
-  render(formCard("Restore from a backup", "Bring back a Hearth whose SD card failed: its owner, people, history, settings and certificates. The file is checked completely before anything is changed.",
-    [code.node, h("label", { for: "restore-file" }, "Backup file (hearth-backup-….hbk)"), file, pass.node, err, status], [go, backBtn], async () => {
-      if (code.input.value.replace(/[\s-]/g, "").length !== 12) { showError(err, { message: "The setup code has 12 characters, like ACDE-FGHJ-KMNP." }, code.input); return; }
-      if (!file.files.length) { showError(err, { message: "Choose the backup file." }, file); return; }
-      if (!pass.input.value) { showError(err, { message: "Enter the backup's passphrase." }, pass.input); return; }
+  const checkCode = () => {
+    if (code.input.value.replace(/[\s-]/g, "").length !== 12) { showError(err, { message: "The setup code has 12 characters, like ACDE-FGHJ-KMNP." }, code.input); return false; }
+    if (!pass.input.value) { showError(err, { message: "Enter the backup's passphrase." }, pass.input); return false; }
+    return true;
+  };
+  const findBtn = h("button", { type: "button", id: "find-backups", onclick: async () => {
+    if (!checkCode()) return;
+    showError(err, null);
+    busy(findBtn, true);
+    findStatus.textContent = "Looking on the disks plugged into this Hearth…";
+    const r = await setupPost("/api/v1/setup/backups", code.input.value.trim(), { passphrase: pass.input.value });
+    busy(findBtn, false);
+    found.replaceChildren();
+    if (!r.ok) { findStatus.textContent = ""; showError(err, r.error, r.error.code === "wrong_setup_code" ? code.input : pass.input); return; }
+    const list = r.data.backups;
+    const missed = r.data.places.filter((p) => p.problem).map((p) => p.label + ": " + p.problem);
+    const openable = list.filter((b) => b.facts).length;
+    findStatus.textContent = list.length === 0
+      ? "No backup was found on " + (r.data.places.length ? r.data.places.map((p) => p.label).join(", ") : "any disk") + ". Plug in the disk with the backups and look again, or choose a file below."
+      : list.length + (list.length === 1 ? " backup" : " backups") + " found" + (openable < list.length ? ", " + openable + " opened with this passphrase" : "") + ". Choose one.";
+    if (missed.length) findStatus.textContent += " Not searched: " + missed.join("; ") + ".";
+    found.append(...list.map(foundChoice));
+    const first = found.querySelector("input[name=found-backup]:not([disabled])");
+    if (first) { first.checked = true; file.value = ""; }
+  } }, "Look for backups on disks");
+  render(formCard("Restore from a backup", "Bring back a Hearth whose SD card failed: its owner, people, history, settings and certificates. The backup is checked completely before anything is changed.",
+    [code.node, pass.node,
+      h("fieldset", {}, h("legend", {}, "A backup on a disk plugged into this Hearth"), h("div", { class: "actions" }, findBtn), findStatus, found),
+      h("fieldset", {}, h("legend", {}, "Or a backup file from this computer"), h("label", { for: "restore-file" }, "Backup file (hearth-backup-….hbk)"), file),
+      err, status], [go, backBtn], async () => {
+      if (!checkCode()) return;
+      const chosen = found.querySelector("input[name=found-backup]:checked");
+      if (!chosen && !file.files.length) { showError(err, { message: "Look for backups on the disks and choose one, or choose a backup file." }, file); return; }
+      showError(err, null);
       busy(go, true);
       status.textContent = "Checking the backup…";
-      const r = await upload("/api/v1/setup/restore", file.files[0], pass.input.value, { "Hearth-Setup-Code": code.input.value.trim() });
+      const r = chosen
+        ? await setupPost("/api/v1/setup/backups/restore", code.input.value.trim(), { id: chosen.value, passphrase: pass.input.value })
+        : await upload("/api/v1/setup/restore", file.files[0], pass.input.value, { "Hearth-Setup-Code": code.input.value.trim() });
       if (!r.ok) { busy(go, false); status.textContent = ""; showError(err, r.error, r.error.code === "wrong_setup_code" ? code.input : pass.input); return; }
       status.textContent = "Verified. Restoring…";
       await waitForRestart(status);

@@ -87,6 +87,32 @@ pub struct Config {
     pub users: UsersConfig,
     pub updates: UpdatesConfig,
     pub discovery: DiscoveryConfig,
+    pub reach: ReachConfig,
+}
+
+/// How the device keeps its port mapping on the home router while remote access is on
+/// (the owner turns that on; these are the timings).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ReachConfig {
+    /// Lease asked for each mapping, in seconds (at most 7200); renewed at half of it, so a
+    /// device that dies leaves the router open for at most this long.
+    pub lease_secs: u32,
+    /// Seconds between checks that the router still has the mapping (a router restart
+    /// forgets it; it is added again at the next check).
+    pub check_secs: u64,
+    /// Seconds to wait for routers to answer a search.
+    pub search_secs: u64,
+}
+
+impl Default for ReachConfig {
+    fn default() -> Self {
+        ReachConfig {
+            lease_secs: 7200,
+            check_secs: 60,
+            search_secs: 2,
+        }
+    }
 }
 
 /// Multicast announcements on the home network. Both are off by default, so `cargo run --
@@ -165,6 +191,7 @@ impl Default for Config {
             users: UsersConfig::default(),
             updates: UpdatesConfig::default(),
             discovery: DiscoveryConfig::default(),
+            reach: ReachConfig::default(),
         }
     }
 }
@@ -290,6 +317,16 @@ impl Config {
             return Err(ConfigError::Invalid(format!(
                 "discovery.interfaces: {bad:?} is not a network interface name (like \"eth0\")"
             )));
+        }
+        if !(2..=7200).contains(&self.reach.lease_secs) {
+            return Err(ConfigError::Invalid(
+                "reach.lease_secs must be between 2 and 7200 (two hours)".into(),
+            ));
+        }
+        if self.reach.check_secs == 0 || !(1..=10).contains(&self.reach.search_secs) {
+            return Err(ConfigError::Invalid(
+                "reach.check_secs must be at least 1 and reach.search_secs between 1 and 10".into(),
+            ));
         }
         if !matches!(self.updates.channel.as_str(), "stable" | "beta") {
             return Err(ConfigError::Invalid(format!(

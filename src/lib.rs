@@ -24,6 +24,7 @@ pub mod model;
 pub mod net;
 pub mod ota;
 pub mod policy;
+pub mod reach;
 pub mod store;
 pub mod stream;
 pub mod system;
@@ -152,6 +153,21 @@ async fn serve_once(
         let (store, lan) = (store.clone(), lan.clone());
         blocking(move || net::NetRules::load(&store, lan, https_port)).await??
     };
+    let http_port = match listeners.http.first() {
+        Some(l) => Some(l.local_addr()?.port()),
+        None => None,
+    };
+    let reach = {
+        let store = store.clone();
+        let (config, ports) = (
+            config.reach.clone(),
+            reach::Ports {
+                http: http_port,
+                https: https_port,
+            },
+        );
+        blocking(move || reach::Reach::load(&store, config, ports)).await??
+    };
     let watcher = net::watch::spawn(lan.clone(), tls.clone());
     let system = system::SystemMonitor::new();
     let sampler = system.spawn_sampler();
@@ -200,6 +216,7 @@ async fn serve_once(
         updates,
         watcher: library_watcher.clone(),
         dlna: dlna.clone(),
+        reach: reach.clone(),
     };
     let (state_store, state_identity) = (state.store.clone(), state.identity.clone());
     let app = web::app(state);
@@ -208,10 +225,9 @@ async fn serve_once(
     let client_slots = net::listener::ClientSlots::default();
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut tasks = tokio::task::JoinSet::new();
-    let http_port = match listeners.http.first() {
-        Some(l) => Some(l.local_addr()?.port()),
-        None => None,
-    };
+    // The port mapping follows the remote-access switch; at shutdown it removes the mapping
+    // before the task ends (the join below waits for it).
+    tasks.spawn(reach.run(rules.clone(), stop_rx.clone()));
     let http_urls = spawn_listeners(
         &mut tasks,
         listeners,

@@ -20,6 +20,7 @@ mod health;
 mod library;
 mod network;
 mod privacy;
+mod reach;
 mod setup;
 pub mod state;
 mod system;
@@ -193,6 +194,7 @@ pub fn api(state: AppState) -> OpenApiRouter {
         .merge(account::public_router())
         .merge(users::public_router())
         .merge(network::public_router())
+        .merge(reach::public_router())
         .merge(library::media_router());
     let signed_in = OpenApiRouter::new()
         .merge(account::signed_in_router())
@@ -217,6 +219,7 @@ pub fn api(state: AppState) -> OpenApiRouter {
         .merge(disks::router())
         .merge(users::owner_router())
         .merge(network::owner_router())
+        .merge(reach::owner_router())
         .merge(updates::router())
         .merge(library::owner_router())
         .merge(dlna::owner_router())

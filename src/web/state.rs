@@ -36,4 +36,6 @@ pub struct AppState {
     pub dlna: crate::dlna::Dlna,
     /// Backups: downloads, the schedule, restores.
     pub backups: crate::backup::Backups,
+    /// Being reached from outside: the port mapping, the public address, the check.
+    pub reach: crate::reach::Reach,
 }

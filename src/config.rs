@@ -95,6 +95,11 @@ pub struct Config {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ReachConfig {
+    /// Whether the device may ask the home router (UPnP IGD) for a port mapping and its
+    /// address while the owner has remote access on. Off by default, so `cargo run -- serve`
+    /// on a laptop never talks to the router of the network it happens to sit on; the
+    /// appliance's `/etc/hearth/hearth.toml` turns it on.
+    pub upnp: bool,
     /// Lease asked for each mapping, in seconds (at most 7200); renewed at half of it, so a
     /// device that dies leaves the router open for at most this long.
     pub lease_secs: u32,
@@ -108,6 +113,7 @@ pub struct ReachConfig {
 impl Default for ReachConfig {
     fn default() -> Self {
         ReachConfig {
+            upnp: false,
             lease_secs: 7200,
             check_secs: 60,
             search_secs: 2,

@@ -109,9 +109,30 @@ impl Reach {
                 None,
             );
         };
+        // Through the router's own external address only: never a DNS lookup, never a
+        // host beyond the router.
+        let (Some(ext), Some(port), Some(scheme)) = (
+            view.mapping
+                .external_address
+                .filter(|a| super::public_address(*a)),
+            view.public_port,
+            view.internal_scheme,
+        ) else {
+            return done(
+                Verdict::Unconfirmed,
+                format!(
+                    "The device does not know the router's internet address, so it cannot check from inside the home. Ask someone outside to open {url}."
+                ),
+                Some(url),
+            );
+        };
+        let target = match ext {
+            std::net::IpAddr::V6(a) => format!("{scheme}://[{a}]:{port}"),
+            std::net::IpAddr::V4(a) => format!("{scheme}://{a}:{port}"),
+        };
         let token = random_token();
         *self.inner.probe.lock().unwrap_or_else(|e| e.into_inner()) = Some(token.clone());
-        let probe = format!("{url}/api/v1/reach/probe/{token}");
+        let probe = format!("{target}/api/v1/reach/probe/{token}");
         let answered = ask(&probe);
         *self.inner.probe.lock().unwrap_or_else(|e| e.into_inner()) = None;
         match answered {

@@ -98,7 +98,7 @@ enum Want {
 }
 
 fn want(reach: &Reach, remote_access: bool) -> Want {
-    if !remote_access {
+    if !remote_access || !reach.inner.config.upnp {
         return Want::Nothing;
     }
     match (reach.settings().port_mode, reach.ports().exposed()) {

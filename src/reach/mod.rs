@@ -340,6 +340,9 @@ impl Reach {
             (true, _, None, _) => (
                 None,
                 Some(match settings.port_mode {
+                    PortMode::Automatic if !self.inner.config.upnp => {
+                        "Automatic port mapping is turned off in this server's configuration (`reach.upnp`): forward a port on the router by hand and enter it here.".into()
+                    }
                     PortMode::Automatic => mapping.error.clone().unwrap_or_else(|| {
                         "The router has not opened a port for this server yet.".into()
                     }),

@@ -411,6 +411,7 @@ fn remote_access_maps_a_port_on_a_real_router_and_takes_it_away() {
     let data = data_dir(&home);
     let server = Server::start_with(&home.hearth, &data, |c| {
         // Short lease and checks so renewal and a router restart show within seconds.
+        c.reach.upnp = true;
         c.reach.lease_secs = 6;
         c.reach.check_secs = 1;
         c.reach.search_secs = 1;
@@ -499,6 +500,55 @@ fn remote_access_maps_a_port_on_a_real_router_and_takes_it_away() {
     assert_eq!(r.status, 200, "{r:?}");
     assert_eq!(r.body["this_client"]["address"], FRIEND);
     assert_eq!(r.body["this_client"]["class"], "remote");
+
+    // An invite made now carries the whole public link; the friend opens it from outside,
+    // accepts, and browses as a remote client.
+    let invite = |ns: &str, who: &str| {
+        let r = request(
+            ns,
+            local,
+            "POST",
+            "/api/v1/invites",
+            &owner,
+            Some(json!({"invitee": who})),
+        );
+        assert_eq!(r.status, 201, "{r:?}");
+        r.body
+    };
+    let inv = invite(&h, "ben");
+    let token = inv["token"].as_str().unwrap();
+    assert_eq!(
+        inv["url"],
+        format!("{public_url}/#/invite/{token}").as_str(),
+        "{inv}"
+    );
+    assert!(
+        inv["qr_svg"].as_str().unwrap().starts_with("<?xml"),
+        "{inv}"
+    );
+    assert_eq!(inv["outside_note"], Value::Null);
+    let r = request(
+        &home.wan,
+        public,
+        "POST",
+        &format!("/api/v1/invites/{token}/accept"),
+        &[],
+        Some(
+            json!({"username": "ben", "password": "friendly giraffe tune",
+            "device": {"name": "Phone", "client_id": "ben-phone"}}),
+        ),
+    );
+    assert_eq!(r.status, 201, "the friend accepts from outside: {r:?}");
+    let ben = format!("Bearer {}", r.body["token"].as_str().unwrap());
+    let r = request(
+        &home.wan,
+        public,
+        "GET",
+        "/api/v1/me",
+        &[("Authorization", ben.as_str())],
+        None,
+    );
+    assert_eq!(r.status, 200, "{r:?}");
 
     // The lease is renewed at half-life (3 s of 6): same mapping, renewed later than made.
     let v = wait_reach(&h, local, &owner, "lease renewal", |v| {
@@ -666,6 +716,13 @@ fn remote_access_maps_a_port_on_a_real_router_and_takes_it_away() {
         assert_eq!(home.mappings(), vec![], "a mapping appeared while off");
         std::thread::sleep(Duration::from_millis(250));
     }
+
+    // An invite made while off says plainly that it only works at home.
+    let inv = invite(&h, "cleo");
+    assert_eq!(inv["url"], Value::Null, "{inv}");
+    let note = inv["outside_note"].as_str().unwrap();
+    assert!(note.contains("only works on your home network"), "{note}");
+    assert!(note.contains("Remote access is off"), "{note}");
 
     // Shutdown takes the mapping away too.
     patch_network(json!({"remote_access": true}));

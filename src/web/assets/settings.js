@@ -58,7 +58,7 @@ function reachCard(v) {
   const m = v.mapping || {};
   const err = errorBox("reach-error");
   const status = statusLine("reach-status");
-  const phase = { off: "not asked (remote access is off)", searching: "looking for the router…", mapped: "port open on the router", manual: "forwarded by hand", failed: "no port open" }[m.phase] || m.phase;
+  const phase = { off: "not asked of the router", searching: "looking for the router…", mapped: "port open on the router", manual: "forwarded by hand", failed: "no port open" }[m.phase] || m.phase;
   const lease = m.lease_secs === 0 ? "until removed" : m.lease_secs ? Math.round(m.lease_secs / 60) + " min, renewed at half-time" + (m.renewed_at ? " (last " + ago(m.renewed_at) + ")" : "") : "—";
   const warnings = [...(v.warnings || [])].map((w) => h("li", { class: "warn", "data-code": w.code }, w.message));
   const port = field("reach-port", "Public port you forwarded on the router", { type: "number", min: "1", max: "65535", value: v.settings.manual_public_port || "" }, "Only with a port forwarded by hand.");

@@ -89,6 +89,7 @@ pub struct Config {
     pub discovery: DiscoveryConfig,
     pub playback: PlaybackConfig,
     pub backup: BackupConfig,
+    pub reach: ReachConfig,
 }
 
 /// Converting films a player cannot take as they are.
@@ -126,6 +127,36 @@ pub struct BackupConfig {
     /// besides the disks the agent sees (a laptop has no agent: list the folder a backup
     /// disk is mounted at, e.g. `["/media/me/usb-stick"]`). Searched three levels deep.
     pub restore_folders: Vec<PathBuf>,
+
+/// How the device keeps its port mapping on the home router while remote access is on
+/// (the owner turns that on; these are the timings).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ReachConfig {
+    /// Whether the device may ask the home router (UPnP IGD) for a port mapping and its
+    /// address while the owner has remote access on. Off by default, so `cargo run -- serve`
+    /// on a laptop never talks to the router of the network it happens to sit on; the
+    /// appliance's `/etc/hearth/hearth.toml` turns it on.
+    pub upnp: bool,
+    /// Lease asked for each mapping, in seconds (at most 7200); renewed at half of it, so a
+    /// device that dies leaves the router open for at most this long.
+    pub lease_secs: u32,
+    /// Seconds between checks that the router still has the mapping (a router restart
+    /// forgets it; it is added again at the next check).
+    pub check_secs: u64,
+    /// Seconds to wait for routers to answer a search.
+    pub search_secs: u64,
+}
+
+impl Default for ReachConfig {
+    fn default() -> Self {
+        ReachConfig {
+            upnp: false,
+            lease_secs: 7200,
+            check_secs: 60,
+            search_secs: 2,
+        }
+    }
 }
 
 /// Multicast announcements on the home network. Both are off by default, so `cargo run --
@@ -206,6 +237,7 @@ impl Default for Config {
             discovery: DiscoveryConfig::default(),
             playback: PlaybackConfig::default(),
             backup: BackupConfig::default(),
+            reach: ReachConfig::default(),
         }
     }
 }
@@ -331,6 +363,16 @@ impl Config {
             return Err(ConfigError::Invalid(format!(
                 "discovery.interfaces: {bad:?} is not a network interface name (like \"eth0\")"
             )));
+        }
+        if !(2..=7200).contains(&self.reach.lease_secs) {
+            return Err(ConfigError::Invalid(
+                "reach.lease_secs must be between 2 and 7200 (two hours)".into(),
+            ));
+        }
+        if self.reach.check_secs == 0 || !(1..=10).contains(&self.reach.search_secs) {
+            return Err(ConfigError::Invalid(
+                "reach.check_secs must be at least 1 and reach.search_secs between 1 and 10".into(),
+            ));
         }
         if !matches!(self.updates.channel.as_str(), "stable" | "beta") {
             return Err(ConfigError::Invalid(format!(

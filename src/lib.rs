@@ -25,6 +25,7 @@ pub mod net;
 pub mod ota;
 pub mod playback;
 pub mod policy;
+pub mod reach;
 pub mod store;
 pub mod stream;
 pub mod system;
@@ -153,6 +154,21 @@ async fn serve_once(
         let (store, lan) = (store.clone(), lan.clone());
         blocking(move || net::NetRules::load(&store, lan, https_port)).await??
     };
+    let http_port = match listeners.http.first() {
+        Some(l) => Some(l.local_addr()?.port()),
+        None => None,
+    };
+    let reach = {
+        let store = store.clone();
+        let (config, ports) = (
+            config.reach.clone(),
+            reach::Ports {
+                http: http_port,
+                https: https_port,
+            },
+        );
+        blocking(move || reach::Reach::load(&store, config, ports)).await??
+    };
     let watcher = net::watch::spawn(lan.clone(), tls.clone());
     let system = system::SystemMonitor::new();
     let sampler = system.spawn_sampler();
@@ -211,6 +227,7 @@ async fn serve_once(
         dlna: dlna.clone(),
         playback: playback.clone(),
         pictures,
+        reach: reach.clone(),
     };
     let (state_store, state_identity) = (state.store.clone(), state.identity.clone());
     let app = web::app(state);
@@ -219,10 +236,9 @@ async fn serve_once(
     let client_slots = net::listener::ClientSlots::default();
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut tasks = tokio::task::JoinSet::new();
-    let http_port = match listeners.http.first() {
-        Some(l) => Some(l.local_addr()?.port()),
-        None => None,
-    };
+    // The port mapping follows the remote-access switch; at shutdown it removes the mapping
+    // before the task ends (the join below waits for it).
+    tasks.spawn(reach.run(rules.clone(), stop_rx.clone()));
     let http_urls = spawn_listeners(
         &mut tasks,
         listeners,

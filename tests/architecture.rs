@@ -34,7 +34,10 @@ const FLOORS: &[(&str, &[&str])] = &[
         "network and accounts",
         &["net", "identity", "agent::protocol"],
     ),
-    ("agent client, system", &["agent::client", "system"]),
+    (
+        "agent client, system, reach",
+        &["agent::client", "system", "reach"],
+    ),
     ("disks and updates", &["disks", "ota"]),
     (
         "library, root agent, backups",

@@ -759,3 +759,114 @@ fn lookalike_usernames_are_refused() {
     );
     assert_eq!(r.status, 200, "{}", r.body);
 }
+
+/// Being reached from outside is the owner's alone: the port mapping's state (which shows
+/// the home's internet address), its settings and the reachability check. Each refused
+/// request would change something if it ran, and the checks after the table fail loudly if
+/// one did.
+#[test]
+fn only_the_owner_may_see_or_change_how_the_device_is_reached() {
+    let (s, owner) = claimed();
+    let (_, ben) = friend(&s, &owner, "ben", "c-ben");
+    let r = send(
+        "POST",
+        &s.url("/api/v1/users"),
+        Some(&owner),
+        &json!({"kind": "managed", "name": "Leo"}),
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
+    let leo_id = r.json()["id"].as_u64().unwrap();
+    // A second device of the owner's, switched to Leo.
+    let leo = send(
+        "POST",
+        &s.url("/api/v1/auth/login"),
+        None,
+        &json!({"username": "anna", "password": "correct horse battery"}),
+    )
+    .json()["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let r = send(
+        "POST",
+        &s.url("/api/v1/auth/switch"),
+        Some(&leo),
+        &json!({"user_id": leo_id}),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let manual = json!({"port_mode": "manual", "manual_public_port": 8443, "public_name": "elsewhere.example.org"});
+    let who: Vec<(&str, Option<&str>)> = vec![
+        ("managed", Some(&leo)),
+        ("friend", Some(&ben)),
+        ("anonymous", None),
+        ("bad token", Some("not-a-token")),
+    ];
+    for (name, token) in &who {
+        let rows: Vec<(&str, u16)> = vec![
+            ("view", get(&s.url("/api/v1/reach"), *token).status),
+            (
+                "change settings",
+                send("PUT", &s.url("/api/v1/reach/settings"), *token, &manual).status,
+            ),
+            (
+                "run the check",
+                send("POST", &s.url("/api/v1/reach/check"), *token, &json!({})).status,
+            ),
+        ];
+        for (action, status) in rows {
+            assert!(
+                status == 401 || status == 403,
+                "{name} may not {action}: got {status}"
+            );
+        }
+    }
+    // Nothing changed and no check ran.
+    let v = get(&s.url("/api/v1/reach"), Some(&owner));
+    assert_eq!(v.status, 200, "{}", v.body);
+    let v = v.json();
+    assert_eq!(v["settings"]["port_mode"], "automatic");
+    assert_eq!(v["settings"]["public_name"], json!(null));
+    assert_eq!(v["last_check"], json!(null));
+    assert_eq!(v["mapping"]["phase"], "off");
+    assert!(
+        !get(&s.url("/api/v1/audit"), Some(&owner))
+            .body
+            .contains("reach_settings_changed")
+    );
+    // A probe with a made-up token is nobody's.
+    assert_eq!(
+        get(
+            &s.url("/api/v1/reach/probe/00112233445566778899aabbccddeeff"),
+            None
+        )
+        .status,
+        404
+    );
+
+    // The owner may, and each change is audited; the check says plainly that remote access
+    // is off.
+    let r = send(
+        "PUT",
+        &s.url("/api/v1/reach/settings"),
+        Some(&owner),
+        &manual,
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json()["settings"]["public_name"], "elsewhere.example.org");
+    assert_eq!(r.json()["public_url"], json!(null), "remote access is off");
+    let r = send(
+        "POST",
+        &s.url("/api/v1/reach/check"),
+        Some(&owner),
+        &json!({}),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json()["verdict"], "off");
+    assert_eq!(
+        get(&s.url("/api/v1/audit"), Some(&owner))
+            .body
+            .matches("reach_settings_changed")
+            .count(),
+        1
+    );
+}

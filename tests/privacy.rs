@@ -189,9 +189,11 @@ fn the_list_follows_the_settings_and_only_the_owner_changes_them() {
     assert_eq!(up["match"], json!([{"proto": "tcp", "ports": [9]}]));
     // Given by address: nothing to look up.
     assert_eq!(flow(&v, "name-lookups")["enabled"], false);
-    for id in ["dhcp", "link", "mdns", "ssdp", "answers"] {
+    for id in ["dhcp", "link", "mdns", "ssdp", "port-mapping", "answers"] {
         assert_eq!(flow(&v, id)["scope"], "lan", "{id}");
     }
+    // Remote access is off (and UPnP is not allowed on a laptop): the router is never asked.
+    assert_eq!(flow(&v, "port-mapping")["enabled"], false);
     // Every internet flow comes first and says how to turn it off.
     let scopes: Vec<&str> = v["flows"]
         .as_array()

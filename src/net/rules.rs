@@ -267,6 +267,8 @@ pub struct NetRules {
     current: Arc<RwLock<Arc<NetSettings>>>,
     /// Serialises read-modify-write changes so two owners' edits cannot interleave.
     update: Arc<Mutex<()>>,
+    /// Bumped after every change, for tasks that follow the rules (the port mapping).
+    changes: Arc<tokio::sync::watch::Sender<()>>,
     lan: LanNetworks,
     https_port: Option<u16>,
 }
@@ -286,6 +288,7 @@ impl NetRules {
         NetRules {
             current: Arc::new(RwLock::new(Arc::new(settings))),
             update: Arc::new(Mutex::new(())),
+            changes: Arc::new(tokio::sync::watch::Sender::new(())),
             lan,
             https_port,
         }
@@ -308,6 +311,17 @@ impl NetRules {
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .clone()
+    }
+
+    /// Wakes after each change of the rules.
+    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<()> {
+        self.changes.subscribe()
+    }
+
+    /// Swaps `next` in and tells the followers.
+    fn swap(&self, next: Arc<NetSettings>) {
+        *self.current.write().unwrap_or_else(|e| e.into_inner()) = next;
+        self.changes.send_replace(());
     }
 
     pub fn lan(&self) -> &LanNetworks {
@@ -400,7 +414,7 @@ impl NetRules {
         })?;
         self.lan.set_extra(next.lan_networks.clone());
         let next = Arc::new(next);
-        *self.current.write().unwrap_or_else(|e| e.into_inner()) = next.clone();
+        self.swap(next.clone());
         Ok(next)
     }
 
@@ -433,7 +447,7 @@ impl NetRules {
             )
         })?;
         let next = Arc::new(next);
-        *self.current.write().unwrap_or_else(|e| e.into_inner()) = next.clone();
+        self.swap(next.clone());
         Ok(next)
     }
 

@@ -70,6 +70,9 @@ pub struct Facts {
     /// SSDP announcements on (config) and DLNA on with libraries (owner).
     pub ssdp: bool,
     pub dlna_active: bool,
+    /// The port mapping may talk to the router: UPnP allowed by the config and remote access
+    /// on (owner).
+    pub port_mapping: bool,
 }
 
 /// Host and port of an http(s) URL.
@@ -226,6 +229,19 @@ pub fn flows(f: &Facts) -> Vec<Flow> {
         carries: "that a media server is here and where its description is; TVs then read the server's name and the libraries chosen for DLNA.".into(),
         turn_off: "Settings > DLNA > off.",
         enabled: f.ssdp && f.dlna_active,
+        last_contact: None,
+        hosts: Vec::new(),
+        wire: vec![m("udp", &[1900])],
+    });
+    out.push(Flow {
+        id: "port-mapping",
+        name: "Opening a port on your router (UPnP)",
+        scope: Scope::Lan,
+        destination: "your home router only: a search to the SSDP group (239.255.255.250), then the router's own UPnP address".into(),
+        protocol: "SSDP (UDP 1900), then HTTP to the router's UPnP port",
+        carries: "a request to forward one port to this device for at most two hours, renewed while remote access is on, and a question for the router's internet address; the mapping is removed when remote access goes off.".into(),
+        turn_off: "Settings > Network > remote access off (or a port forwarded by hand); reach.upnp = false in /etc/hearth/hearth.toml.",
+        enabled: f.port_mapping,
         last_contact: None,
         hosts: Vec::new(),
         wire: vec![m("udp", &[1900])],

@@ -22,6 +22,7 @@ mod network;
 pub mod picture;
 pub mod playback;
 mod privacy;
+mod reach;
 mod setup;
 pub mod state;
 mod system;
@@ -195,6 +196,7 @@ pub fn api(state: AppState) -> OpenApiRouter {
         .merge(account::public_router())
         .merge(users::public_router())
         .merge(network::public_router())
+        .merge(reach::public_router())
         .merge(library::media_router())
         .merge(playback::media_router());
     let signed_in = OpenApiRouter::new()
@@ -222,6 +224,7 @@ pub fn api(state: AppState) -> OpenApiRouter {
         .merge(disks::router())
         .merge(users::owner_router())
         .merge(network::owner_router())
+        .merge(reach::owner_router())
         .merge(updates::router())
         .merge(library::owner_router())
         .merge(dlna::owner_router())

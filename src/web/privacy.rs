@@ -69,6 +69,7 @@ fn view_blocking(state: &AppState) -> Result<PrivacyView, ApiError> {
         mdns: state.config.discovery.mdns,
         ssdp: state.config.discovery.ssdp,
         dlna_active,
+        port_mapping: state.config.reach.upnp && state.rules.snapshot().remote_access,
     };
     Ok(PrivacyView {
         flows: privacy::flows(&facts),

@@ -40,4 +40,6 @@ pub struct AppState {
     pub playback: Arc<super::playback::PlaybackSessions>,
     /// Posters, frames and photo thumbnails, made and cached.
     pub pictures: Arc<super::picture::Pictures>,
+    /// Being reached from outside: the port mapping, the public address, the check.
+    pub reach: crate::reach::Reach,
 }

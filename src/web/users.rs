@@ -361,6 +361,17 @@ pub struct InviteView {
     /// Only when just created: the path of the link to send.
     #[serde(skip_serializing_if = "Option::is_none")]
     link: Option<String>,
+    /// Only when just created: the whole link through the device's public address, when it
+    /// has one (remote access on, a port open on the router, a public address or name).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    url: Option<String>,
+    /// Only when just created: that link as a QR code (SVG), for a phone to scan.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    qr_svg: Option<String>,
+    /// Only when just created and there is no public address: why the link only works on the
+    /// home network, in plain words.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    outside_note: Option<String>,
 }
 
 impl InviteView {
@@ -373,7 +384,31 @@ impl InviteView {
             expires_at: i.expires_at,
             link: token.as_ref().map(|t| format!("/#/invite/{t}")),
             token,
+            url: None,
+            qr_svg: None,
+            outside_note: None,
         }
+    }
+
+    /// Adds the full link through `reach`'s public address, or says why there is none.
+    fn with_public(mut self, reach: &crate::reach::ReachView) -> Self {
+        let Some(link) = &self.link else {
+            return self;
+        };
+        match &reach.public_url {
+            Some(base) => {
+                let url = format!("{base}{link}");
+                self.qr_svg = crate::identity::totp::qr_svg(&url).ok();
+                self.url = Some(url);
+            }
+            None => {
+                self.outside_note = Some(format!(
+                    "This link only works on your home network: the device cannot be reached from outside yet. {}",
+                    reach.not_reachable_because.clone().unwrap_or_default()
+                ).trim().to_owned());
+            }
+        }
+        self
     }
 }
 
@@ -396,9 +431,10 @@ async fn create_invite(
         )
     })
     .await??;
+    let reach = state.reach.view(state.rules.snapshot().remote_access);
     Ok((
         StatusCode::CREATED,
-        Json(InviteView::from(&rec, Some(token))),
+        Json(InviteView::from(&rec, Some(token)).with_public(&reach)),
     ))
 }
 

@@ -21,6 +21,7 @@ use serde_json::{Value, json};
 mod dlna;
 #[path = "../common/media.rs"]
 mod media;
+mod reach;
 
 const SERVER_LAN: &str = "10.231.1.1";
 const SERVER_LAN6: &str = "fd31:231:1::1";

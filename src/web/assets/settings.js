@@ -52,8 +52,54 @@ export async function devicesPage() {
 
 // ---------- network ----------
 
+// What the router said about reaching Hearth from outside, the owner's choice of automatic
+// or manual port, and the reachability check.
+function reachCard(v) {
+  const m = v.mapping || {};
+  const err = errorBox("reach-error");
+  const status = statusLine("reach-status");
+  const phase = { off: "not asked of the router", searching: "looking for the router…", mapped: "port open on the router", manual: "forwarded by hand", failed: "no port open" }[m.phase] || m.phase;
+  const lease = m.lease_secs === 0 ? "until removed" : m.lease_secs ? Math.round(m.lease_secs / 60) + " min, renewed at half-time" + (m.renewed_at ? " (last " + ago(m.renewed_at) + ")" : "") : "—";
+  const warnings = [...(v.warnings || [])].map((w) => h("li", { class: "warn", "data-code": w.code }, w.message));
+  const port = field("reach-port", "Public port you forwarded on the router", { type: "number", min: "1", max: "65535", value: v.settings.manual_public_port || "" }, "Only with a port forwarded by hand.");
+  const name = field("reach-name", "Public name (optional)", { value: v.settings.public_name || "", spellcheck: "false", autocapitalize: "none", maxlength: "253" }, "A name you control that points at your home, like home.example.org. Invite links use it.");
+  const save = h("button", { type: "submit" }, "Save");
+  const form = h("form", { novalidate: true, onsubmit: async (e) => {
+    e.preventDefault();
+    const manual = form.querySelector("input[name=portmode]:checked").value === "manual";
+    const body = { port_mode: manual ? "manual" : "automatic", manual_public_port: port.input.value ? Number(port.input.value) : null, public_name: name.input.value.trim() || null };
+    busy(save, true);
+    const r = await api("PUT", "/api/v1/reach/settings", body);
+    busy(save, false);
+    if (!r.ok) { showError(err, r.error, manual ? port.input : name.input); return; }
+    status.textContent = "Saved.";
+    networkPage();
+  } },
+    h("fieldset", {}, h("legend", {}, "Opening the port"),
+      radio("portmode", "automatic", "Automatic", "Hearth asks the router (UPnP) to open a port while remote access is on, and closes it when it goes off.", v.settings.port_mode === "automatic"),
+      radio("portmode", "manual", "By hand", "You forwarded a port on the router yourself; Hearth asks the router for nothing.", v.settings.port_mode === "manual")),
+    port.node, name.node, err, h("div", { class: "actions" }, save), status);
+  const verdict = h("p", { id: "reach-verdict", "aria-live": "polite" }, v.last_check ? v.last_check.message : "");
+  const checkBtn = h("button", { type: "button", onclick: async () => {
+    busy(checkBtn, true);
+    const r = await api("POST", "/api/v1/reach/check");
+    busy(checkBtn, false);
+    verdict.textContent = r.ok ? r.data.message : r.error.message;
+  } }, "Check reachability");
+  return h("section", { class: "card", "aria-labelledby": "reach-title" }, h("h2", { id: "reach-title" }, "Reaching Hearth from outside"),
+    h("dl", { class: "facts" },
+      h("dt", {}, "Address for friends"), h("dd", { id: "reach-url" }, v.public_url || ("none — " + (v.not_reachable_because || ""))),
+      h("dt", {}, "Router"), h("dd", {}, m.gateway ? m.gateway.name + " at " + m.gateway.address + " (UPnP)" : "none found"),
+      h("dt", {}, "Internet address"), h("dd", {}, m.external_address || "unknown"),
+      h("dt", {}, "Port"), h("dd", { id: "reach-port-state" }, phase + (v.public_port ? ": " + v.public_port + " → " + v.internal_port : "")),
+      h("dt", {}, "Lease"), h("dd", {}, lease),
+      m.error ? h("dt", {}, "Problem") : null, m.error ? h("dd", {}, m.error) : null),
+    warnings.length ? h("ul", { class: "warnings", "aria-label": "What stops friends reaching Hearth" }, warnings) : null,
+    h("div", { class: "actions" }, checkBtn), verdict, form);
+}
+
 export async function networkPage() {
-  const net = await api("GET", "/api/v1/settings/network");
+  const [net, reach] = await Promise.all([api("GET", "/api/v1/settings/network"), api("GET", "/api/v1/reach")]);
   const err = errorBox("net-error");
   if (!net.ok) { settingsShell("network", pageHead("Network & Remote Access"), err); showError(err, net.error); return; }
   const n = net.data;
@@ -97,7 +143,8 @@ export async function networkPage() {
         h("dt", {}, "This browser"), h("dd", {}, n.this_client.address + " — " + ({ local: "on this device", lan: "home network", remote: "internet" }[n.this_client.class] || n.this_client.class) + (n.this_client.secure ? ", secure connection" : ", plain connection")),
         h("dt", {}, "Home networks found"), h("dd", {}, (n.detected_lan_networks || []).join(", ") || "none"),
         h("dt", {}, "HTTPS"), h("dd", {}, n.https_port ? "port " + n.https_port : "not available"))),
-    h("section", { class: "card", "aria-labelledby": "rules-title" }, h("h2", { id: "rules-title" }, "Rules"), form));
+    h("section", { class: "card", "aria-labelledby": "rules-title" }, h("h2", { id: "rules-title" }, "Rules"), form),
+    reach.ok ? reachCard(reach.data) : null);
 }
 
 // ---------- users & sharing ----------
@@ -188,7 +235,12 @@ export async function usersPage() {
     const r = await api("POST", "/api/v1/invites", { invitee: who.input.value.trim(), libraries: libraries.length ? chosen : null });
     busy(inv, false);
     if (!r.ok) { showError(invErr, r.error, who.input); return; }
-    linkOut.replaceChildren("Send this link (it works once, for 3 days): ", h("code", {}, location.origin + r.data.link));
+    if (r.data.url) {
+      const qr = h("img", { class: "qr", alt: "QR code of the invite link", src: "data:image/svg+xml;charset=utf-8," + encodeURIComponent(r.data.qr_svg || "") });
+      linkOut.replaceChildren("Send this link (it works once, for 3 days, also outside your home): ", h("code", {}, r.data.url), r.data.qr_svg ? qr : "");
+    } else {
+      linkOut.replaceChildren("Send this link (it works once, for 3 days): ", h("code", {}, location.origin + r.data.link), h("span", { class: "hint warn" }, r.data.outside_note || ""));
+    }
   } }, who.node, libBoxes.length ? h("fieldset", {}, h("legend", {}, "Libraries to share"), libBoxes) : null, invErr, h("div", { class: "actions" }, inv), linkOut);
 
   const pending = (invites.ok ? invites.data : []).map((i) => h("li", {}, h("span", {}, i.invitee, h("span", { class: "hint" }, "expires " + new Date(i.expires_at * 1000).toLocaleString())),

@@ -127,6 +127,7 @@ pub struct BackupConfig {
     /// besides the disks the agent sees (a laptop has no agent: list the folder a backup
     /// disk is mounted at, e.g. `["/media/me/usb-stick"]`). Searched three levels deep.
     pub restore_folders: Vec<PathBuf>,
+}
 
 /// How the device keeps its port mapping on the home router while remote access is on
 /// (the owner turns that on; these are the timings).

@@ -237,14 +237,50 @@ pub fn check(config: &UpdatesConfig, store: &Store) -> Result<UpdateRecord, Chec
     Ok(record)
 }
 
+/// The first retry after a failed check: the check at start-up runs before the network is
+/// up on a device that has just booted, and would otherwise be tried again only a whole
+/// interval later.
+pub const RETRY_FIRST_SECS: u64 = 120;
+/// Retries after failures in a row wait twice as long each time, up to this (and never
+/// longer than the interval).
+pub const RETRY_MAX_SECS: u64 = 6 * 3600;
+
+/// Seconds from `now` until the next scheduled check (0: due now), or `None` while checks
+/// are off (`hours` 0). After a successful check the next is `hours` later; after a failed
+/// one (the record's `last_error`) [`RETRY_FIRST_SECS`] later, doubled for each further
+/// failure in a row (`failures`, counted by the checker since the server started; 0 counts
+/// as the first), at most [`RETRY_MAX_SECS`] or the interval. Never checked, or a last
+/// check in the future (the clock was set back, as on a device without a battery-backed
+/// clock before time sync): due now.
+pub fn next_check_in(now: u64, record: &UpdateRecord, hours: u32, failures: u32) -> Option<u64> {
+    if hours == 0 {
+        return None;
+    }
+    let every = u64::from(hours) * 3600;
+    let Some(last) = record.last_check.filter(|&t| t <= now) else {
+        return Some(0);
+    };
+    let gap = if record.last_error.is_some() {
+        let doublings = failures.saturating_sub(1).min(20);
+        (RETRY_FIRST_SECS << doublings)
+            .min(RETRY_MAX_SECS)
+            .min(every)
+    } else {
+        every
+    };
+    Some(last.saturating_add(gap).saturating_sub(now))
+}
+
 /// Checks every `check_interval_hours` (the owner's setting, re-read each hour) while the
-/// server runs; nothing without a channel, and nothing while the interval is 0.
+/// server runs, and retries a failed check after a few minutes (see [`next_check_in`]);
+/// nothing without a channel, and nothing while the interval is 0.
 pub fn spawn_checker(config: UpdatesConfig, store: Store) -> Option<tokio::task::JoinHandle<()>> {
     if config.channel_url.trim().is_empty() {
         return None;
     }
     const TICK: u64 = 3600;
     Some(tokio::spawn(async move {
+        let mut failures: u32 = 0;
         loop {
             let s2 = store.clone();
             let record = tokio::task::spawn_blocking(move || load_record(&s2))
@@ -253,26 +289,146 @@ pub fn spawn_checker(config: UpdatesConfig, store: Store) -> Option<tokio::task:
                 .and_then(|r| r.ok())
                 .unwrap_or_default();
             let hours = effective(&config, &record.settings).check_interval_hours;
-            let every = u64::from(hours) * 3600;
-            let since =
-                crate::model::clock::now_secs().saturating_sub(record.last_check.unwrap_or(0));
-            if hours == 0 || since < every {
-                let wait = if hours == 0 {
-                    TICK
-                } else {
-                    (every - since).min(TICK)
-                };
-                tokio::time::sleep(std::time::Duration::from_secs(wait.max(1))).await;
-                continue;
+            let now = crate::model::clock::now_secs();
+            match next_check_in(now, &record, hours, failures) {
+                Some(0) => {}
+                wait => {
+                    let wait = wait.unwrap_or(TICK).min(TICK);
+                    tokio::time::sleep(std::time::Duration::from_secs(wait.max(1))).await;
+                    continue;
+                }
             }
             let (c, s) = (config.clone(), store.clone());
             match tokio::task::spawn_blocking(move || check(&c, &s)).await {
                 Ok(Ok(r)) => {
+                    failures = 0;
                     tracing::info!(offered = ?r.offered.map(|a| a.version.to_string()), "update check done")
                 }
-                Ok(Err(e)) => tracing::warn!(error = %e, "update check failed"),
-                Err(e) => tracing::warn!(error = %e, "update check task failed"),
+                Ok(Err(e)) => {
+                    failures = failures.saturating_add(1);
+                    tracing::warn!(error = %e, failures, "update check failed; retrying sooner")
+                }
+                Err(e) => {
+                    failures = failures.saturating_add(1);
+                    tracing::warn!(error = %e, "update check task failed")
+                }
             }
         }
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(last_check: Option<u64>, failed: bool) -> UpdateRecord {
+        UpdateRecord {
+            last_check,
+            last_error: failed.then(|| "connection refused".to_owned()),
+            ..UpdateRecord::default()
+        }
+    }
+
+    /// When the checker checks next, for every kind of last check.
+    #[test]
+    fn next_check_after_success_failure_and_backoff() {
+        let n = 1_000_000;
+        let (h, day) = (3600, 24 * 3600);
+        let (ok, failed) = (false, true);
+        // (what, last_check, it failed, interval hours, failures in a row, expected wait)
+        type Row = (&'static str, Option<u64>, bool, u32, u32, Option<u64>);
+        let table: &[Row] = &[
+            ("checks off", Some(n), ok, 0, 0, None),
+            ("checks off after a failure", Some(n), failed, 0, 3, None),
+            ("never checked", None, ok, 24, 0, Some(0)),
+            ("just succeeded", Some(n), ok, 24, 0, Some(day)),
+            (
+                "succeeded an hour ago",
+                Some(n - h),
+                ok,
+                24,
+                0,
+                Some(day - h),
+            ),
+            ("succeeded a day ago", Some(n - day), ok, 24, 0, Some(0)),
+            (
+                "failed at start-up (no network yet)",
+                Some(n),
+                failed,
+                24,
+                0,
+                Some(120),
+            ),
+            ("failed once", Some(n), failed, 24, 1, Some(120)),
+            (
+                "failed once, a minute ago",
+                Some(n - 60),
+                failed,
+                24,
+                1,
+                Some(60),
+            ),
+            ("failed twice in a row", Some(n), failed, 24, 2, Some(240)),
+            (
+                "failed three times in a row",
+                Some(n),
+                failed,
+                24,
+                3,
+                Some(480),
+            ),
+            (
+                "failed 8 times in a row",
+                Some(n),
+                failed,
+                24,
+                8,
+                Some(120 << 7),
+            ),
+            (
+                "failed 9 times: capped at 6 h",
+                Some(n),
+                failed,
+                24,
+                9,
+                Some(6 * h),
+            ),
+            (
+                "failed 1000 times: still 6 h",
+                Some(n),
+                failed,
+                24,
+                1000,
+                Some(6 * h),
+            ),
+            (
+                "a 1 h interval caps retries",
+                Some(n),
+                failed,
+                1,
+                30,
+                Some(h),
+            ),
+            (
+                "failed long ago: due now",
+                Some(n - day),
+                failed,
+                24,
+                5,
+                Some(0),
+            ),
+            (
+                "last check in the future",
+                Some(n + day),
+                ok,
+                24,
+                0,
+                Some(0),
+            ),
+        ];
+        for &(what, last, failed, hours, failures, want) in table {
+            let got = next_check_in(n, &record(last, failed), hours, failures);
+            assert_eq!(got, want, "{what}");
+        }
+    }
 }

@@ -126,7 +126,7 @@ pub fn flows(f: &Facts) -> Vec<Flow> {
                 "never, as long as no channel is configured".to_owned()
             } else if f.check_interval_hours > 0 {
                 format!(
-                    "at start and every {} hours, and when you press Check now",
+                    "at start and every {} hours (a check that fails is tried again after 2 minutes, then less often), and when you press Check now",
                     f.check_interval_hours
                 )
             } else {

@@ -19,6 +19,7 @@ pub mod error;
 mod health;
 mod library;
 mod network;
+mod parents;
 mod privacy;
 mod setup;
 pub mod state;
@@ -57,6 +58,7 @@ use crate::net::rules::{RequestFacts, SecureConnections, Verdict};
         (name = "network", description = "Network rules and secure connections"),
         (name = "updates", description = "Over-the-air updates"),
         (name = "library", description = "Libraries, items, search and streaming"),
+        (name = "parents", description = "Rating names, restriction previews and the owner's overrides of item facts"),
         (name = "dlna", description = "DLNA/UPnP: which libraries players on the LAN may browse"),
         (name = "backup", description = "Encrypted backups: downloads, the schedule, restoring"),
     )
@@ -216,6 +218,7 @@ pub fn api(state: AppState) -> OpenApiRouter {
         .merge(audit::router())
         .merge(disks::router())
         .merge(users::owner_router())
+        .merge(parents::owner_router())
         .merge(network::owner_router())
         .merge(updates::router())
         .merge(library::owner_router())

@@ -1,7 +1,8 @@
 // Browsing: home rows, library views (virtualised grid or list, sort, filter, alphabet
 // jump), shows → seasons → episodes, artists → albums → tracks, the photo timeline with a
 // lightbox, the item page and search as you type.
-import { h, api, render, errorBox, showError, errorPage, session, listOf, poster, ratingText, duration, bytes, kindName, prefs, onLeave, main, progressBar } from "./core.js";
+import { h, api, render, errorBox, showError, errorPage, session, listOf, poster, ratingText, duration, bytes, kindName, prefs, onLeave, main, progressBar, isOwner } from "./core.js";
+import { overrideEditor } from "./restrictions.js";
 import { VirtualGrid } from "./grid.js";
 import { playQueue } from "./player.js";
 
@@ -317,6 +318,7 @@ export async function itemPage(id) {
       : h("a", { class: "button primary", href: "#/play/" + it.id }, playLabel),
     pos > 0 && !audio ? h("a", { class: "button", href: "#/play/" + it.id + "?from=start" }, "Play from the start") : null,
   ];
+  const editSlot = h("div", { class: "item-edit" });
   render(h("article", { class: "wide item", "aria-labelledby": "title" },
     it.has_artwork ? h("div", { class: "backdrop", "aria-hidden": "true" }, h("img", { src: "/api/v1/items/" + it.id + "/artwork", alt: "" })) : null,
     h("div", { class: "item-grid" },
@@ -327,7 +329,12 @@ export async function itemPage(id) {
         pos > 0 && it.duration_ms ? h("div", { class: "resume" }, progressBar(pos, it.duration_ms, "Watched " + clockText(pos) + " of " + clockText(it.duration_ms))) : null,
         h("div", { class: "actions" }, ...actions, photo ? null : markBtn), status,
         it.plot ? h("p", { class: "plot" }, it.plot) : null,
-        h("dl", { class: "facts" }, facts.map(([k, val]) => [h("dt", {}, k), h("dd", {}, val)]))))));
+        h("dl", { class: "facts" }, facts.map(([k, val]) => [h("dt", {}, k), h("dd", {}, val)])))),
+      editSlot));
+  if (isOwner() && !audio && !photo) {
+    const ed = await overrideEditor(it, () => itemPage(id));
+    if (ed && editSlot.isConnected) editSlot.replaceChildren(ed);
+  }
 }
 
 function clockText(ms) {

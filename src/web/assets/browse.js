@@ -50,9 +50,9 @@ export async function homePage() {
   const recent = await Promise.all(libs.filter((l) => l.kind !== "music").slice(0, 8).map((l) =>
     api("GET", "/api/v1/libraries/" + l.id + "/items?sort=added&order=desc&limit=16").then((r) => ({ lib: l, items: r.ok ? r.data.items : [] }))));
   const started = cont.ok ? cont.data : [];
-  const notice = !me.secure && me.https_port ? h("p", { class: "notice" }, "This is a plain connection. For a secure one, use ",
+  const notice = !me.secure && me.https_port ? h("p", { class: "notice" }, "This connection is not encrypted, so others on your network could see what you watch. For a private one, use ",
     h("a", { href: "https://" + location.hostname + ":" + me.https_port + "/" }, "https://" + location.hostname + ":" + me.https_port + "/"),
-    " (install the Hearth certificate authority from Settings → Security once per device).") : null;
+    ". The first time, your browser will not know Hearth yet: on each device, download Hearth's certificate from Settings → Security and add it, once, so the browser trusts it.") : null;
   const role = { owner: "owner", managed: "profile", guest: "guest", friend: "friend" }[me.user.role] || me.user.role;
   render(h("div", { class: "wide" },
     h("header", { class: "page-head" },

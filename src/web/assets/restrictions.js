@@ -5,7 +5,7 @@ import { h, api, errorBox, showError, busy, statusLine, listOf, checkbox } from 
 import { settingsShell, pageHead, scheduleEditor } from "./settings.js";
 
 const PRESET_NAMES = { little_kid: "Little kid", older_kid: "Older kid", teen: "Teen" };
-const KINDS = [["movies", "Films", "films"], ["tv", "TV", "tv"]];
+const KINDS = [["movies", "Films", "films", "films"], ["tv", "TV", "tv", "TV shows"]];
 
 export function presetName(id) { return id ? PRESET_NAMES[id] || id : "Custom"; }
 
@@ -53,7 +53,7 @@ export async function restrictionsPage(id) {
   // Ceilings per kind, with the age beside each rating name.
   const ceilings = {};
   const unrated = {};
-  const kindBlocks = KINDS.map(([key, label, table]) => {
+  const kindBlocks = KINDS.map(([key, label, table, plural]) => {
     const rows = ratings[table];
     const sel = h("select", { id: "ceiling-" + key, "aria-describedby": "ceiling-" + key + "-says" });
     const says = h("p", { class: "hint", id: "ceiling-" + key + "-says" });
@@ -82,7 +82,7 @@ export async function restrictionsPage(id) {
     ceilings[key] = { sel, fill, value: () => sel.value === "" ? null : Number(sel.value.split(":")[0]) };
     sel.addEventListener("change", () => { explain(ceilings[key].value()); changed(); });
     const rule = (r.unrated && r.unrated[key]) || "allow";
-    unrated[key] = checkbox("unrated-" + key, "Show " + label.toLowerCase() + " without a rating", rule === "allow", "Titles with no rating (or one Hearth does not know) are hidden unless this is on.");
+    unrated[key] = checkbox("unrated-" + key, "Show " + plural + " without a rating", rule === "allow", "Titles with no rating (or one Hearth does not know) are hidden unless this is on.");
     unrated[key].querySelector("input").addEventListener("change", changed);
     return h("fieldset", { class: "kind" }, h("legend", {}, label),
       h("label", { for: "ceiling-" + key }, "Highest rating " + name + " may watch"), sel, says, unrated[key]);
@@ -162,7 +162,10 @@ export async function restrictionsPage(id) {
     if (mine !== seq) return;
     if (!p.ok) { summary.textContent = p.error.message; notice.replaceChildren(); lists.replaceChildren(); return; }
     const d = p.data;
-    summary.textContent = name + " will see " + d.films.visible + " of " + d.films.total + " films and " + d.shows.visible + " of " + d.shows.total + " shows.";
+    const parts = [];
+    if (d.films.total) parts.push(d.films.visible + " of " + d.films.total + (d.films.total === 1 ? " film" : " films"));
+    if (d.shows.total) parts.push(d.shows.visible + " of " + d.shows.total + (d.shows.total === 1 ? " show" : " shows"));
+    summary.textContent = parts.length ? name + " will see " + parts.join(" and ") + "." : "There are no films or shows in the libraries yet.";
     const notes = [];
     for (const [key, label, count] of [["movies", "films", d.films], ["tv", "shows", d.shows]]) {
       if (!count.unrated_hidden) continue;
@@ -178,11 +181,11 @@ export async function restrictionsPage(id) {
     const hidden = d.titles.filter((t) => !t.visible);
     const unratedFilms = hidden.filter((t) => t.hidden_because === "unrated" && t.kind === "film");
     const unratedShows = hidden.filter((t) => t.hidden_because === "unrated" && t.kind === "show");
-    lists.replaceChildren(
+    lists.replaceChildren(...[
       h("h3", {}, "What " + name + " will see"), seen.length ? h("ul", { class: "titles", id: "preview-visible" }, seen.map(item)) : h("p", { class: "hint" }, "Nothing."),
       unratedFilms.length ? [h("h3", { id: "unrated-movies-list" }, "Films without a rating"), bulkRater("movies", unratedFilms)] : null,
       unratedShows.length ? [h("h3", { id: "unrated-tv-list" }, "Shows without a rating"), h("ul", { class: "titles" }, unratedShows.map(item))] : null,
-      h("details", {}, h("summary", {}, "Hidden from " + name + " (" + hidden.length + ")"), h("ul", { class: "titles", id: "preview-hidden" }, hidden.map(item))));
+      h("details", {}, h("summary", {}, "Hidden from " + name + " (" + hidden.length + ")"), h("ul", { class: "titles", id: "preview-hidden" }, hidden.map(item)))].flat(Infinity).filter(Boolean));
   }
   // Unrated films, each with a box to tick; the chosen ones get one rating in one step.
   function bulkRater(key, titles) {

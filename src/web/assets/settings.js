@@ -198,7 +198,7 @@ export async function usersPage() {
 
   settingsShell("users", pageHead("Users & Sharing", "Who can use this Hearth, and what each person may see. Restrictions apply everywhere: browsing, search, artwork and playback."),
     h("section", { class: "card", "aria-labelledby": "people-title" }, h("h2", { id: "people-title" }, "People"),
-      home.ok && home.data.on ? h("p", { class: "notice", role: "status" }, "Home mode is on (" + home.data.reasons.join("; ") + "): everyone must sign in, and DLNA is off.") : null,
+      home.ok && home.data.on ? h("p", { class: "notice", role: "status" }, "Home mode is on (" + home.data.reasons.join("; ") + "): every device must sign in or pick a profile, so children only see what you allow. TVs and players that browse without signing in (DLNA) are switched off, because they cannot be limited by age; you can turn them back on under Settings → DLNA.") : null,
       h("ul", { class: "list" }, rows), err),
     h("section", { class: "card", "aria-labelledby": "add-title" }, h("h2", { id: "add-title" }, "Add a household profile"), addForm),
     h("section", { class: "card", "aria-labelledby": "guest-title" }, h("h2", { id: "guest-title" }, "Guest access"),

@@ -260,7 +260,7 @@ pub fn preview(
             Some(ItemKind::Track) | Some(ItemKind::Photo) => {}
         }
     })?;
-    films.sort_by(|a, b| super::names::sort_key(&a.title).cmp(&super::names::sort_key(&b.title)));
+    films.sort_by_cached_key(|t| super::names::sort_key(&t.title));
     out.titles = films;
     for ((_, _, name), acc) in shows {
         out.shows.total += 1;

@@ -587,6 +587,14 @@ fn visible_agrees_with_get_item_for_every_scene() {
                 get,
                 "{who:?} {case:?}"
             );
+            // The restrictions editor's preview: what a managed profile gets inside its hours.
+            if who == Who::Managed && s.restrictions.schedule_allows(s.ctx.now) {
+                assert_eq!(
+                    policy::restrictions_allow(&s.restrictions, &item).is_ok(),
+                    get,
+                    "preview disagrees with the real answer: {case:?}"
+                );
+            }
             assert_eq!(
                 policy::library_visible(&actor, s.library_id, &s.ctx),
                 policy::authorize(

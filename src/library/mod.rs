@@ -8,6 +8,7 @@
 pub mod browse;
 pub mod names;
 pub mod nfo;
+pub mod parents;
 pub mod probe;
 pub mod scan;
 pub mod visible;

@@ -520,18 +520,7 @@ pub fn parse_track(stem: &str) -> TrackName {
     }
 }
 
-/// A key that sorts titles the way people expect: case-folded, leading article dropped.
-pub fn sort_key(title: &str) -> String {
-    let lower = title.trim().to_lowercase();
-    for article in ["the ", "a ", "an "] {
-        if let Some(rest) = lower.strip_prefix(article)
-            && !rest.is_empty()
-        {
-            return rest.to_owned();
-        }
-    }
-    lower
-}
+pub use crate::model::media::sort_key;
 
 #[cfg(test)]
 mod tests {
@@ -555,13 +544,5 @@ mod tests {
         for (name, want) in cases {
             assert_eq!(parse_season_dir(name), want, "{name}");
         }
-    }
-
-    #[test]
-    fn sort_keys_drop_articles() {
-        assert_eq!(sort_key("The Matrix"), "matrix");
-        assert_eq!(sort_key("A Bug's Life"), "bug's life");
-        assert_eq!(sort_key("Anatomy"), "anatomy");
-        assert_eq!(sort_key("The"), "the");
     }
 }

@@ -245,6 +245,31 @@ impl RatingSystem {
     }
 }
 
+/// The countries whose rating tables Hearth has, as (ISO code, name), for the owner's choice
+/// of which names the restrictions editor shows.
+pub const COUNTRIES: [(&str, &str); 9] = [
+    ("us", "United States"),
+    ("gb", "United Kingdom"),
+    ("de", "Germany"),
+    ("fr", "France"),
+    ("nl", "Netherlands"),
+    ("au", "Australia"),
+    ("ca", "Canada"),
+    ("it", "Italy"),
+    ("se", "Sweden"),
+];
+
+/// The systems a country rates films and TV with: `(films, tv)`. Only the United States has
+/// a separate TV table; elsewhere one board rates both.
+pub fn systems_for_country(code: &str) -> Option<(RatingSystem, RatingSystem)> {
+    let systems = country(&normalise(code))?;
+    match systems {
+        [films, tv] => Some((*films, *tv)),
+        [one] => Some((*one, *one)),
+        _ => None,
+    }
+}
+
 /// What a raw rating value means.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Rating {
@@ -416,6 +441,24 @@ pub fn parse(raw: &str, country_hint: Option<&str>) -> Rating {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_country_has_its_tables() {
+        for (cc, _) in COUNTRIES {
+            let (films, tv) = systems_for_country(cc).unwrap();
+            assert_eq!(films.country(), cc);
+            assert_eq!(tv.country(), cc);
+        }
+        assert_eq!(
+            systems_for_country("us"),
+            Some((RatingSystem::UsMpaa, RatingSystem::UsTv))
+        );
+        assert_eq!(
+            systems_for_country("UK").map(|s| s.0),
+            Some(RatingSystem::UkBbfc)
+        );
+        assert_eq!(systems_for_country("jp"), None);
+    }
 
     #[test]
     fn every_row_reads_back_as_itself() {

@@ -314,6 +314,21 @@ impl Preset {
     }
 }
 
+impl Preset {
+    /// The preset whose rating, unrated and label rules these restrictions have, if any.
+    /// Libraries and hours are not part of a preset: a "little kid" limited to one library
+    /// in the afternoons is still a little kid.
+    pub fn matching(r: &Restrictions) -> Option<Preset> {
+        Preset::ALL.into_iter().find(|p| {
+            let want = p.restrictions();
+            r.max_rating == want.max_rating
+                && r.unrated == want.unrated
+                && r.labels_allow == want.labels_allow
+                && r.labels_deny == want.labels_deny
+        })
+    }
+}
+
 /// Which rating rules apply to an item.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
@@ -888,6 +903,34 @@ mod tests {
                 "{kind:?} {rating:?}"
             );
         }
+    }
+
+    #[test]
+    fn presets_are_recognised_whatever_the_libraries_and_hours() {
+        for p in Preset::ALL {
+            let mut r = p.restrictions();
+            assert_eq!(Preset::matching(&r), Some(p));
+            r.libraries = Libraries::Only([1].into());
+            r.schedule = Some(vec![Window {
+                days: [Weekday::Sat].into(),
+                from: 9,
+                to: 12,
+            }]);
+            assert_eq!(
+                Preset::matching(&r),
+                Some(p),
+                "{p:?} with libraries and hours"
+            );
+            r.max_rating.tv = Some(3);
+            assert_eq!(Preset::matching(&r), None, "{p:?} with a changed ceiling");
+        }
+        assert_eq!(Preset::matching(&Restrictions::none()), None);
+        let mut r = Preset::Teen.restrictions();
+        r.unrated.movies = UnratedRule::Allow;
+        assert_eq!(Preset::matching(&r), None);
+        let mut r = Preset::Teen.restrictions();
+        r.labels_deny.push("gore".into());
+        assert_eq!(Preset::matching(&r), None);
     }
 
     #[test]

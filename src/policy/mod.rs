@@ -529,6 +529,13 @@ pub fn visible(actor: &Actor, item: &ItemView<'_>, ctx: &Context) -> bool {
     check(actor, &Action::GetItem(item), ctx).is_ok()
 }
 
+/// Would a profile restricted by `r` see this item, inside its viewing hours? The rule
+/// [`visible`] applies to everyone but the owner, for previews of restrictions not yet
+/// saved: what a parent sees in the editor is what the child gets.
+pub fn restrictions_allow(r: &Restrictions, item: &ItemView<'_>) -> Result<(), Hidden> {
+    r.check_item(item)
+}
+
 /// May the actor see this library in the library list now?
 pub fn library_visible(actor: &Actor, library_id: u64, ctx: &Context) -> bool {
     check(actor, &Action::ListLibrary { library_id }, ctx).is_ok()

@@ -21,7 +21,7 @@ use redb::{ReadableTable, ReadableTableMetadata, TableDefinition};
 use serde::{Deserialize, Serialize};
 
 use super::{JsonTable, Rx, StoreError, Tx, all_json, decode, encode, get_json, next_id};
-use crate::model::media::{ContentRating, VideoFacts};
+use crate::model::media::{ContentRating, ItemOverride, ScannedFacts, VideoFacts, sort_key};
 
 pub(super) const LIBRARIES: JsonTable<u64> = TableDefinition::new("libraries");
 pub(super) const FOLDERS: JsonTable<u64> = TableDefinition::new("folders");
@@ -160,6 +160,57 @@ pub struct ItemRecord {
     pub mtime_ns: u64,
     /// When this file first appeared in the library (Unix seconds).
     pub added_at: u64,
+    /// The owner's corrections, already applied to `title`, `sort_title`, `year`, `rating`
+    /// and `tags` above, so every reader (lists, search, policy, DLNA) sees the same facts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub overrides: Option<ItemOverride>,
+    /// What the scanner found for the overridden fields, while an override is set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scanned: Option<ScannedFacts>,
+}
+
+impl ItemRecord {
+    /// The facts as the scanner found them (undoing any override).
+    pub fn scanned_facts(&self) -> ScannedFacts {
+        self.scanned.clone().unwrap_or_else(|| ScannedFacts {
+            title: self.title.clone(),
+            sort_title: self.sort_title.clone(),
+            year: self.year,
+            rating: self.rating.clone(),
+            tags: self.tags.clone(),
+        })
+    }
+
+    /// Puts the scanned facts back, then applies `ov` (a checked override) on top of them.
+    /// `None` or an empty override leaves the scanned facts.
+    pub fn apply_override(&mut self, ov: Option<ItemOverride>) {
+        let facts = self.scanned_facts();
+        self.title = facts.title.clone();
+        self.sort_title = facts.sort_title.clone();
+        self.year = facts.year;
+        self.rating = facts.rating.clone();
+        self.tags = facts.tags.clone();
+        self.overrides = None;
+        self.scanned = None;
+        let Some(ov) = ov.filter(|o| !o.is_empty()) else {
+            return;
+        };
+        if let Some(t) = &ov.title {
+            self.title = t.clone();
+            self.sort_title = sort_key(t);
+        }
+        if let Some(y) = ov.year {
+            self.year = Some(y);
+        }
+        if let Some(r) = &ov.rating {
+            self.rating = ContentRating::parse(r);
+        }
+        if let Some(l) = &ov.labels {
+            self.tags = l.clone();
+        }
+        self.overrides = Some(ov);
+        self.scanned = Some(facts);
+    }
 }
 
 /// A file the scanner could not use, with a sentence saying why.
@@ -324,6 +375,9 @@ impl Tx<'_> {
                         t.unindex(old)?;
                         item.id = old.id;
                         item.added_at = old.added_at;
+                        // A rescan refreshes the scanned facts; the owner's corrections stay.
+                        item.scanned = None;
+                        item.apply_override(old.overrides.clone());
                     } else {
                         item.id = next_id(self.tx, "next_item_id")?;
                         item.added_at = now;
@@ -384,6 +438,37 @@ impl Tx<'_> {
             }
         }
         Ok(())
+    }
+
+    pub fn item(&self, id: u64) -> Result<Option<ItemRecord>, StoreError> {
+        get_json(&self.tx.open_table(ITEMS)?, id)
+    }
+
+    /// Sets (or with `None` removes) the owner's override of an item's facts, re-indexing it
+    /// in the same transaction. `None` if there is no such item.
+    pub fn set_item_override(
+        &self,
+        id: u64,
+        ov: Option<ItemOverride>,
+    ) -> Result<Option<ItemRecord>, StoreError> {
+        let mut t = Tables {
+            items: self.tx.open_table(ITEMS)?,
+            files: self.tx.open_table(FILES)?,
+            by_title: self.tx.open_table(BY_TITLE)?,
+            by_year: self.tx.open_table(BY_YEAR)?,
+            by_added: self.tx.open_table(BY_ADDED)?,
+            terms: self.tx.open_table(TERMS)?,
+            rows: self.tx.open_table(SEARCH_ROWS)?,
+            errors: self.tx.open_table(SCAN_ERRORS)?,
+        };
+        let Some(mut item): Option<ItemRecord> = get_json(&t.items, id)? else {
+            return Ok(None);
+        };
+        t.unindex(&item)?;
+        item.apply_override(ov);
+        t.index(&item)?;
+        t.items.insert(item.id, encode(&item)?.as_slice())?;
+        Ok(Some(item))
     }
 
     /// Drops notes (errors without a remembered file) of a folder before a new scan

@@ -19,6 +19,7 @@ pub mod error;
 mod health;
 mod library;
 mod network;
+mod parents;
 pub mod picture;
 pub mod playback;
 mod privacy;
@@ -60,6 +61,7 @@ use crate::net::rules::{RequestFacts, SecureConnections, Verdict};
         (name = "network", description = "Network rules and secure connections"),
         (name = "updates", description = "Over-the-air updates"),
         (name = "library", description = "Libraries, items, search and streaming"),
+        (name = "parents", description = "Rating names, restriction previews and the owner's overrides of item facts"),
         (name = "dlna", description = "DLNA/UPnP: which libraries players on the LAN may browse"),
         (name = "backup", description = "Encrypted backups: downloads, the schedule, restoring"),
     )
@@ -223,6 +225,7 @@ pub fn api(state: AppState) -> OpenApiRouter {
         .merge(audit::router())
         .merge(disks::router())
         .merge(users::owner_router())
+        .merge(parents::owner_router())
         .merge(network::owner_router())
         .merge(reach::owner_router())
         .merge(updates::router())

@@ -80,6 +80,11 @@ const ASSETS: &[Asset] = &[
         "text/javascript; charset=utf-8"
     ),
     asset!(
+        "/assets/restrictions.js",
+        "assets/restrictions.js",
+        "text/javascript; charset=utf-8"
+    ),
+    asset!(
         "/assets/admin.js",
         "assets/admin.js",
         "text/javascript; charset=utf-8"

@@ -36,6 +36,8 @@ pub struct UserDetail {
     created_at: u64,
     /// What this user may see (the owner is never restricted).
     restrictions: crate::policy::Restrictions,
+    /// The preset whose rating, unrated and label rules `restrictions` has (`null`: custom).
+    preset: Option<crate::policy::Preset>,
 }
 
 impl From<&UserRecord> for UserDetail {
@@ -51,6 +53,7 @@ impl From<&UserRecord> for UserDetail {
             email: u.email.clone(),
             created_at: u.created_at,
             restrictions: u.restrictions.clone(),
+            preset: crate::policy::Preset::matching(&u.restrictions),
         }
     }
 }

@@ -1,6 +1,9 @@
 // The household in a real browser: after the wizard (wizard.mjs) claimed the server and added
 // the shared test films as a library, the owner creates a "little kid" profile with a PIN,
-// switches to it with the PIN pad, and the child sees only the titles rated for them.
+// sees its age ceiling and a preview in the restrictions editor, rates the unrated home reel
+// G on its page, is warned that switching away without an owner PIN needs the password to
+// come back, switches with the PIN pad, and the child sees only the titles rated for them —
+// the reel included.
 //
 // Env: HEARTH_URL, OWNER, OWNER_PASSWORD, OUT. Prints "N passed, N failed".
 import { chromium } from "playwright-core";
@@ -76,11 +79,54 @@ async function run() {
   check("profile with preset and PIN created", true);
   await shot(page, "20-users");
 
+  // The restrictions editor shows the real limits: the age ceiling with US rating names.
+  check("the users list says Mia is a little kid with an age ceiling",
+    /Little kid · films up to age 7, TV up to age 7/.test(await page.locator(".list li", { hasText: "Mia" }).textContent()));
+  await page.getByRole("link", { name: "Restrictions: what Mia may see" }).click();
+  await page.getByRole("heading", { name: "What Mia may see" }).waitFor();
+  const says = await page.locator("#ceiling-movies-says").textContent();
+  check("the editor shows the films ceiling, not 'Everything'", /Age ceiling 7\. Shows G; hides PG, PG-13/.test(says), says);
+  check("the editor names the matching preset", /Little kid preset/.test(await page.locator("#preset-match").textContent()));
+  check("TV ceiling shown with TV rating names", /TV-Y7/.test(await page.locator("#ceiling-tv-says").textContent()));
+  await page.locator("#preview-summary").filter({ hasText: /Mia will see 1 of \d+ films\./ }).waitFor();
+  const notice = await page.locator("#unrated-notice").textContent();
+  check("the preview says unrated films are hidden", /films? ha(s|ve) no rating/.test(notice), notice);
+  await shot(page, "24-restrictions-editor");
+  // Changing a limit changes the preview at once and makes it "Custom".
+  await page.getByLabel("Highest rating Mia may watch").first().selectOption({ label: "PG — 10 and up" });
+  await page.locator("#preview-summary").filter({ hasText: /Mia will see [2-9] of/ }).waitFor();
+  check("a changed ceiling is Custom", /Custom/.test(await page.locator("#preset-match").textContent()));
+  await page.getByLabel("Start from a preset").selectOption("little_kid");
+  await page.locator("#preview-summary").filter({ hasText: /Mia will see 1 of/ }).waitFor();
+  check("the preset fills the limits back in", /Little kid preset/.test(await page.locator("#preset-match").textContent()));
+  await page.locator("#preview-visible").waitFor();
+  await shot(page, "25-restrictions-preview");
+
+  // The home reel has no rating: the owner rates it G on its page; the preview follows.
+  await page.locator("#unrated-movies-list").waitFor();
+  await page.getByRole("link", { name: "Open Untitled Home Reel" }).click();
+  await page.getByRole("heading", { name: "Rating and labels" }).waitFor();
+  await page.getByLabel("Rating", { exact: true }).selectOption({ label: "G — all ages" });
+  await page.getByRole("button", { name: "Save changes" }).click();
+  await page.getByRole("button", { name: "Back to the file's facts" }).waitFor();
+  check("the item page shows the owner's rating", /G/.test(await page.locator(".item-info .muted").first().textContent()));
+  await shot(page, "26-rating-override");
+  await page.goto(BASE + "/#/settings/users");
+  await page.getByRole("link", { name: "Restrictions: what Mia may see" }).click();
+  await page.locator("#preview-summary").filter({ hasText: /Mia will see 2 of \d+ films/ }).waitFor();
+  check("the preview counts the newly rated film", true);
+
   // Switch with the PIN pad: a wrong PIN first, then the right one, typed on the keyboard.
+  // The owner has no PIN yet, so the switch first warns that the way back needs the password.
   await page.getByRole("link", { name: "Profiles" }).click();
   await page.getByRole("heading", { name: "Who's watching?" }).waitFor();
   await shot(page, "21-profiles");
   await page.getByRole("button", { name: "Mia" }).click();
+  await page.getByRole("heading", { name: "Set an owner PIN first?" }).waitFor();
+  check("switching away from the owner without a PIN warns first",
+    /only way back to anna is to sign out and sign in again with anna's password/.test(await page.locator("dialog").textContent()));
+  await shot(page, "27-owner-pin-dialog");
+  await page.getByRole("button", { name: "Switch without a PIN" }).click();
   await page.getByRole("heading", { name: "PIN for Mia" }).waitFor();
   for (const d of "0000") await page.getByRole("button", { name: d, exact: true }).click();
   await page.locator("#pin-pad-error").filter({ hasText: /wrong/i }).waitFor();
@@ -96,7 +142,7 @@ async function run() {
   await page.getByRole("heading", { name: "Films" }).waitFor();
   await page.locator(".vgrid .title").first().waitFor();
   const titles = await page.locator(".vgrid .title").allTextContents();
-  check("little kid sees only titles rated for them", titles.length === 1 && titles[0] === "Sunny Meadow", titles.join(", "));
+  check("little kid sees only titles rated for them, and the one the owner rated", titles.length === 2 && titles[0] === "Sunny Meadow" && titles[1] === "Untitled Home Reel", titles.join(", "));
   await shot(page, "23-kid-library");
   const hidden = (await call(page, "GET", "/api/v1/search?q=Crimson")).body;
   const hiddenItems = Array.isArray(hidden) ? hidden : hidden.items || [];

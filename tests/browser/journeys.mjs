@@ -239,8 +239,9 @@ await step("play to 10 s, reload, resume", async () => {
   await go(owner, "#/library/" + libIds.Clips, "Clips");
   await owner.locator(".vgrid a", { hasText: "Long Clip" }).click();
   await owner.getByRole("heading", { name: "Long Clip" }).waitFor();
+  await owner.getByRole("heading", { name: "Rating and labels" }).waitFor();
   await shot(owner, "40-item");
-  await axe(owner, "item");
+  await axe(owner, "item (with the owner's rating editor)");
   const itemUrl = owner.url();
   await owner.getByRole("link", { name: "Play", exact: true }).click();
   const video = owner.locator("video.player");
@@ -303,12 +304,15 @@ await step("a format the browser cannot play is converted", async () => {
 await step("settings pages load and save", async () => {
   // Users & Sharing: a viewing schedule for Mia.
   await go(owner, "#/settings/users", "Users & Sharing");
-  await owner.getByRole("button", { name: "What Mia may see" }).click();
+  await owner.getByRole("link", { name: "Restrictions: what Mia may see" }).click();
+  await owner.getByRole("heading", { name: "What Mia may see" }).waitFor();
+  await owner.locator("#preview-summary").filter({ hasText: /Mia will see/ }).waitFor();
+  await axe(owner, "restrictions editor");
   await owner.getByLabel("Only at certain times").check();
   await owner.locator(".window").first().waitFor();
   await shot(owner, "50-users-schedule");
   await owner.getByRole("button", { name: "Save", exact: true }).click();
-  await owner.locator(".list li", { hasText: "Mia" }).getByRole("button", { name: "What Mia may see" }).waitFor();
+  await owner.locator("#restr-status").filter({ hasText: "Saved" }).waitFor();
   const mia = (await call(owner, "GET", "/api/v1/users")).body.find((u) => u.username === "Mia");
   check("Users & Sharing saves a viewing schedule", mia && Array.isArray(mia.restrictions.schedule) && mia.restrictions.schedule[0].from === 15, JSON.stringify(mia && mia.restrictions.schedule));
   await call(owner, "PATCH", "/api/v1/users/" + mia.id, { preset: "little_kid" }); // back to any time
@@ -513,6 +517,9 @@ await step("sign-in and profile pages pass axe", async () => {
   await go(p, "#/profiles", "Who's watching?");
   await axe(p, "profiles");
   await p.getByRole("button", { name: /Mia/ }).click();
+  await p.getByRole("heading", { name: "Set an owner PIN first?" }).waitFor();
+  await axe(p, "owner PIN dialog");
+  await p.getByRole("button", { name: "Switch without a PIN" }).click();
   await p.getByRole("heading", { name: "PIN for Mia" }).waitFor();
   await axe(p, "PIN pad");
   await shot(p, "75-pin-pad");

@@ -34,12 +34,42 @@ export async function profilesPage() {
   const list = r.ok ? r.data : [];
   const tiles = list.map((p) => h("li", {}, h("button", {
     type: "button", class: p.current ? "tile current" : "tile", "aria-pressed": p.current ? "true" : "false",
-    onclick: () => (p.has_pin ? pinPad(p) : doSwitch(p, null, err)),
+    onclick: () => ownerPinGuard(list, p, err, () => (p.has_pin ? pinPad(p) : doSwitch(p, null, err))),
   }, h("span", { class: "avatar", "aria-hidden": "true" }, p.name.slice(0, 1).toUpperCase()), p.name,
     p.has_pin ? h("span", { class: "hint" }, "PIN") : null)));
   render(h("section", { class: "card", "aria-labelledby": "title" }, h("h1", { id: "title" }, "Who's watching?"),
     tiles.length ? h("ul", { class: "tiles" }, tiles) : h("p", { class: "muted" }, "Profiles can be picked only on devices signed in by the household."), err));
   if (!r.ok) showError(err, r.error);
+}
+
+// Leaving the owner for another profile on this device: without an owner PIN the only way
+// back is the owner's password, so say so first and offer to set a PIN.
+function ownerPinGuard(list, p, err, go) {
+  const me = list.find((x) => x.current);
+  if (!me || me.role !== "owner" || me.has_pin || p.id === me.id) { go(); return; }
+  const pin = h("input", { id: "owner-pin", type: "password", inputmode: "numeric", maxlength: "4", autocomplete: "off", "aria-describedby": "owner-pin-hint" });
+  const e = errorBox("owner-pin-error");
+  const dlg = h("dialog", { class: "card", "aria-labelledby": "owner-pin-title", "aria-describedby": "owner-pin-why" });
+  const close = () => { dlg.close(); dlg.remove(); };
+  const setFirst = h("button", { type: "submit", class: "primary" }, "Set PIN and switch");
+  const anyway = h("button", { type: "button", onclick: () => { close(); go(); } }, "Switch without a PIN");
+  const cancel = h("button", { type: "button", onclick: close }, "Cancel");
+  dlg.append(h("h2", { id: "owner-pin-title" }, "Set an owner PIN first?"),
+    h("p", { id: "owner-pin-why" }, "You have no owner PIN. After switching this device to " + p.name + ", the only way back to " + me.name + " is to sign out and sign in again with " + me.name + "'s password. With a PIN, you switch back with four digits."),
+    h("form", { method: "dialog", novalidate: true, onsubmit: async (ev) => {
+      ev.preventDefault();
+      if (!/^[0-9]{4}$/.test(pin.value)) { showError(e, { message: "A PIN is four digits." }, pin); return; }
+      setFirst.disabled = true;
+      const r = await api("PUT", "/api/v1/users/" + me.id + "/pin", { pin: pin.value });
+      setFirst.disabled = false;
+      if (!r.ok) { showError(e, r.error, pin); return; }
+      close();
+      go();
+    } }, h("label", { for: "owner-pin" }, "Owner PIN for " + me.name), h("span", { class: "hint", id: "owner-pin-hint" }, "Four digits, asked when switching back to " + me.name + "."), pin, e,
+      h("div", { class: "actions" }, setFirst, anyway, cancel)));
+  document.body.append(dlg);
+  dlg.showModal();
+  pin.focus();
 }
 
 async function doSwitch(p, pin, err) {

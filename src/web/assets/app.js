@@ -7,6 +7,7 @@ import { homePage, libraryPage, itemPage, searchPage } from "./browse.js";
 import { playerPage } from "./player.js";
 import { usersPage, devicesPage, networkPage, securityPage, themeToggle } from "./settings.js";
 import { backupsPage, kitPage } from "./backup.js";
+import { restrictionsPage } from "./restrictions.js";
 import { librariesPage, updatesPage, dlnaPage, privacyPage, systemPage, playbackPage } from "./admin.js";
 
 const nav = document.getElementById("nav");
@@ -61,6 +62,8 @@ async function route() {
   if (path.startsWith("#/play/")) return playerPage(path.slice("#/play/".length), params.get("from") === "start");
   if (path === "#/search") return searchPage(params.get("q") || "");
   const owner = role === "owner";
+  const ru = path.match(/^#\/settings\/users\/(\d+)$/);
+  if (ru) return owner ? restrictionsPage(ru[1]) : homePage();
   switch (path) {
     case "#/setup/network": return wizardNetwork();
     case "#/setup/libraries": return wizardLibraries();

@@ -1,7 +1,8 @@
 // Browsing: home rows, library views (virtualised grid or list, sort, filter, alphabet
 // jump), shows → seasons → episodes, artists → albums → tracks, the photo timeline with a
 // lightbox, the item page and search as you type.
-import { h, api, render, errorBox, showError, errorPage, session, listOf, poster, ratingText, duration, bytes, kindName, prefs, onLeave, main, progressBar, artUrl } from "./core.js";
+import { h, api, render, errorBox, showError, errorPage, session, listOf, poster, ratingText, duration, bytes, kindName, prefs, onLeave, main, progressBar, artUrl, isOwner } from "./core.js";
+import { overrideEditor } from "./restrictions.js";
 import { VirtualGrid } from "./grid.js";
 import { playQueue, browserCaps } from "./player.js";
 
@@ -49,9 +50,9 @@ export async function homePage() {
   const recent = await Promise.all(libs.filter((l) => l.kind !== "music").slice(0, 8).map((l) =>
     api("GET", "/api/v1/libraries/" + l.id + "/items?sort=added&order=desc&limit=16").then((r) => ({ lib: l, items: r.ok ? r.data.items : [] }))));
   const started = cont.ok ? cont.data : [];
-  const notice = !me.secure && me.https_port ? h("p", { class: "notice" }, "This is a plain connection. For a secure one, use ",
+  const notice = !me.secure && me.https_port ? h("p", { class: "notice" }, "This connection is not encrypted, so others on your network could see what you watch. For a private one, use ",
     h("a", { href: "https://" + location.hostname + ":" + me.https_port + "/" }, "https://" + location.hostname + ":" + me.https_port + "/"),
-    " (install the Hearth certificate authority from Settings → Security once per device).") : null;
+    ". The first time, your browser will not know Hearth yet: on each device, download Hearth's certificate from Settings → Security and add it, once, so the browser trusts it.") : null;
   const role = { owner: "owner", managed: "profile", guest: "guest", friend: "friend" }[me.user.role] || me.user.role;
   render(h("div", { class: "wide" },
     h("header", { class: "page-head" },
@@ -324,6 +325,7 @@ export async function itemPage(id) {
       : h("a", { class: "button primary", href: "#/play/" + it.id }, playLabel),
     pos > 0 && !audio ? h("a", { class: "button", href: "#/play/" + it.id + "?from=start" }, "Play from the start") : null,
   ];
+  const editSlot = h("div", { class: "item-edit" });
   render(h("article", { class: "wide item", "aria-labelledby": "title" },
     it.has_artwork ? h("div", { class: "backdrop", "aria-hidden": "true" }, h("img", { src: "/api/v1/items/" + it.id + "/artwork", alt: "" })) : null,
     h("div", { class: "item-grid" },
@@ -334,7 +336,12 @@ export async function itemPage(id) {
         pos > 0 && it.duration_ms ? h("div", { class: "resume" }, progressBar(pos, it.duration_ms, "Watched " + clockText(pos) + " of " + clockText(it.duration_ms))) : null,
         h("div", { class: "actions" }, ...actions, photo ? null : markBtn), status, how,
         it.plot ? h("p", { class: "plot" }, it.plot) : null,
-        h("dl", { class: "facts" }, facts.map(([k, val]) => [h("dt", {}, k), h("dd", {}, val)]))))));
+        h("dl", { class: "facts" }, facts.map(([k, val]) => [h("dt", {}, k), h("dd", {}, val)])))),
+      editSlot));
+  if (isOwner() && !audio && !photo) {
+    const ed = await overrideEditor(it, () => itemPage(id));
+    if (ed && editSlot.isConnected) editSlot.replaceChildren(ed);
+  }
 }
 
 function clockText(ms) {

@@ -2,6 +2,7 @@
 // This file: the settings frame, Users & Sharing (with viewing schedules), Devices,
 // Network, Security (certificates, two-factor, audit log) and the account page.
 import { h, api, render, field, errorBox, showError, busy, radio, checkbox, statusLine, session, listOf, roleName, when, ago, isOwner, prefs } from "./core.js";
+import { restrictionSummary } from "./restrictions.js";
 
 export const SECTIONS = [
   ["users", "Users & Sharing", true], ["devices", "Devices", false], ["network", "Network & Remote Access", true],
@@ -162,7 +163,7 @@ export async function usersPage() {
   const rows = list.map((u) => {
     const actions = h("span", { class: "actions" });
     if (u.role !== "owner") {
-      actions.append(h("button", { type: "button", "aria-label": "Restrictions: what " + u.username + " may see", onclick: () => restrictionsEditor(u, libraries, actions) }, "Restrictions"));
+      actions.append(h("a", { class: "button", href: "#/settings/users/" + u.id, "aria-label": "Restrictions: what " + u.username + " may see" }, "Restrictions"));
     }
     // A PIN guards a household profile on shared home devices; friends and the guest have none.
     if (u.role === "owner" || u.role === "managed") {
@@ -197,7 +198,8 @@ export async function usersPage() {
     return h("li", {}, h("span", {}, h("strong", {}, u.username), " ", h("span", { class: "tag" }, roleName(u.role)),
       u.has_pin ? h("span", { class: "tag" }, "PIN") : null, u.two_factor ? h("span", { class: "tag" }, "2FA") : null,
       u.role === "guest" && !u.enabled ? h("span", { class: "tag" }, "off") : null,
-      u.suspended ? h("span", { class: "tag", title: "Cannot sign in; their devices are refused until you lift the suspension" }, "suspended") : null), actions);
+      u.suspended ? h("span", { class: "tag", title: "Cannot sign in; their devices are refused until you lift the suspension" }, "suspended") : null,
+      u.role === "managed" || u.role === "guest" ? h("span", { class: "hint" }, restrictionSummary(u)) : null), actions);
   });
 
   const name = field("new-profile", "Name", { maxlength: "64" }, "A profile for someone in the house. Profiles have no password; they are picked on a signed-in home device.");
@@ -248,7 +250,7 @@ export async function usersPage() {
 
   settingsShell("users", pageHead("Users & Sharing", "Who can use this Hearth, and what each person may see. Restrictions apply everywhere: browsing, search, artwork and playback."),
     h("section", { class: "card", "aria-labelledby": "people-title" }, h("h2", { id: "people-title" }, "People"),
-      home.ok && home.data.on ? h("p", { class: "notice", role: "status" }, "Home mode is on (" + home.data.reasons.join("; ") + "): everyone must sign in, and DLNA is off.") : null,
+      home.ok && home.data.on ? h("p", { class: "notice", role: "status" }, "Home mode is on (" + home.data.reasons.join("; ") + "): every device must sign in or pick a profile, so children only see what you allow. TVs and players that browse without signing in (DLNA) are switched off, because they cannot be limited by age; you can turn them back on under Settings → DLNA.") : null,
       h("ul", { class: "list" }, rows), err),
     h("section", { class: "card", "aria-labelledby": "add-title" }, h("h2", { id: "add-title" }, "Add a household profile"), addForm),
     h("section", { class: "card", "aria-labelledby": "guest-title" }, h("h2", { id: "guest-title" }, "Guest access"),
@@ -258,47 +260,12 @@ export async function usersPage() {
       pending.length ? h("ul", { class: "list", "aria-label": "Pending invites" }, pending) : null));
 }
 
-const PRESETS = { "": "Everything", little_kid: "Little kid (up to age 7)", older_kid: "Older kid (up to age 12)", teen: "Teen (up to age 16)" };
+const PRESETS = { "": "No limits", little_kid: "Little kid (up to age 7)", older_kid: "Older kid (up to age 12)", teen: "Teen (up to age 16)" };
 
 function presetSelect(id, value) {
   const select = h("select", { id, name: id }, Object.entries(PRESETS).map(([k, v]) => h("option", { value: k, selected: k === value }, v)));
   return { select, node: h("div", {}, h("label", { for: id }, "What they may see"),
     h("span", { class: "hint" }, "Presets limit films and TV by age rating across rating systems (MPA, BBFC, FSK, …), hide unrated titles and common unsuitable labels."), select) };
-}
-
-function restrictionsEditor(user, libraries, container) {
-  const r = user.restrictions || {};
-  const preset = presetSelect("preset-" + user.id, "");
-  const libs = r.libraries === undefined || r.libraries === "all" ? null : r.libraries;
-  const boxes = libraries.map((l) => h("label", { class: "choice" }, h("input", { type: "checkbox", name: "lib-" + user.id, value: String(l.id), checked: !libs || libs.includes(l.id) }), h("span", {}, l.name)));
-  const deny = field("deny-" + user.id, "Hide titles labelled", { value: (r.labels_deny || []).join(", ") }, "Comma-separated labels or tags, e.g. horror, violence.");
-  const unrated = h("label", { class: "choice" }, h("input", { type: "checkbox", id: "unrated-" + user.id, checked: !(r.unrated && r.unrated.movies === "block") }), h("span", {}, "Show titles without a rating"));
-  const sched = scheduleEditor(user.id, r.schedule);
-  const e = errorBox("restr-error-" + user.id);
-  const save = h("button", { type: "submit", class: "primary" }, "Save");
-  container.replaceChildren(h("form", { class: "editor", novalidate: true, onsubmit: async (ev) => {
-    ev.preventDefault();
-    let body;
-    if (preset.select.value) {
-      body = { preset: preset.select.value };
-    } else {
-      const chosen = [...container.querySelectorAll("input[name=lib-" + user.id + "]:checked")].map((x) => Number(x.value));
-      const rule = unrated.querySelector("input").checked ? "allow" : "block";
-      body = { restrictions: {
-        libraries: libraries.length && chosen.length !== libraries.length ? chosen : "all",
-        max_rating: r.max_rating || {},
-        unrated: { movies: rule, tv: rule },
-        labels_allow: r.labels_allow || [],
-        labels_deny: deny.input.value.split(",").map((x) => x.trim()).filter(Boolean),
-        schedule: sched.value(),
-      } };
-    }
-    const res = await api("PATCH", "/api/v1/users/" + user.id, body);
-    if (!res.ok) { showError(e, res.error); return; }
-    usersPage();
-  } }, preset.node, boxes.length ? h("fieldset", {}, h("legend", {}, "Libraries"), boxes) : null, unrated, deny.node, sched.node, e,
-    h("div", { class: "actions" }, save, h("button", { type: "button", onclick: () => usersPage() }, "Cancel"))));
-  preset.select.focus();
 }
 
 function pinEditor(user, container) {
@@ -318,7 +285,7 @@ function pinEditor(user, container) {
 const DAYS = [["mon", "Mon"], ["tue", "Tue"], ["wed", "Wed"], ["thu", "Thu"], ["fri", "Fri"], ["sat", "Sat"], ["sun", "Sun"]];
 
 // Viewing hours: a list of windows (days + from/to hour). No windows = any time.
-function scheduleEditor(uid, schedule) {
+export function scheduleEditor(uid, schedule) {
   const rows = h("ul", { class: "windows", "aria-label": "Viewing windows" });
   const on = checkbox("sched-on-" + uid, "Only at certain times", !!schedule, "Outside these hours this person sees nothing at all. Hours are the device's local time.");
   const hours = (id, label, value, max) => h("label", { class: "inline", for: id }, label + " ",

@@ -12,15 +12,13 @@
 mod common;
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::serve_process::Serve;
-use common::{agent, get};
+use common::agent;
 use hearth::store::Store;
 use hearth::store::users::Role;
 use serde_json::{Value, json};

@@ -9,6 +9,7 @@ pub mod browse;
 pub mod names;
 pub mod nfo;
 pub mod probe;
+pub mod progress;
 pub mod scan;
 pub mod visible;
 pub mod watch;

@@ -8,18 +8,28 @@ use crate::library::{ItemKind, ItemSort};
 /// The largest page an app may ask for at once.
 pub const MAX_LIMIT: usize = 500;
 
-/// Query parameters by lower-cased name; the last value of a repeated name wins.
+/// Query parameters by lower-cased name. A repeated name is a list, joined with commas: the
+/// official SDK sends `IncludeItemTypes=Movie&IncludeItemTypes=Episode` where others send
+/// `IncludeItemTypes=Movie,Episode`.
 #[derive(Debug, Clone, Default)]
 pub struct Params(HashMap<String, String>);
 
 impl Params {
     pub fn from_pairs(pairs: impl IntoIterator<Item = (String, String)>) -> Params {
-        Params(
-            pairs
-                .into_iter()
-                .map(|(k, v)| (k.to_ascii_lowercase(), v))
-                .collect(),
-        )
+        let mut map: HashMap<String, String> = HashMap::new();
+        for (k, v) in pairs {
+            map.entry(k.to_ascii_lowercase())
+                .and_modify(|old| {
+                    if !v.is_empty() {
+                        if !old.is_empty() {
+                            old.push(',');
+                        }
+                        old.push_str(&v);
+                    }
+                })
+                .or_insert(v);
+        }
+        Params(map)
     }
 
     pub fn get(&self, name: &str) -> Option<&str> {
@@ -197,6 +207,18 @@ mod tests {
         assert_eq!(q.kinds, Kinds::Only(vec![]));
         assert!(!q.kinds.admits(Some(ItemKind::Movie)));
         assert!(Kinds::Any.admits(None));
+    }
+
+    #[test]
+    fn repeated_names_are_lists() {
+        let p = params(&[
+            ("includeItemTypes", "Movie"),
+            ("IncludeItemTypes", "Episode"),
+            ("ids", ""),
+            ("Ids", "a"),
+        ]);
+        assert_eq!(p.list("IncludeItemTypes"), ["Movie", "Episode"]);
+        assert_eq!(p.list("Ids"), ["a"]);
     }
 
     #[test]

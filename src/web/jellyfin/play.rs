@@ -109,7 +109,11 @@ pub(super) async fn playback_info(
         // Hearth's own words for the decision, for apps (and people) that show them.
         "HearthSummary": view.summary,
     });
-    let session = view.session.clone().unwrap_or_default();
+    // Apps send this back with their reports; a direct play has no conversion to name.
+    let session = view
+        .session
+        .clone()
+        .unwrap_or_else(|| format!("direct-{jid}"));
     Ok(Json(
         json!({"MediaSources": [source], "PlaySessionId": session}),
     ))

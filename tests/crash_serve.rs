@@ -17,8 +17,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::serve_process::Serve;
 use common::agent;
+use common::serve_process::Serve;
 use hearth::store::Store;
 use hearth::store::users::Role;
 use serde_json::{Value, json};

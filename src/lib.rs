@@ -15,6 +15,7 @@
 pub mod agent;
 pub mod backup;
 pub mod blockdev;
+pub mod compat;
 pub mod config;
 pub mod disks;
 pub mod dlna;

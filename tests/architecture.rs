@@ -44,7 +44,7 @@ const FLOORS: &[(&str, &[&str])] = &[
         &["library", "agent::server", "backup"],
     ),
     ("streaming, playback", &["stream", "playback"]),
-    ("front ends", &["dlna"]),
+    ("front ends", &["dlna", "compat"]),
     ("web", &["web"]),
     ("wiring", &["agent", "lib"]),
     ("binary", &["main"]),

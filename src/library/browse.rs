@@ -122,6 +122,66 @@ pub fn items(
     })
 }
 
+/// One page of items across `library_ids` in the asked order, and how many match in all (what
+/// apps show as the total). One library walks its sort index; several are merged by the same
+/// key. Filters as [`items`]; `limit` 0 counts only.
+pub fn items_counted(
+    store: &Store,
+    library_ids: &[u64],
+    q: &ItemQuery,
+    extra: impl Fn(&ItemRecord) -> bool,
+    allowed: impl Fn(&ItemRecord) -> bool,
+) -> Result<(Vec<ItemRecord>, usize), StoreError> {
+    let limit = q.limit.min(MAX_PAGE);
+    let keep = |item: &ItemRecord| {
+        (q.kind.is_none() || item.kind == q.kind)
+            && q.genre
+                .as_ref()
+                .is_none_or(|g| item.genres.iter().any(|x| x.eq_ignore_ascii_case(g)))
+            && extra(item)
+            && allowed(item)
+    };
+    if let [only] = library_ids {
+        let mut total = 0usize;
+        let mut out = Vec::with_capacity(limit);
+        store.read(|rx| {
+            rx.visit_items(*only, q.sort, q.descending, |item| {
+                if keep(&item) {
+                    if total >= q.offset && out.len() < limit {
+                        out.push(item);
+                    }
+                    total += 1;
+                }
+                true
+            })
+        })?;
+        return Ok((out, total));
+    }
+    let mut all = Vec::new();
+    for lib in library_ids {
+        store.read(|rx| {
+            rx.visit_items(*lib, q.sort, false, |item| {
+                if keep(&item) {
+                    all.push(item);
+                }
+                true
+            })
+        })?;
+    }
+    all.sort_by(|a, b| {
+        let ord = match q.sort {
+            ItemSort::Title => a.sort_title.cmp(&b.sort_title),
+            ItemSort::Year => a.year.cmp(&b.year).then(a.sort_title.cmp(&b.sort_title)),
+            ItemSort::Added => a.added_at.cmp(&b.added_at),
+        }
+        .then(a.id.cmp(&b.id));
+        if q.descending { ord.reverse() } else { ord }
+    });
+    let total = all.len();
+    let out = all.into_iter().skip(q.offset).take(limit).collect();
+    Ok((out, total))
+}
+
 fn all_items(
     store: &Store,
     library_id: u64,

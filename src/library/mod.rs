@@ -10,6 +10,7 @@ pub mod names;
 pub mod nfo;
 pub mod parents;
 pub mod probe;
+pub mod progress;
 pub mod scan;
 pub mod visible;
 pub mod watch;

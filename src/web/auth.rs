@@ -178,6 +178,20 @@ impl FromRequestParts<AppState> for Viewer {
         let Some(token) = token_of(&parts.headers) else {
             return Err(ApiError::unauthorized());
         };
+        let viewer = viewer_for_token(state, client, token).await?;
+        parts.extensions.insert(viewer.clone());
+        Ok(viewer)
+    }
+}
+
+/// The signed-in viewer a device token speaks for, admitted by policy now: what every front
+/// end that takes device tokens (the web API, the Jellyfin API) resolves a token with.
+pub async fn viewer_for_token(
+    state: &AppState,
+    client: ClientInfo,
+    token: String,
+) -> Result<Viewer, ApiError> {
+    {
         let identity = state.identity.clone();
         let offset = state.config.utc_offset_minutes;
         let (session, ctx) = tokio::task::spawn_blocking(move || {
@@ -192,16 +206,14 @@ impl FromRequestParts<AppState> for Viewer {
             account: Account::from_user(&session.user, session.user.restrictions.clone()),
         };
         let actor = policy::admit(presented, &ctx)?;
-        let viewer = Viewer {
+        Ok(Viewer {
             user: session.user.clone(),
             device_id: session.device.id,
             client,
             session,
             actor,
             ctx,
-        };
-        parts.extensions.insert(viewer.clone());
-        Ok(viewer)
+        })
     }
 }
 

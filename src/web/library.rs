@@ -24,7 +24,7 @@ use crate::stream::signed::{self, LinkKind, MediaGrant, UrlError};
 
 /// What the actor may see: a library filter and an item filter, both asking `policy`.
 /// Every listing, search, item, artwork, subtitle and stream goes through these two.
-pub(super) use crate::library::visible::{access, policy_view};
+pub(super) use crate::library::visible::access;
 use crate::stream::access::{self as door, Door, Link, OpenError, Part, Viewer as Holder};
 
 fn library_error(e: LibraryError) -> ApiError {
@@ -420,18 +420,6 @@ async fn item(
     Ok(Json(view))
 }
 
-/// An item whose watch state this viewer may record (hidden items are 404 as always).
-fn watchable_item(state: &AppState, viewer: &Viewer, id: u64) -> Result<ItemRecord, ApiError> {
-    let item = visible_item(state, &viewer.actor, &viewer.ctx, id)?;
-    policy::authorize(
-        &viewer.actor,
-        &policy::Action::UpdateWatchState(&policy_view(&item)),
-        &viewer.ctx,
-    )
-    .then(|| ())?;
-    Ok(item)
-}
-
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProgressInput {
@@ -439,8 +427,16 @@ pub struct ProgressInput {
     position_ms: u64,
 }
 
-/// Past this share of the running time an item counts as watched.
-const WATCHED_AT: f64 = 0.95;
+impl From<crate::library::progress::WatchError> for ApiError {
+    fn from(e: crate::library::progress::WatchError) -> Self {
+        use crate::library::progress::WatchError;
+        match e {
+            WatchError::NotFound => ApiError::not_found(),
+            WatchError::Denied(d) => d.into(),
+            WatchError::Store(s) => s.into(),
+        }
+    }
+}
 
 /// Saves how far this user got in an item (the player calls this as it plays).
 #[utoipa::path(put, path = "/api/v1/items/{id}/progress", tag = "library",
@@ -453,36 +449,16 @@ async fn progress(
     body: Result<Json<ProgressInput>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Json<crate::store::watch::WatchRecord>, ApiError> {
     let Json(input) = body.map_err(super::error::from_rejection)?;
-    let item = watchable_item(&state, &viewer, id)?;
-    let duration = item.duration_ms;
-    let position = match duration {
-        Some(d) if d > 0 => input.position_ms.min(d),
-        _ => input.position_ms,
-    };
-    let user_id = viewer.user.id;
     let store = state.store.clone();
     let rec = tokio::task::spawn_blocking(move || {
-        store.write(|tx| {
-            let mut rec = tx
-                .watch(user_id, id)?
-                .unwrap_or(crate::store::watch::WatchRecord {
-                    user_id,
-                    item_id: id,
-                    position_ms: 0,
-                    watched: false,
-                    updated_at: 0,
-                });
-            rec.position_ms = position;
-            rec.updated_at = crate::model::clock::now_secs();
-            if let Some(d) = duration.filter(|d| *d > 0)
-                && position as f64 >= d as f64 * WATCHED_AT
-            {
-                rec.watched = true;
-                rec.position_ms = 0;
-            }
-            tx.set_watch(&rec)?;
-            Ok::<_, crate::store::StoreError>(rec)
-        })
+        crate::library::progress::record_position(
+            &store,
+            &viewer.actor,
+            &viewer.ctx,
+            viewer.user.id,
+            id,
+            input.position_ms,
+        )
     })
     .await??;
     Ok(Json(rec))
@@ -506,21 +482,16 @@ async fn watched(
     body: Result<Json<WatchedInput>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Json<crate::store::watch::WatchRecord>, ApiError> {
     let Json(input) = body.map_err(super::error::from_rejection)?;
-    watchable_item(&state, &viewer, id)?;
-    let user_id = viewer.user.id;
     let store = state.store.clone();
     let rec = tokio::task::spawn_blocking(move || {
-        store.write(|tx| {
-            let rec = crate::store::watch::WatchRecord {
-                user_id,
-                item_id: id,
-                position_ms: 0,
-                watched: input.watched,
-                updated_at: crate::model::clock::now_secs(),
-            };
-            tx.set_watch(&rec)?;
-            Ok::<_, crate::store::StoreError>(rec)
-        })
+        crate::library::progress::set_watched(
+            &store,
+            &viewer.actor,
+            &viewer.ctx,
+            viewer.user.id,
+            id,
+            input.watched,
+        )
     })
     .await??;
     Ok(Json(rec))
@@ -534,27 +505,24 @@ async fn continue_watching(
     State(state): State<AppState>,
     viewer: Viewer,
 ) -> Result<Json<Vec<ItemView>>, ApiError> {
-    let mut started: Vec<_> = state
-        .store
-        .read(|rx| rx.watch_of_user(viewer.user.id))?
-        .into_iter()
-        .filter(|w| !w.watched && w.position_ms > 0)
-        .collect();
-    started.sort_by_key(|w| std::cmp::Reverse(w.updated_at));
+    let store = state.store.clone();
+    let v2 = viewer.clone();
+    let started = tokio::task::spawn_blocking(move || {
+        crate::library::progress::continue_watching(&store, &v2.actor, &v2.ctx, v2.user.id, 20)
+    })
+    .await??;
     let key = signed::key(&state.store)?;
-    let mut out = Vec::new();
-    for w in started {
-        // Items gone from the library, or no longer allowed, are skipped silently.
-        if let Ok(item) = visible_item(&state, &viewer.actor, &viewer.ctx, w.item_id) {
-            let mut v = item_view(&key, &viewer.caller(), item);
-            v.watch = Some(w);
-            out.push(v);
-            if out.len() == 20 {
-                break;
-            }
-        }
-    }
-    Ok(Json(out))
+    let caller = viewer.caller();
+    Ok(Json(
+        started
+            .into_iter()
+            .map(|(item, w)| {
+                let mut v = item_view(&key, &caller, item);
+                v.watch = Some(w);
+                v
+            })
+            .collect(),
+    ))
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
@@ -784,7 +752,7 @@ impl SignedParams {
 
 /// Opens a part of an item for the holder of its signed link, through the one door
 /// ([`crate::stream::access::open_for`]).
-async fn open_linked(
+pub(super) async fn open_linked(
     state: &AppState,
     client: ClientInfo,
     item_id: u64,

@@ -17,6 +17,7 @@ mod disks;
 mod dlna;
 pub mod error;
 mod health;
+mod jellyfin;
 mod library;
 mod network;
 mod parents;
@@ -86,7 +87,10 @@ pub fn app(state: AppState) -> Router {
         )
         .merge(ui::router())
         .merge(dlna::player_router(state.clone()))
-        .fallback(not_found)
+        .fallback({
+            let jf = jellyfin::router(state.clone());
+            move |req: Request| jellyfin::dispatch(jf.clone(), req)
+        })
         .layer(DefaultBodyLimit::max(state.config.limits.body_bytes))
         .layer(middleware::from_fn_with_state(timeout, request_timeout))
         .layer(middleware::from_fn_with_state(state.clone(), client_info))
@@ -512,8 +516,4 @@ fn redirect_to_https(
         Ok(v) => (StatusCode::PERMANENT_REDIRECT, [(header::LOCATION, v)]).into_response(),
         Err(_) => refuse(),
     }
-}
-
-async fn not_found() -> ApiError {
-    ApiError::not_found()
 }

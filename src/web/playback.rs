@@ -31,48 +31,48 @@ pub type PlaybackSessions = Sessions<SignedParams>;
 pub struct PlayInput {
     /// What the player can play. Missing: the baseline every browser plays (H.264/AAC in MP4).
     #[schema(value_type = Object)]
-    caps: Option<ClientCaps>,
+    pub(super) caps: Option<ClientCaps>,
     /// The audio track (a stream index from `audio`), default the file's default.
-    audio: Option<u32>,
+    pub(super) audio: Option<u32>,
     /// The subtitle track to show (a stream index from `subtitles`), default none.
-    subtitle: Option<u32>,
+    pub(super) subtitle: Option<u32>,
     /// The quality the viewer picked, bits per second; none = Original.
-    max_bitrate: Option<u64>,
+    pub(super) max_bitrate: Option<u64>,
     /// Only say what would happen (the item page): no session starts, no ffmpeg runs.
     #[serde(default)]
-    dry_run: bool,
+    pub(super) dry_run: bool,
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct TrackView {
-    index: u32,
-    codec: String,
-    language: Option<String>,
-    channels: Option<u8>,
+    pub(super) index: u32,
+    pub(super) codec: String,
+    pub(super) language: Option<String>,
+    pub(super) channels: Option<u8>,
     /// For text subtitles: a WebVTT URL.
-    url: Option<String>,
+    pub(super) url: Option<String>,
     /// Picture subtitles are drawn into the video when chosen.
-    burn_in: bool,
+    pub(super) burn_in: bool,
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct PlayView {
     /// `direct_play`, `direct_stream` or `transcode`.
     #[schema(value_type = String)]
-    method: Method,
+    pub(super) method: Method,
     /// One sentence a person can read: what happens and why.
-    summary: String,
+    pub(super) summary: String,
     /// The reasons, one sentence fragment each.
-    reasons: Vec<String>,
+    pub(super) reasons: Vec<String>,
     /// What the player loads: the file itself, or an HLS playlist.
-    url: String,
+    pub(super) url: String,
     /// `video/mp4`-like for the file, `application/vnd.apple.mpegurl` for a playlist.
-    content_type: String,
+    pub(super) content_type: String,
     /// The conversion session, to stop it (`DELETE /api/v1/play/{session}`).
-    session: Option<String>,
-    duration_ms: Option<u64>,
-    audio: Vec<TrackView>,
-    subtitles: Vec<TrackView>,
+    pub(super) session: Option<String>,
+    pub(super) duration_ms: Option<u64>,
+    pub(super) audio: Vec<TrackView>,
+    pub(super) subtitles: Vec<TrackView>,
 }
 
 fn playback_error(e: SessionError) -> ApiError {
@@ -117,15 +117,27 @@ async fn play(
     State(state): State<AppState>,
     viewer: Caller,
     Path(id): Path<u64>,
-    Json(mut input): Json<PlayInput>,
+    Json(input): Json<PlayInput>,
 ) -> Result<Json<PlayView>, ApiError> {
+    start(&state, &viewer, id, input).await.map(Json)
+}
+
+/// The decision for this player and item, and a conversion session when one is needed: what
+/// every front end's "play" calls (the web app's, the Jellyfin API's `PlaybackInfo`).
+pub(super) async fn start(
+    state: &AppState,
+    viewer: &Caller,
+    id: u64,
+    mut input: PlayInput,
+) -> Result<PlayView, ApiError> {
+    let state = state.clone();
     // Policy first: a hidden item is 404 before any file is opened or child started.
     let item = visible_item(&state, &viewer.actor, &viewer.ctx, id)?;
     let caps = input.caps.take().unwrap_or_else(ClientCaps::baseline);
     caps.validate()
         .map_err(|e| ApiError::invalid("bad_capabilities", e.to_string()))?;
     let key = signed::key(&state.store)?;
-    let link = SignedParams::for_viewer(&key, &viewer, item.id);
+    let link = SignedParams::for_viewer(&key, viewer, item.id);
     let direct_url = format!("/api/v1/stream/{}?{}", item.id, link.query());
     let file = open_item_path(&state, item.folder_id, item.rel_path.clone()).await?;
     let fd = fd_of(file);
@@ -139,7 +151,7 @@ async fn play(
         }
         None => {
             // Nothing can be converted here: say so, and offer the file as it is.
-            return Ok(Json(PlayView {
+            return Ok(PlayView {
                 method: Method::DirectPlay,
                 summary: "This device cannot convert films (ffmpeg is not installed), so the file is played as it is; if it does not play, install ffmpeg on the device.".into(),
                 reasons: vec![],
@@ -149,14 +161,14 @@ async fn play(
                 duration_ms: item.duration_ms,
                 audio: vec![],
                 subtitles: vec![],
-            }));
+            });
         }
     };
-    let plan = plan_for(&state, &viewer, &facts, &caps, &input).await?;
+    let plan = plan_for(&state, viewer, &facts, &caps, &input).await?;
     let tracks = tracks(&facts, &item, &link, caps.webvtt);
     let duration_ms = facts.duration_ms.or(item.duration_ms);
     if plan.method == Method::DirectPlay || input.dry_run {
-        return Ok(Json(PlayView {
+        return Ok(PlayView {
             method: plan.method,
             reasons: plan.reasons.iter().map(decide::Reason::words).collect(),
             summary: plan.summary,
@@ -170,7 +182,7 @@ async fn play(
             duration_ms,
             audio: tracks.0,
             subtitles: tracks.1,
-        }));
+        });
     }
     let owner = Owner {
         user_id: viewer.user.id,
@@ -188,7 +200,7 @@ async fn play(
     let (method, summary) = (plan.method, plan.summary.clone());
     let session = start_session(&sessions, owner, plan, duration, fd).await?;
     tracing::info!(item = item.id, user = viewer.user.id, method = ?method, session = %session.id, "playback: converting");
-    Ok(Json(PlayView {
+    Ok(PlayView {
         method,
         summary,
         reasons,
@@ -198,7 +210,7 @@ async fn play(
         duration_ms: Some(duration),
         audio: tracks.0,
         subtitles: tracks.1,
-    }))
+    })
 }
 
 /// The decision for this viewer: their choices, the owner's limit when they are outside the

@@ -64,7 +64,7 @@ function reachCard(v) {
   const warnings = [...(v.warnings || [])].map((w) => h("li", { class: "warn", "data-code": w.code }, w.message));
   const port = field("reach-port", "Public port you forwarded on the router", { type: "number", min: "1", max: "65535", value: v.settings.manual_public_port || "" }, "Only with a port forwarded by hand.");
   const name = field("reach-name", "Public name (optional)", { value: v.settings.public_name || "", spellcheck: "false", autocapitalize: "none", maxlength: "253" }, "A name you control that points at your home, like home.example.org. Invite links use it.");
-  const save = h("button", { type: "submit" }, "Save");
+  const save = h("button", { type: "submit" }, "Save port settings");
   const form = h("form", { novalidate: true, onsubmit: async (e) => {
     e.preventDefault();
     const manual = form.querySelector("input[name=portmode]:checked").value === "manual";

@@ -95,6 +95,22 @@ async function playClip(title, opts = {}) {
   return r;
 }
 
+// In the full tier (after the other journeys, on the same server) a wait in the page has
+// timed out now and then while the server log shows the film playing to its end; the page
+// is loaded afresh and the clip tried once more, and the retry is printed, not hidden.
+async function playClipOnce(title, opts) {
+  try {
+    return await playClip(title, opts);
+  } catch (e) {
+    const why = String(e && e.message ? e.message : e).split("\n")[0];
+    if (!/Timeout/.test(why)) throw e;
+    console.log("     retrying " + title + " once, after: " + why);
+    await page.goto(BASE);
+    await page.locator("#signout").waitFor({ state: "attached" });
+    return await playClip(title, opts);
+  }
+}
+
 const table = [];
 const clips = [
   ["MP4 H.264 AAC", "direct_play"],
@@ -108,7 +124,7 @@ const clips = [
 ];
 for (const [title, want] of clips) {
   await step(title, async () => {
-    const r = await playClip(title);
+    const r = await playClipOnce(title);
     table.push([title, r.method, r.t.toFixed(1) + " s", r.w + " px", r.audio + " B", r.seekOk ? "seek ok" : "seek FAILED", r.how]);
     check(title + " plays", r.t >= 3 && r.w > 0 && r.audio > 0 && !r.err, JSON.stringify(r));
     check(title + " plays after a seek to 50 %", r.seekOk === true, "at " + r.mid);
@@ -116,7 +132,7 @@ for (const [title, want] of clips) {
   });
 }
 await step("ASS subtitles inside an MKV", async () => {
-  const r = await playClip("MKV with ASS subtitles", { subtitle: "(ass)" });
+  const r = await playClipOnce("MKV with ASS subtitles", { subtitle: "(ass)" });
   await page.waitForFunction(() => [...document.querySelector("video.player").textTracks].some((t) => t.mode === "showing" && t.cues && t.cues.length > 0), null, { timeout: 15000, polling: 250 }).catch(() => null);
   r.cues = await page.evaluate(() => [...document.querySelector("video.player").textTracks].filter((t) => t.mode === "showing").map((t) => t.cues ? t.cues.length : 0));
   table.push(["MKV with ASS subtitles", r.method, r.t.toFixed(1) + " s", r.w + " px", r.audio + " B", r.seekOk ? "seek ok" : "seek FAILED", r.how]);
@@ -134,7 +150,7 @@ await step("the item page says what playing will do", async () => {
   await page.screenshot({ path: OUT + "/92-item-how.png" });
 });
 await step("a converted film shows why", async () => {
-  await playClip("MKV H.264 AC3 5.1");
+  await playClipOnce("MKV H.264 AC3 5.1");
   const how = await page.locator("#player-how").textContent();
   check("the player says what is converted and why", /AC3.*converting the sound only/.test(how), how);
   await page.screenshot({ path: OUT + "/91-direct-stream.png" });

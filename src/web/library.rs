@@ -759,27 +759,12 @@ pub(super) async fn open_linked(
     p: &SignedParams,
     part: Part,
 ) -> Result<door::Opened, ApiError> {
-    let (st, sig) = (state.clone(), p.sig.clone());
-    let (user_id, device_id, expires) = (p.u, p.d, p.exp);
-    tokio::task::spawn_blocking(move || {
-        let door = Door {
-            store: &st.store,
-            identity: &st.identity,
-            rules: &st.rules,
-            utc_offset_minutes: st.config.utc_offset_minutes,
-        };
-        let link = Link {
-            kind: LinkKind::Api,
-            user_id,
-            device_id,
-            expires,
-            sig: &sig,
-        };
-        let now = crate::model::clock::now_secs();
-        door::open_for(door, client, &Holder::LinkHolder, item_id, &link, now, part)
-    })
-    .await?
-    .map_err(|e| open_error(e, LinkKind::Api))
+    // `door::open_for` is exactly this: authorize, then open the part beneath its folder.
+    let item = check_link(state, client, item_id, p).await?;
+    let store = state.store.clone();
+    tokio::task::spawn_blocking(move || door::open_part(&store, item, part))
+        .await?
+        .map_err(|e| open_error(e, LinkKind::Api))
 }
 
 /// Checks a signed media link through the door ([`crate::stream::access::authorize`]) and
